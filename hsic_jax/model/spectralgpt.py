@@ -1,0 +1,244 @@
+"""The SpectralGPT encoder (official `models_vit_tensor.VisionTransformer`) in Flax linen.
+
+The input `(N, H, W, B)` is cut into 3-D tubelets of `tubelet` bands × `patch_size`²
+pixels, giving T' = B / tubelet spectral groups × L = (H / patch_size)² spatial patches,
+i.e. T'·L tokens ordered `t·L + h·W' + w` (spectral group slowest). There is no cls
+token. Blocks are pre-norm (LayerNorm eps 1e-6, exact-erf GELU) with separate q, k, v
+and proj linears. The pooled feature is the mean of the tokens (skipping token 0 by
+default, like the official code), normed by `norm` and classified by `head`.
+
+Parameters form one plain nested dict with three subtrees: `backbone` (the pretrained
+encoder), `head` and, when the model has an adapter, `adapters` (see
+`hsic_jax.adapters.base`).
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hsic_jax.adapters.base import Adapter, init_adapters
+
+# Width, depth, heads and tubelet of the official factory functions
+# (`vit_{base,large,huge}_patch8_128` in models_vit_tensor.py).
+VARIANTS = {
+    "base": dict(width=768, depth=12, heads=12, tubelet=3),
+    "large": dict(width=1024, depth=24, heads=16, tubelet=3),
+    "huge": dict(width=1280, depth=32, heads=16, tubelet=12),
+}
+
+POS_EMBED_MODES = ("joint", "separable")
+
+LN_EPS = 1e-6
+
+
+def _layer_norm(name: str, dtype) -> nn.LayerNorm:
+    return nn.LayerNorm(epsilon=LN_EPS, use_fast_variance=False, dtype=dtype, name=name)
+
+
+def _dense(features: int, name: str, dtype) -> nn.Dense:
+    return nn.Dense(features, kernel_init=nn.initializers.xavier_uniform(), dtype=dtype, name=name)
+
+
+def _linear(x, features, name, dtype, adapter, factors):
+    """A base linear layer plus the adapter's contribution when `name` is adapted."""
+    y = _dense(features, name, dtype)(x)
+    if factors is not None and name in factors:
+        y = y + adapter(x, factors[name]).astype(y.dtype)
+    return y
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with separate q, k, v and proj linears, `(N, S, D) -> (N, S, D)`."""
+
+    heads: int
+    dtype: Any = jnp.float32
+    adapter: Adapter | None = None
+
+    @nn.compact
+    def __call__(self, x, factors=None):
+        n, s, d = x.shape
+        lin = lambda name, h: _linear(h, d, name, self.dtype, self.adapter, factors)
+        q, k, v = (lin(name, x).reshape(n, s, self.heads, d // self.heads) for name in "qkv")
+        o = jax.nn.dot_product_attention(q, k, v)  # (N, S, heads, D / heads); scale head_dim^-0.5
+        return lin("proj", o.reshape(n, s, d))
+
+
+class Mlp(nn.Module):
+    """fc1 → exact GELU → fc2, `(N, S, D) -> (N, S, D)`."""
+
+    hidden: int
+    dtype: Any = jnp.float32
+    adapter: Adapter | None = None
+
+    @nn.compact
+    def __call__(self, x, factors=None):
+        d = x.shape[-1]
+        h = _linear(x, self.hidden, "fc1", self.dtype, self.adapter, factors)
+        h = nn.gelu(h, approximate=False)
+        return _linear(h, d, "fc2", self.dtype, self.adapter, factors)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with stochastic depth on both residual branches."""
+
+    heads: int
+    hidden: int
+    drop_path: float = 0.0
+    dtype: Any = jnp.float32
+    adapter: Adapter | None = None
+
+    @nn.compact
+    def __call__(self, x, factors=None, train: bool = False):
+        # DropPath = dropout of the whole residual branch per sample, rescaled by 1/(1-p).
+        drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), deterministic=not train)
+        y = Attention(self.heads, self.dtype, self.adapter, name="attn")(
+            _layer_norm("norm1", self.dtype)(x), factors)
+        x = x + drop(y)
+        y = Mlp(self.hidden, self.dtype, self.adapter, name="mlp")(
+            _layer_norm("norm2", self.dtype)(x), factors)
+        return x + drop(y)
+
+
+class Encoder(nn.Module):
+    """Tubelet embedding, position embedding, blocks, pooling and the post-pool norm.
+
+    `(N, H, W, B) -> (N, D)`.
+    """
+
+    img_size: int
+    patch_size: int
+    tubelet: int
+    bands: int
+    width: int
+    depth: int
+    heads: int
+    mlp_ratio: float
+    pos_embed: str
+    pool_skip_first: bool
+    drop_path: float
+    dtype: Any = jnp.float32
+    adapter: Adapter | None = None
+
+    @nn.compact
+    def __call__(self, x, adapters=None, train: bool = False):
+        n, h, w, b = x.shape
+        if (h, w, b) != (self.img_size, self.img_size, self.bands):
+            raise ValueError(
+                f"SpectralGPT input has shape {x.shape}; expected (N, {self.img_size}, "
+                f"{self.img_size}, {self.bands}) = (N, H, W, bands) for this model")
+        p, t, d = self.patch_size, self.tubelet, self.width
+        grid, groups = self.img_size // p, self.bands // t
+        # Bands play the role of the "time" axis of a 3-D conv with one input channel.
+        x = jnp.transpose(x, (0, 3, 1, 2))[..., None].astype(self.dtype)  # (N, B, H, W, 1)
+        x = nn.Conv(d, (t, p, p), strides=(t, p, p), padding="VALID", dtype=self.dtype,
+                    kernel_init=nn.initializers.xavier_uniform(), name="patch_embed")(x)
+        x = x.reshape(n, groups * grid * grid, d)  # token = t·L + h·grid + w
+        x = x + self._position_embedding(groups, grid * grid).astype(x.dtype)
+
+        rates = np.linspace(0.0, self.drop_path, self.depth)
+        for i in range(self.depth):
+            name = f"block_{i}"
+            factors = None if adapters is None else adapters.get(name)
+            x = Block(self.heads, int(d * self.mlp_ratio), float(rates[i]), self.dtype,
+                      self.adapter, name=name)(x, factors, train)
+
+        pooled = x[:, 1:].mean(axis=1) if self.pool_skip_first else x.mean(axis=1)
+        return _layer_norm("norm", self.dtype)(pooled)
+
+    def _position_embedding(self, groups: int, tokens: int):
+        """`(1, T'·L, D)`: one joint table (zero-init, official classification default) or spatial + spectral."""
+        d = self.width
+        if self.pos_embed == "joint":
+            return self.param("pos_embed", nn.initializers.zeros, (1, groups * tokens, d))
+        init = nn.initializers.truncated_normal(0.02)
+        spatial = self.param("pos_embed_spatial", init, (1, tokens, d))
+        spectral = self.param("pos_embed_temporal", init, (1, groups, d))
+        return (spectral[:, :, None, :] + spatial[:, None, :, :]).reshape(1, groups * tokens, d)
+
+
+class SpectralGPT(nn.Module):
+    """SpectralGPT classifier: `(N, H, W, B)` float32 → logits `(N, num_classes)`."""
+
+    num_classes: int
+    img_size: int = 128
+    patch_size: int = 8
+    tubelet: int = 3
+    bands: int = 12
+    width: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_ratio: float = 4.0
+    pos_embed: str = "joint"
+    pool_skip_first: bool = True
+    drop_path: float = 0.0
+    dropout: float = 0.0
+    dtype: Any = jnp.float32
+    adapter: Adapter | None = None
+
+    def setup(self):
+        check_geometry(self.img_size, self.patch_size, self.bands, self.tubelet, self.width,
+                       self.heads, self.pos_embed)
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        adapters = None
+        if self.adapter is not None:
+            adapters = self.param("adapters", lambda key: init_adapters(
+                key, self.adapter, self.depth, self.layer_shapes()))
+        feats = Encoder(self.img_size, self.patch_size, self.tubelet, self.bands, self.width,
+                        self.depth, self.heads, self.mlp_ratio, self.pos_embed,
+                        self.pool_skip_first, self.drop_path, self.dtype, self.adapter,
+                        name="backbone")(x, adapters, train)
+        feats = nn.Dropout(self.dropout, deterministic=not train)(feats)
+        bound = 1.0 / np.sqrt(self.width)
+        head = nn.Dense(
+            self.num_classes, dtype=self.dtype, name="head",
+            kernel_init=nn.initializers.truncated_normal(2e-5),
+            bias_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+                key, shape, dtype, -bound, bound))
+        return head(feats).astype(jnp.float32)
+
+    def layer_shapes(self) -> dict[str, tuple[int, int]]:
+        """`(d_in, d_out)` of each linear layer of a block, by name."""
+        d, hidden = self.width, int(self.width * self.mlp_ratio)
+        return {"q": (d, d), "k": (d, d), "v": (d, d), "proj": (d, d),
+                "fc1": (d, hidden), "fc2": (hidden, d)}
+
+
+def check_geometry(img_size, patch_size, bands, tubelet, width, heads, pos_embed):
+    """Raise a ValueError naming the value that does not fit the architecture."""
+    if img_size % patch_size:
+        raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
+    if bands % tubelet:
+        raise ValueError(f"{bands} bands do not split into tubelets of {tubelet} bands")
+    if width % heads:
+        raise ValueError(f"width {width} is not divisible by {heads} heads")
+    if pos_embed not in POS_EMBED_MODES:
+        raise ValueError(f"pos_embed {pos_embed!r} is not one of {POS_EMBED_MODES}")
+
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def model_kwargs(cfg: Mapping) -> dict:
+    """Keyword arguments of `SpectralGPT` from a config mapping (a `variant` fills the preset)."""
+    cfg = dict(cfg)
+    variant = cfg.pop("variant", None)
+    if variant is not None:
+        if variant not in VARIANTS:
+            raise ValueError(f"model variant {variant!r} is not one of {sorted(VARIANTS)}")
+        cfg = {**VARIANTS[variant], **cfg}
+    if isinstance(cfg.get("dtype"), str):
+        if cfg["dtype"] not in _DTYPES:
+            raise ValueError(f"model dtype {cfg['dtype']!r} is not one of {sorted(_DTYPES)}")
+        cfg["dtype"] = _DTYPES[cfg["dtype"]]
+    return cfg
+
+
+def model_from_config(cfg: Mapping, adapter: Adapter | None = None) -> SpectralGPT:
+    """A `SpectralGPT` from a config mapping such as `config.model` plus `num_classes`."""
+    return SpectralGPT(**model_kwargs(cfg), adapter=adapter)
