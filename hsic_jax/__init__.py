@@ -10,3 +10,7 @@ Where things live:
 """
 
 __version__ = "0.1.0"
+
+from hsic_jax.model import load_converted
+
+__all__ = ["load_converted"]

@@ -1,0 +1,302 @@
+"""Convert a PyTorch SpectralGPT checkpoint into a Flax checkpoint that hsic-jax loads.
+
+    python -m convert.spectralgpt --checkpoint SpectralGPT+.pth --out checkpoints/spectralgpt_plus_32
+
+Accepts the pre-training checkpoints `SpectralGPT.pth` / `SpectralGPT+.pth` (encoder +
+decoder, separable position embeddings) and checkpoints written by the official
+fine-tuning script (joint `pos_embed`, `head.*`). Every encoder tensor is mapped and
+transposed to Flax layout; decoder tensors are dropped; position grids are resampled to
+the requested image size with PyTorch's bicubic kernel. Anything that does not fit is
+refused with a one-line message naming the key or file. The output folder holds an orbax
+checkpoint (`params/`) and `manifest.json` (source sha256, model config, key map, dropped
+and re-initialised keys).
+"""
+
+import argparse
+import hashlib
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hsic_jax.model.converted import save_converted
+from hsic_jax.model.posemb import resample_grid, resample_joint
+from hsic_jax.model.spectralgpt import VARIANTS, check_geometry, model_from_config
+
+log = logging.getLogger("convert.spectralgpt")
+
+# Keys of the MAE pre-training decoder: present in SpectralGPT(+).pth, unused for classification.
+DECODER = re.compile(r"^(decoder_|mask_token$)")
+
+POS_KEYS = ("pos_embed", "pos_embed_spatial", "pos_embed_temporal")
+
+
+class ConversionError(ValueError):
+    """A checkpoint that cannot be converted; the message names the file or key at fault."""
+
+
+def _linear(w):
+    return np.asarray(w).T
+
+
+def _same(w):
+    return np.asarray(w)
+
+
+def _conv3d(w):  # (D, 1, t, p, p) -> (t, p, p, 1, D)
+    return np.asarray(w).transpose(2, 3, 4, 1, 0)
+
+
+# (torch key pattern, Flax path template, transform). Groups of the pattern fill the template.
+KEY_MAP: tuple[tuple[str, str, Callable], ...] = (
+    (r"patch_embed\.proj\.weight", "backbone/patch_embed/kernel", _conv3d),
+    (r"patch_embed\.proj\.bias", "backbone/patch_embed/bias", _same),
+    (r"(pos_embed|pos_embed_spatial|pos_embed_temporal)", "backbone/{0}", _same),
+    (r"blocks\.(\d+)\.(norm1|norm2)\.weight", "backbone/block_{0}/{1}/scale", _same),
+    (r"blocks\.(\d+)\.(norm1|norm2)\.bias", "backbone/block_{0}/{1}/bias", _same),
+    (r"blocks\.(\d+)\.attn\.(q|k|v|proj)\.weight", "backbone/block_{0}/attn/{1}/kernel", _linear),
+    (r"blocks\.(\d+)\.attn\.(q|k|v|proj)\.bias", "backbone/block_{0}/attn/{1}/bias", _same),
+    (r"blocks\.(\d+)\.mlp\.(fc1|fc2)\.weight", "backbone/block_{0}/mlp/{1}/kernel", _linear),
+    (r"blocks\.(\d+)\.mlp\.(fc1|fc2)\.bias", "backbone/block_{0}/mlp/{1}/bias", _same),
+    (r"norm\.weight", "backbone/norm/scale", _same),
+    (r"norm\.bias", "backbone/norm/bias", _same),
+    (r"head\.weight", "head/kernel", _linear),
+    (r"head\.bias", "head/bias", _same),
+)
+
+
+def flax_path(key: str) -> tuple[str, Callable] | None:
+    """The Flax path (`'a/b/c'`) and transform of a torch encoder key, or None if unknown."""
+    for pattern, template, transform in KEY_MAP:
+        m = re.fullmatch(pattern, key)
+        if m:
+            return template.format(*m.groups()), transform
+    return None
+
+
+def load_state_dict(path: str) -> dict[str, np.ndarray]:
+    """`checkpoint['model']` of a `.pth` file as float32 numpy arrays.
+
+    Loads with `weights_only=True`, allow-listing only `argparse.Namespace` (the official
+    scripts pickle their `args` beside the weights), never a blanket unsafe load.
+    """
+    import torch  # the converter's own dependency (pip install 'hsic-jax[convert]')
+
+    if not os.path.isfile(path):
+        raise ConversionError(f"{path}: no such file")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for non-checkpoints
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConversionError(f"{path} is not a loadable PyTorch checkpoint: {first}") from e
+    if not isinstance(ckpt, Mapping):
+        raise ConversionError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict "
+                              "with a 'model' entry")
+    if "model" not in ckpt:
+        raise ConversionError(f"{path} has no 'model' entry (top-level keys: {sorted(ckpt)[:8]}); "
+                              "expected {'model': state_dict, ...} as the SpectralGPT scripts save it")
+    sd = ckpt["model"]
+    if not isinstance(sd, Mapping) or not all(torch.is_tensor(v) for v in sd.values()):
+        raise ConversionError(f"{path}: checkpoint['model'] is not a state_dict of tensors")
+    return {k: v.detach().to(torch.float32).numpy() for k, v in sd.items()}
+
+
+def infer_architecture(sd: Mapping[str, np.ndarray], path: str) -> dict:
+    """Width, depth, heads, patch size and tubelet read off the encoder tensors."""
+    fused = sorted(k for k in sd if ".attn.to_qkv." in k or ".attn.qkv." in k)
+    if fused:
+        raise ConversionError(
+            f"{path}: key {fused[0]} is a fused qkv projection, from SpectralGPT code before "
+            "commit 9f8a632 (issue #17 of the official repo); only separate attn.q/k/v checkpoints "
+            "are supported")
+    if "patch_embed.proj.weight" not in sd:
+        raise ConversionError(f"{path}: key patch_embed.proj.weight is missing; this is not a "
+                              "SpectralGPT encoder checkpoint")
+    w = sd["patch_embed.proj.weight"]
+    if w.ndim != 5 or w.shape[1] != 1 or w.shape[3] != w.shape[4]:
+        raise ConversionError(f"{path}: key patch_embed.proj.weight has shape {w.shape}; expected "
+                              "(width, 1, tubelet, patch, patch) of a 3-D tubelet embedding")
+    width, _, tubelet, patch, _ = w.shape
+    depth = len({int(m.group(1)) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))})
+    heads = {v["width"]: v["heads"] for v in VARIANTS.values()}.get(width)
+    if heads is None:
+        raise ConversionError(f"{path}: width {width} (patch_embed.proj.weight) matches no "
+                              f"SpectralGPT variant; known widths: {sorted(v['width'] for v in VARIANTS.values())}")
+    mlp = sd.get("blocks.0.mlp.fc1.weight")
+    mlp_ratio = mlp.shape[0] / width if mlp is not None else 4.0
+    return dict(width=width, depth=depth, heads=heads, patch_size=patch, tubelet=tubelet,
+                mlp_ratio=mlp_ratio)
+
+
+def _checkpoint_groups(sd: Mapping[str, np.ndarray]) -> int | None:
+    """Number of spectral groups T' the checkpoint was trained with, when it says."""
+    if "pos_embed_temporal" in sd:
+        return sd["pos_embed_temporal"].shape[1]
+    return None
+
+
+def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: int,
+            num_classes: int | None, pos_embed: str, seed: int = 0) -> tuple[dict, dict]:
+    """Map a torch state_dict onto the Flax params of a SpectralGPT classifier.
+
+    Returns `(params, report)`; `report` holds the model config, the key map and the
+    dropped and re-initialised keys.
+    """
+    arch = infer_architecture(sd, path)
+    try:
+        check_geometry(img_size, arch["patch_size"], bands, arch["tubelet"], arch["width"],
+                       arch["heads"], pos_embed)
+    except ValueError as e:
+        raise ConversionError(f"{path}: {e}") from e
+    groups, grid = bands // arch["tubelet"], img_size // arch["patch_size"]
+    ckpt_groups = _checkpoint_groups(sd)
+    if ckpt_groups is not None and ckpt_groups != groups:
+        raise ConversionError(
+            f"{path}: key pos_embed_temporal has {ckpt_groups} spectral groups "
+            f"({ckpt_groups * arch['tubelet']} bands in tubelets of {arch['tubelet']}); "
+            f"--bands {bands} gives {groups}")
+
+    if num_classes is None:
+        if "head.weight" not in sd:
+            raise ConversionError(f"{path} has no classification head: pass --num-classes")
+        num_classes = sd["head.weight"].shape[0]
+    config = dict(num_classes=num_classes, img_size=img_size, bands=bands, pos_embed=pos_embed,
+                  **arch)
+    model = model_from_config(config)
+    x = jnp.zeros((1, img_size, img_size, bands), jnp.float32)
+    fresh = model.init(jax.random.key(seed), x)["params"]
+    expected = {"/".join(k.key for k in p): v for p, v in jax.tree_util.tree_leaves_with_path(fresh)}
+
+    ckpt_classes = sd["head.weight"].shape[0] if "head.weight" in sd else None
+    params, key_map, dropped = {}, {}, []
+    for key, value in sd.items():
+        if DECODER.match(key):
+            dropped.append(key)
+            continue
+        mapped = flax_path(key)
+        if mapped is None:
+            raise ConversionError(f"{path}: key {key} {tuple(value.shape)} is not part of the "
+                                  "SpectralGPT encoder (no Flax parameter to map it to)")
+        target, transform = mapped
+        unused_pos = target not in expected  # a position table the chosen mode does not use
+        replaced_head = target.startswith("head/") and ckpt_classes != num_classes
+        if unused_pos or replaced_head:
+            dropped.append(key)
+            continue
+        value = _resample(key, transform(value), groups, grid)
+        if value.shape != expected[target].shape:
+            raise ConversionError(f"{path}: key {key} has shape {tuple(sd[key].shape)}, which maps to "
+                                  f"{value.shape}; the model expects {expected[target].shape} at {target}")
+        params[target], key_map[key] = value, target
+
+    missing = sorted(set(expected) - set(params))
+    not_allowed = [t for t in missing
+                   if not (t.startswith("head/") or t.split("/")[-1] in POS_KEYS)]
+    if not_allowed:
+        raise ConversionError(f"{path}: missing key {torch_key(not_allowed[0])} "
+                              f"({len(not_allowed)} encoder tensors missing in all)")
+    for t in missing:
+        params[t] = np.asarray(expected[t])
+    report = dict(model=config, key_map=key_map, dropped=sorted(dropped), reinitialised=missing)
+    return _unflatten(params), report
+
+
+def _resample(key: str, value: np.ndarray, groups: int, grid: int) -> np.ndarray:
+    """Resample the spatial grid of a position table to `grid × grid` (PyTorch bicubic)."""
+    if key == "pos_embed_spatial":
+        return np.asarray(resample_grid(value, grid))
+    if key == "pos_embed":
+        return np.asarray(resample_joint(value, groups, grid))
+    return value
+
+
+def torch_key(target: str) -> str:
+    """The torch key of a Flax path, e.g. `backbone/block_3/attn/q/kernel` -> `blocks.3.attn.q.weight`."""
+    parts = target.removeprefix("backbone/").split("/")
+    parts[-1] = {"kernel": "weight", "scale": "weight"}.get(parts[-1], parts[-1])
+    key = ".".join(parts).replace("block_", "blocks.")
+    return key.replace("patch_embed.", "patch_embed.proj.")
+
+
+def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
+    tree: dict = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split("/")
+        node = tree
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m convert.spectralgpt",
+        description="Convert a PyTorch SpectralGPT checkpoint (SpectralGPT.pth, SpectralGPT+.pth "
+                    "or an official fine-tuned one) into a Flax checkpoint folder for hsic-jax.")
+    p.add_argument("--checkpoint", required=True, metavar="FILE.pth",
+                   help="PyTorch checkpoint {'model': state_dict, ...} as the official scripts save it")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (orbax params/ + manifest.json); replaced atomically if it exists")
+    p.add_argument("--img-size", type=int, default=32,
+                   help="input size in pixels (square); position grids are resampled to "
+                        "img-size / patch with PyTorch bicubic (default: 32, the paper's)")
+    p.add_argument("--bands", type=int, default=12,
+                   help="number of input bands (PCA components); must be a multiple of the "
+                        "tubelet and match the checkpoint's spectral groups (default: 12)")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="classes of the head; a checkpoint without a head (pre-training) needs it, "
+                        "and a head of another size is replaced by a fresh one (default: the "
+                        "checkpoint's head)")
+    p.add_argument("--pos-embed", choices=("joint", "separable"), default="joint",
+                   help="joint: one zero-initialised learnable table, the official classification "
+                        "default and the paper's setting (pre-trained tables are dropped); "
+                        "separable: spatial + spectral tables, loaded from a pre-training "
+                        "checkpoint (default: joint)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the parameters that are initialised fresh (head, position table)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parse_args(argv)
+    try:
+        sd = load_state_dict(args.checkpoint)
+        params, report = convert(sd, args.checkpoint, img_size=args.img_size, bands=args.bands,
+                                 num_classes=args.num_classes, pos_embed=args.pos_embed,
+                                 seed=args.seed)
+    except ConversionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    manifest = dict(source=os.path.abspath(args.checkpoint), source_sha256=sha256(args.checkpoint),
+                    **report)
+    save_converted(args.out, params, manifest)
+    log.info("converted %d tensors from %s into %s", len(report["key_map"]), args.checkpoint, args.out)
+    if report["dropped"]:
+        log.info("dropped %d tensors: %s", len(report["dropped"]), _summary(report["dropped"]))
+    if report["reinitialised"]:
+        log.info("initialised fresh: %s", ", ".join(report["reinitialised"]))
+    return 0
+
+
+def _summary(keys: list[str], n: int = 6) -> str:
+    return ", ".join(keys[:n]) + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
