@@ -107,8 +107,12 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
     return {k: v.detach().to(torch.float32).numpy() for k, v in sd.items()}
 
 
-def infer_architecture(sd: Mapping[str, np.ndarray], path: str) -> dict:
-    """Width, depth, heads, patch size and tubelet read off the encoder tensors."""
+def infer_architecture(sd: Mapping[str, np.ndarray], path: str, heads: int | None = None) -> dict:
+    """Width, depth, patch size, tubelet and MLP ratio read off the encoder tensors.
+
+    The number of heads leaves no trace in the weights: it is the official variant's for
+    the checkpoint's width unless given.
+    """
     fused = sorted(k for k in sd if ".attn.to_qkv." in k or ".attn.qkv." in k)
     if fused:
         raise ConversionError(
@@ -124,10 +128,12 @@ def infer_architecture(sd: Mapping[str, np.ndarray], path: str) -> dict:
                               "(width, 1, tubelet, patch, patch) of a 3-D tubelet embedding")
     width, _, tubelet, patch, _ = w.shape
     depth = len({int(m.group(1)) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))})
-    heads = {v["width"]: v["heads"] for v in VARIANTS.values()}.get(width)
+    if heads is None:
+        heads = {v["width"]: v["heads"] for v in VARIANTS.values()}.get(width)
     if heads is None:
         raise ConversionError(f"{path}: width {width} (patch_embed.proj.weight) matches no "
-                              f"SpectralGPT variant; known widths: {sorted(v['width'] for v in VARIANTS.values())}")
+                              f"SpectralGPT variant (widths {sorted(v['width'] for v in VARIANTS.values())}); "
+                              "pass --heads")
     mlp = sd.get("blocks.0.mlp.fc1.weight")
     mlp_ratio = mlp.shape[0] / width if mlp is not None else 4.0
     return dict(width=width, depth=depth, heads=heads, patch_size=patch, tubelet=tubelet,
@@ -142,13 +148,14 @@ def _checkpoint_groups(sd: Mapping[str, np.ndarray]) -> int | None:
 
 
 def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: int,
-            num_classes: int | None, pos_embed: str, seed: int = 0) -> tuple[dict, dict]:
+            num_classes: int | None, pos_embed: str, heads: int | None = None,
+            seed: int = 0) -> tuple[dict, dict]:
     """Map a torch state_dict onto the Flax params of a SpectralGPT classifier.
 
     Returns `(params, report)`; `report` holds the model config, the key map and the
     dropped and re-initialised keys.
     """
-    arch = infer_architecture(sd, path)
+    arch = infer_architecture(sd, path, heads)
     try:
         check_geometry(img_size, arch["patch_size"], bands, arch["tubelet"], arch["width"],
                        arch["heads"], pos_embed)
@@ -267,6 +274,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "default and the paper's setting (pre-trained tables are dropped); "
                         "separable: spatial + spectral tables, loaded from a pre-training "
                         "checkpoint (default: joint)")
+    p.add_argument("--heads", type=int, default=None,
+                   help="attention heads (not stored in the weights; default: the official "
+                        "variant's for the checkpoint's width: 768 -> 12, 1024 -> 16, 1280 -> 16)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the parameters that are initialised fresh (head, position table)")
     return p.parse_args(argv)
@@ -279,7 +289,7 @@ def main(argv=None) -> int:
         sd = load_state_dict(args.checkpoint)
         params, report = convert(sd, args.checkpoint, img_size=args.img_size, bands=args.bands,
                                  num_classes=args.num_classes, pos_embed=args.pos_embed,
-                                 seed=args.seed)
+                                 heads=args.heads, seed=args.seed)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
