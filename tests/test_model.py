@@ -1,0 +1,89 @@
+"""Encoder options beyond the official forward: variants, pooling, drop path, bf16, input checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hsic_jax.model import VARIANTS, model_from_config
+
+TINY = dict(width=48, depth=3, heads=3, patch_size=4, img_size=16, bands=12, num_classes=5)
+
+
+def n_params(tree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def init(model, size=16, bands=12):
+    return model.init(jax.random.key(0), jnp.zeros((1, size, size, bands)))["params"]
+
+
+@pytest.mark.parametrize("variant,expected", [
+    # Encoder without position table (spectralgpt.md §7) + joint table of 4·16 tokens + head of 16.
+    ("base", 85_204_224 + 64 * 768 + 768 * 16 + 16),
+    ("large", None), ("huge", None)])
+def test_variant_parameter_counts(variant, expected):
+    model = model_from_config(dict(variant=variant, img_size=32, num_classes=16))
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 12)))["params"]
+    v = VARIANTS[variant]
+    d, depth = v["width"], v["depth"]
+    per_block = 4 * (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d) + 2 * 2 * d  # attn, mlp, norms
+    tokens = (12 // v["tubelet"]) * 16
+    embed = v["tubelet"] * 64 * d + d
+    total = embed + tokens * d + depth * per_block + 2 * d + d * 16 + 16
+    assert n_params(shapes) == total
+    if expected is not None:
+        assert total == expected
+
+
+def test_pooling_flag_changes_the_features():
+    official = model_from_config(TINY)
+    params = init(official)
+    x = jax.random.normal(jax.random.key(1), (2, 16, 16, 12))
+    clean = model_from_config({**TINY, "pool_skip_first": False})
+    a = official.apply({"params": params}, x)
+    b = clean.apply({"params": params}, x)
+    assert not np.allclose(a, b)
+
+
+def test_drop_path_is_per_sample_and_only_in_training():
+    model = model_from_config({**TINY, "drop_path": 0.5, "num_classes": 3})
+    params = init(model)
+    x = jnp.tile(jax.random.normal(jax.random.key(1), (1, 16, 16, 12)), (8, 1, 1, 1))
+    eval_out = model.apply({"params": params}, x)
+    np.testing.assert_allclose(eval_out, model.apply({"params": params}, x), rtol=0)
+    train = lambda k: model.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(k)})
+    out = train(2)
+    # Identical inputs give different outputs per sample: whole branches are dropped per sample.
+    assert len({tuple(np.round(np.asarray(r), 5)) for r in out}) > 1
+    np.testing.assert_allclose(out, train(2), rtol=0)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_stays_close():
+    model32 = model_from_config(TINY)
+    model16 = model_from_config({**TINY, "dtype": "bfloat16"})
+    params = init(model16)
+    assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype("float32")}
+    x = jax.random.normal(jax.random.key(3), (4, 16, 16, 12))
+    y32 = model32.apply({"params": params}, x)
+    y16 = model16.apply({"params": params}, x)
+    assert y16.dtype == jnp.float32
+    assert float(jnp.abs(y16 - y32).max() / jnp.abs(y32).max()) < 0.05
+
+
+def test_wrong_input_shape_is_named():
+    model = model_from_config(TINY)
+    params = init(model)
+    with pytest.raises(ValueError, match=r"\(2, 16, 16, 10\).*\(N, 16, 16, 12\)"):
+        model.apply({"params": params}, jnp.zeros((2, 16, 16, 10)))
+
+
+@pytest.mark.parametrize("change,message", [({"img_size": 18}, "not a multiple of patch_size"),
+                                            ({"bands": 10}, "do not split into tubelets"),
+                                            ({"heads": 5}, "not divisible by 5 heads"),
+                                            ({"pos_embed": "sincos"}, "pos_embed 'sincos'"),
+                                            ({"variant": "giant"}, "variant 'giant'")])
+def test_bad_geometry_is_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        model = model_from_config({**TINY, **change})
+        init(model, size=model.img_size, bands=model.bands)
