@@ -1,0 +1,77 @@
+"""The jitted train and predict steps, for one seed (`jax.vmap` runs several side by side).
+
+A train state is a plain dict `{'step': int32 (), 'params': ..., 'opt_state': ...}`. Batches
+are built inside the step from the padded scene on the device: the step's indices come
+from a permutation that depends only on `(seed key, epoch)`, so a resumed run draws the
+same batches as an uninterrupted one.
+"""
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from hsic_jax.data.augment import augment
+from hsic_jax.data.patches import extract_patches, resize_patches
+from hsic_jax.train.optimizer import freeze, keep_frozen
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """How a pixel becomes a model input: `patch_size`² neighbourhood resized to `input_size`²."""
+
+    patch_size: int
+    input_size: int
+
+
+def inputs(padded: jax.Array, coords: jax.Array, geo: Geometry) -> jax.Array:
+    """Model inputs `(N, input_size, input_size, B)` for pixel coordinates `(N, 2)`."""
+    patches = extract_patches(padded, coords, geo.patch_size)
+    return resize_patches(patches, geo.input_size)
+
+
+def epoch_order(key: jax.Array, epoch: jax.Array, valid: jax.Array) -> jax.Array:
+    """A random order of the `valid` entries `(N,)` first, then the padding, for one epoch."""
+    noise = jax.random.uniform(jax.random.fold_in(key, epoch), valid.shape)
+    return jnp.argsort(jnp.where(valid, noise, 2.0))
+
+
+def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Array,
+               valid: jax.Array, key: jax.Array, *, model: nn.Module, tx: optax.GradientTransformation,
+               param_labels: Any, geo: Geometry, batch_size: int, steps_per_epoch: int,
+               augment_cfg: dict, label_smoothing: float) -> tuple[dict, dict]:
+    """One optimizer step of one seed.
+
+    `padded` `(H + 2r, W + 2r, B)` is the scene; `coords` `(N, 2)`, `labels` `(N,)` and
+    `valid` `(N,)` are that seed's training pixels (padded to a common N across seeds);
+    `key` is the seed's key. Returns the new state and `{'loss', 'accuracy'}`.
+    """
+    step = state["step"]
+    epoch, i = step // steps_per_epoch, step % steps_per_epoch
+    idx = jax.lax.dynamic_slice(epoch_order(key, epoch, valid), (i * batch_size,), (batch_size,))
+    step_key = jax.random.fold_in(jax.random.fold_in(key, 1), step)
+    aug_key, dropout_key = jax.random.split(step_key)
+    y = labels[idx]
+    x = augment(aug_key, inputs(padded, coords[idx], geo), y, **augment_cfg)
+
+    def loss_fn(params):
+        logits = model.apply({"params": freeze(params, param_labels)}, x, train=True,
+                             rngs={"dropout": dropout_key})
+        targets = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), label_smoothing)
+        return optax.softmax_cross_entropy(logits, targets).mean(), logits
+
+    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = keep_frozen(optax.apply_updates(state["params"], updates), state["params"], param_labels)
+    metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
+    return {"step": step + 1, "params": params, "opt_state": opt_state}, metrics
+
+
+def predict(params: Any, padded: jax.Array, coords: jax.Array, *, model: nn.Module,
+            geo: Geometry) -> jax.Array:
+    """Predicted classes `(N,)` in 0..C-1 for pixel coordinates `(N, 2)` (eval mode)."""
+    logits = model.apply({"params": params}, inputs(padded, coords, geo), train=False)
+    return jnp.argmax(logits, axis=-1)
