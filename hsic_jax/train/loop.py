@@ -57,7 +57,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     splits = [_split(scene, config.data, seed) for seed in seeds]
     for seed, split in zip(seeds, splits):
         split.save(os.path.join(workdir, f"split_seed{seed}.json"))
-    log.info("split of seed %d:\n%s", seeds[0], splits[0].markdown())
+    log.info("split of seed %d:\n%s", seeds[0], splits[0].to_markdown())
     geo = Geometry(config.data.patch_size, config.data.input_size)
     padded = pad_cube(cube, config.data.patch_size // 2)
     train = _stack_pixels([(s.train, s.train_labels) for s in splits])
@@ -82,6 +82,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     # Seeds side by side on one device, or sharded over the seed axis of several.
     per_seed, replicated = _shardings(len(seeds))
+    log.info("training %d seeds on %d devices", len(seeds), per_seed.mesh.size)
     state = jax.device_put(state, per_seed)
     data = jax.device_put((train["coords"], train["labels"], train["valid"], keys), per_seed)
     padded = jax.device_put(padded, replicated)
