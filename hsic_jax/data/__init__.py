@@ -1,0 +1,10 @@
+"""Hyperspectral data pipeline. One module per concern:
+
+  scenes      the five benchmark scenes (registry `SCENES`) and user scenes: `load_scene` -> `Scene`
+  io          reading arrays from .mat (v5/v7/v7.3), .npy/.npz and GeoTIFF; `DataError`; atomic writes
+  split       seeded, disjoint train/test splits with per-class tables: `make_split` -> `Split`
+  preprocess  PCA (`fit_pca` -> `PCA`), `normalize` (BigEarthNet / min-max / z-score), `prepare`
+  patches     reflect padding, jitted patch gather, resizing, fixed-size batches over a scene
+  augment     jitted flips, radiation noise and mixture noise, a key per sample
+  download    `python -m hsic_jax.data.download NAME --dir DIR`
+"""

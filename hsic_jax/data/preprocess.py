@@ -1,0 +1,167 @@
+"""Spectral preprocessing: PCA to k components, then normalisation of each channel.
+
+The paper reduces every scene to 12 PCA components (the backbone was pre-trained on 12 Sentinel-2
+bands) and normalises them with BigEarthNet's 12-band statistics (Indian Pines, Pavia University,
+Houston 2013, Botswana) or with min-max (WHU-Hi-LongKou). PCA and the normalisation statistics are
+computed on all pixels of the scene, labelled or not (no labels are used).
+"""
+
+from __future__ import annotations
+
+import os
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hsic_jax.data.io import DataError, atomic_write
+
+# BigEarthNet-S2 12-band statistics used by SpectralGPT's fine-tuning (bands B1, B2, B3, B4, B5, B6,
+# B7, B8, B8A, B9, B11, B12), see docs/spectralgpt.md section 3.
+BIGEARTHNET_MEAN = (
+    1370.19151926, 1184.3824625, 1120.77120066, 1136.26026392, 1263.73947144, 1645.40315151,
+    1846.87040806, 1762.59530783, 1972.62420416, 582.72633433, 1732.16362238, 1247.91870117,
+)
+BIGEARTHNET_STD = (
+    633.15169573, 650.2842772, 712.12507725, 965.23119807, 948.9819932, 1108.06650639,
+    1258.36394548, 1233.1492281, 1364.38688993, 472.37967789, 1310.36996126, 1087.6020813,
+)
+NORMALIZATIONS = ("bigearthnet", "minmax", "zscore", "none")
+
+
+@flax.struct.dataclass
+class PCA:
+    """A fitted PCA (a pytree of arrays).
+
+    Attributes:
+      mean: (B,) per-band mean of the fitted cube.
+      components: (B, k) principal axes as columns, by decreasing variance; each column's entry of
+        largest magnitude is positive (deterministic signs).
+      explained_variance_ratio: (k,) each component's share of the total variance of the B bands.
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+    explained_variance_ratio: np.ndarray
+
+    def apply(self, cube) -> jax.Array:
+        """Projects a (H, W, B) cube onto the components: (H, W, k) float32, (x - mean) @ components."""
+        if cube.shape[-1] != self.mean.shape[0]:
+            raise DataError(f"cube has {cube.shape[-1]} bands but the PCA was fitted on {self.mean.shape[0]}")
+        return _project(jnp.asarray(cube, jnp.float32), jnp.asarray(self.mean), jnp.asarray(self.components))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the PCA as .npz (atomically)."""
+        arrays = {k: np.asarray(getattr(self, k)) for k in ("mean", "components", "explained_variance_ratio")}
+        atomic_write(path, lambda f: np.savez(f, **arrays))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PCA:
+        """Reads a PCA written by `save`, checking its keys and shapes."""
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as e:
+            raise DataError(f"{path}: not a readable .npz file ({e})") from e
+        missing = {"mean", "components", "explained_variance_ratio"} - set(arrays)
+        if missing:
+            raise DataError(f"{path}: PCA file lacks key(s) {sorted(missing)}")
+        mean, comps, ratio = arrays["mean"], arrays["components"], arrays["explained_variance_ratio"]
+        if mean.ndim != 1 or comps.ndim != 2 or comps.shape[0] != mean.shape[0] or ratio.shape != comps.shape[1:]:
+            raise DataError(
+                f"{path}: inconsistent PCA shapes mean {mean.shape}, components {comps.shape}, "
+                f"explained_variance_ratio {ratio.shape}; expected (B,), (B, k), (k,)"
+            )
+        return cls(mean, comps, ratio)
+
+
+@jax.jit
+def _project(cube: jax.Array, mean: jax.Array, components: jax.Array) -> jax.Array:
+    return jnp.matmul(cube - mean.astype(jnp.float32), components.astype(jnp.float32),
+                      precision=jax.lax.Precision.HIGHEST)
+
+
+def fit_pca(cube, k: int = 12) -> PCA:
+    """Fits a PCA with k components to the spectra of all H * W pixels of a (H, W, B) cube.
+
+    The fit is an eigen-decomposition of the (B, B) covariance, done once on the host in float64 so
+    that the fitted transform is precise and identical whatever accelerator the run uses; applying
+    it (`PCA.apply`) is a jitted matmul on the device.
+    """
+    cube = np.asarray(cube)
+    if cube.ndim != 3:
+        raise DataError(f"PCA expects a cube (H, W, B), got shape {cube.shape}")
+    h, w, b = cube.shape
+    if not 1 <= k <= b:
+        raise DataError(f"cube has {b} bands; PCA to {k} components needs 1 <= k <= {b}")
+    if h * w <= k:
+        raise DataError(f"cube has {h * w} pixels; PCA to {k} components needs more than {k}")
+    x = cube.reshape(-1, b)
+    mean = x.mean(axis=0, dtype=np.float64)
+    cov = np.zeros((b, b))
+    for start in range(0, len(x), 65536):  # bounded memory: (65536, B) float64 at a time
+        chunk = x[start : start + 65536].astype(np.float64) - mean
+        cov += chunk.T @ chunk
+    cov /= len(x) - 1
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
+    eigenvalues, eigenvectors = np.clip(eigenvalues[::-1], 0, None), eigenvectors[:, ::-1]
+    components = eigenvectors[:, :k]
+    largest = np.abs(components).argmax(axis=0)
+    components = components * np.sign(components[largest, np.arange(k)])
+    ratio = eigenvalues[:k] / eigenvalues.sum()
+    return PCA(mean.astype(np.float32), components.astype(np.float32), ratio.astype(np.float32))
+
+
+def normalize(cube, mode: str) -> jax.Array:
+    """Normalises each channel of a (H, W, C) cube; returns (H, W, C) float32.
+
+    Modes (statistics over all H * W pixels, per channel c):
+      'bigearthnet': (x_c - m_c) / s_c with BigEarthNet-S2's fixed mean m and std s of Sentinel-2
+        band c (C must be 12). On PCA components this is a fixed affine map per channel, the paper's
+        choice: component c (mean 0 over the scene, variance lambda_c) becomes a channel of mean
+        -m_c / s_c and std sqrt(lambda_c) / s_c. It neither centres nor whitens the components; it
+        only puts them on the numeric scale of standardised Sentinel-2 reflectances (x 10^4).
+      'minmax': (x_c - min_c) / (max_c - min_c), in [0, 1]; a constant channel becomes 0.
+      'zscore': (x_c - mean_c) / std_c (population std); a constant channel becomes 0.
+      'none': unchanged.
+    """
+    if mode not in NORMALIZATIONS:
+        raise DataError(f"unknown normalisation {mode!r}; expected one of {NORMALIZATIONS}")
+    if mode == "bigearthnet" and cube.shape[-1] != len(BIGEARTHNET_MEAN):
+        raise DataError(f"BigEarthNet standardisation needs 12 channels (e.g. PCA to 12), got {cube.shape[-1]}")
+    return _normalize(jnp.asarray(cube, jnp.float32), mode)
+
+
+@jax.jit(static_argnames="mode")
+def _normalize(cube: jax.Array, mode: str) -> jax.Array:
+    axes = tuple(range(cube.ndim - 1))
+    if mode == "bigearthnet":
+        return (cube - jnp.asarray(BIGEARTHNET_MEAN, jnp.float32)) / jnp.asarray(BIGEARTHNET_STD, jnp.float32)
+    if mode == "minmax":
+        low, high = cube.min(axis=axes), cube.max(axis=axes)
+        return (cube - low) / jnp.where(high > low, high - low, 1.0)
+    if mode == "zscore":
+        std = cube.std(axis=axes)
+        return (cube - cube.mean(axis=axes)) / jnp.where(std > 0, std, 1.0)
+    return cube
+
+
+def prepare(cube, *, pca_components: int | None = 12, normalization: str = "bigearthnet",
+            pca: PCA | None = None) -> tuple[jax.Array, PCA | None]:
+    """PCA (fitted here, or the given `pca`) then normalisation of a (H, W, B) cube.
+
+    Args:
+      cube: (H, W, B) spectra.
+      pca_components: k; None keeps the B bands (no PCA).
+      normalization: a mode of `normalize`.
+      pca: a fitted PCA to apply instead of fitting one (e.g. loaded from a run).
+
+    Returns:
+      ((H, W, k) float32 on the device, the PCA used or None).
+    """
+    if pca is None and pca_components is not None:
+        pca = fit_pca(cube, pca_components)
+    reduced = jnp.asarray(cube, jnp.float32) if pca is None else pca.apply(cube)
+    return normalize(reduced, normalization), pca

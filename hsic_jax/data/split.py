@@ -1,0 +1,261 @@
+"""Seeded, disjoint train/test splits of a scene's labelled pixels, with the paper's per-class tables.
+
+Three ways to choose the training pixels of each class c (with N_c labelled pixels):
+  per_class   a count per class (an int for all, or {class name: count} naming every class);
+  fraction    round(fraction * N_c), at least 1;
+  given maps  the scene's `train_gt` / `test_gt` (Houston 2013), when neither of the above is set.
+Every labelled pixel that is not for training is for testing, except with `spatially_disjoint`.
+
+A class whose count leaves it no test pixel (N_c <= count) is an error naming the class, unless
+`cap=True`, which gives such a class floor(N_c / 2) training pixels instead.
+
+spatially_disjoint=True (needs `patch_size` p, odd, r = p // 2) removes the well-known leak of random
+pixel splits, where a test pixel lies inside the p x p neighbourhood that a training sample shows
+the model. (1) The training pixels of each class are drawn as a compact group at the edge of the
+class: the class pixel furthest along a random direction, and the count of class pixels nearest to
+it (Euclidean distance; random tie-break), so that training neighbourhoods overlap each other rather
+than the test set. (2) Every labelled pixel
+within Chebyshev distance r of a training pixel (i.e. inside some training patch) is dropped from
+the test set and counted as `excluded`. Reflect padding at the border only mirrors pixels that are
+themselves within distance r, so no training patch shows a test pixel. With given maps only (2)
+applies. Small classes that fill one field can lose all their test pixels this way (on Indian Pines
+with p = 15: Alfalfa, Grass-pasture-mowed, Oats, Stone-Steel-Towers); the split logs a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from hsic_jax.data.io import DataError, atomic_write
+from hsic_jax.data.scenes import Scene
+
+log = logging.getLogger(__name__)
+
+_FORMAT = "hsic-jax split v1"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Split:
+    """Training and test pixels of one scene.
+
+    Attributes:
+      scene: the scene's name.
+      class_names: C names; label k in 0..C-1 is `class_names[k]`.
+      train: (N_train, 2) int32 (row, col), in row-major order.
+      train_labels: (N_train,) int32 in 0..C-1.
+      test: (N_test, 2) int32 (row, col), in row-major order; disjoint from `train`.
+      test_labels: (N_test,) int32 in 0..C-1.
+      excluded: (C,) int64 labelled pixels of each class in neither set (spatially disjoint buffer).
+      config: how the split was made (seed, per_class, fraction, ...), for the record.
+    """
+
+    scene: str
+    class_names: tuple[str, ...]
+    train: np.ndarray
+    train_labels: np.ndarray
+    test: np.ndarray
+    test_labels: np.ndarray
+    excluded: np.ndarray
+    config: Mapping[str, Any]
+
+    def table(self) -> list[dict[str, Any]]:
+        """Per-class counts: [{'class': 1..C, 'name', 'train', 'test', 'excluded'}, ..., totals row]."""
+        c = len(self.class_names)
+        train = np.bincount(self.train_labels, minlength=c)
+        test = np.bincount(self.test_labels, minlength=c)
+        rows = [
+            {"class": k + 1, "name": n, "train": int(train[k]), "test": int(test[k]), "excluded": int(self.excluded[k])}
+            for k, n in enumerate(self.class_names)
+        ]
+        total = {"class": None, "name": "Total", "train": int(train.sum()), "test": int(test.sum())}
+        return rows + [{**total, "excluded": int(self.excluded.sum())}]
+
+    def to_markdown(self) -> str:
+        """The table as Markdown, laid out like the paper's Tables 1-5 (plus an excluded column if any)."""
+        with_excluded = bool(self.excluded.sum())
+        head = ["Class No.", "Class Name", "Training Pixels", "Testing Pixels"] + ["Excluded"] * with_excluded
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in self.table():
+            cells = ["" if row["class"] is None else str(row["class"]), row["name"], str(row["train"]), str(row["test"])]
+            cells += [str(row["excluded"])] * with_excluded
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the split as JSON (atomically)."""
+        doc = dict(
+            format=_FORMAT,
+            scene=self.scene,
+            class_names=list(self.class_names),
+            config=dict(self.config),
+            train=self.train.tolist(),
+            train_labels=self.train_labels.tolist(),
+            test=self.test.tolist(),
+            test_labels=self.test_labels.tolist(),
+            excluded=self.excluded.tolist(),
+        )
+        atomic_write(path, lambda f: f.write(json.dumps(doc).encode()))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Split:
+        """Reads a split written by `save`, checking its structure."""
+        path = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: not a readable split file ({e})") from e
+        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
+            raise DataError(f"{path}: not a split file (expected format {_FORMAT!r})")
+        missing = {"scene", "class_names", "config", "train", "train_labels", "test", "test_labels", "excluded"} - set(doc)
+        if missing:
+            raise DataError(f"{path}: split file lacks key(s) {sorted(missing)}")
+        c = len(doc["class_names"])
+        arrays = {}
+        for key, shape in (("train", (-1, 2)), ("train_labels", (-1,)), ("test", (-1, 2)), ("test_labels", (-1,))):
+            try:
+                arrays[key] = np.asarray(doc[key], np.int32).reshape(shape)
+            except (TypeError, ValueError) as e:
+                raise DataError(f"{path}: key {key!r} is not an integer array of shape {shape} ({e})") from e
+        for part in ("train", "test"):
+            labels = arrays[f"{part}_labels"]
+            if len(labels) != len(arrays[part]) or (labels.size and (labels.min() < 0 or labels.max() >= c)):
+                raise DataError(f"{path}: {part}_labels must be {len(arrays[part])} values in 0..{c - 1}")
+        split = cls(
+            scene=doc["scene"],
+            class_names=tuple(doc["class_names"]),
+            excluded=np.asarray(doc["excluded"], np.int64),
+            config=doc["config"],
+            **arrays,
+        )
+        if _overlap(split.train, split.test):
+            raise DataError(f"{path}: training and test pixels overlap")
+        return split
+
+    def check(self, scene: Scene) -> None:
+        """Raises DataError unless this split belongs to `scene` (classes, bounds and labels agree)."""
+        if tuple(self.class_names) != scene.class_names:
+            raise DataError(f"split of {self.scene!r} has classes {self.class_names}, scene has {scene.class_names}")
+        h, w = scene.gt.shape
+        for part, coords, labels in (("train", self.train, self.train_labels), ("test", self.test, self.test_labels)):
+            if coords.size and (coords.min() < 0 or coords[:, 0].max() >= h or coords[:, 1].max() >= w):
+                raise DataError(f"split {part} coordinates fall outside the scene's {h} x {w} pixels")
+            if not np.array_equal(scene.gt[coords[:, 0], coords[:, 1]] - 1, labels):
+                raise DataError(f"split {part} labels disagree with the scene's label map")
+
+
+def make_split(
+    scene: Scene,
+    *,
+    seed: int,
+    per_class: int | Mapping[str, int] | None = None,
+    fraction: float | None = None,
+    spatially_disjoint: bool = False,
+    patch_size: int | None = None,
+    cap: bool = False,
+) -> Split:
+    """Splits `scene`'s labelled pixels into training and test pixels (see the module docstring).
+
+    The same arguments give the same split; `seed` seeds a `numpy.random.default_rng`.
+    """
+    if per_class is not None and fraction is not None:
+        raise DataError("give per_class or fraction, not both")
+    if spatially_disjoint and (patch_size is None or patch_size < 1 or patch_size % 2 == 0):
+        raise DataError(f"spatially_disjoint needs an odd patch_size >= 1, got {patch_size}")
+    gt = scene.gt
+    labelled = gt > 0
+    if per_class is None and fraction is None:
+        if scene.train_gt is None or scene.test_gt is None:
+            raise DataError(f"scene {scene.name!r} has no given train/test maps: set per_class or fraction")
+        train_mask, test_mask = scene.train_gt > 0, scene.test_gt > 0
+    else:
+        counts = _training_counts(scene, per_class, fraction, cap)
+        train_mask = _draw(gt, counts, np.random.default_rng(seed), compact=spatially_disjoint)
+        test_mask = labelled & ~train_mask
+    if spatially_disjoint:
+        near_train = ndimage.maximum_filter(train_mask, size=patch_size, mode="constant", cval=False)
+        dropped = test_mask & near_train
+        test_mask = test_mask & ~near_train
+    else:
+        dropped = np.zeros_like(test_mask)
+    c = scene.num_classes
+    excluded = np.bincount(gt[dropped], minlength=c + 1)[1:]
+    per_class = dict(per_class) if isinstance(per_class, Mapping) else per_class
+    config = dict(seed=seed, per_class=per_class, fraction=fraction, spatially_disjoint=spatially_disjoint,
+                  patch_size=patch_size, cap=cap, mode="given" if per_class is None and fraction is None else "drawn")
+    split = Split(scene.name, scene.class_names, *_coords(train_mask, gt), *_coords(test_mask, gt), excluded, config)
+    empty = [n for n, row in zip(scene.class_names, split.table()) if row["test"] == 0]
+    if empty:
+        log.warning("%s split: no test pixels left for class(es) %s", scene.name, empty)
+    log.info("%s split: %d training and %d test pixels (%d excluded)", scene.name, len(split.train),
+             len(split.test), int(excluded.sum()))
+    return split
+
+
+def _training_counts(scene: Scene, per_class, fraction, cap: bool) -> np.ndarray:
+    """(C,) training pixels to draw for each class."""
+    available = scene.class_counts()
+    names = scene.class_names
+    if fraction is not None:
+        if not 0 < fraction < 1:
+            raise DataError(f"fraction must be in (0, 1), got {fraction}")
+        wanted = np.maximum(1, np.floor(fraction * available + 0.5)).astype(np.int64)
+    elif isinstance(per_class, Mapping):
+        unknown, missing = set(per_class) - set(names), [n for n in names if n not in per_class]
+        if unknown or missing:
+            raise DataError(
+                f"per_class must name every class of {scene.name!r} exactly; unknown: {sorted(unknown)}, "
+                f"missing: {missing}; classes: {list(names)}"
+            )
+        wanted = np.array([per_class[n] for n in names], np.int64)
+    else:
+        wanted = np.full(len(names), per_class, np.int64)
+    for name, n, have in zip(names, wanted, available):
+        if n < 0 or int(n) != n:
+            raise DataError(f"class {name!r}: training count must be a non-negative integer, got {n}")
+        if have == 0:
+            raise DataError(f"class {name!r} has no labelled pixel in scene {scene.name!r}")
+        if n >= have and not cap:
+            raise DataError(
+                f"class {name!r} has {have} labelled pixels but {n} were asked for training, which leaves none for "
+                f"testing; ask for fewer or set cap=True (then such a class trains on half its pixels)"
+            )
+    return np.where(wanted >= available, available // 2, wanted)
+
+
+def _draw(gt: np.ndarray, counts: np.ndarray, rng: np.random.Generator, *, compact: bool) -> np.ndarray:
+    """(H, W) bool: `counts[c]` pixels of each class c + 1, uniformly or as a compact group."""
+    mask = np.zeros(gt.shape, bool)
+    for k, n in enumerate(counts):
+        rows, cols = np.nonzero(gt == k + 1)
+        if compact:
+            angle = rng.uniform(0, 2 * np.pi)
+            s = np.argmax(rows * np.cos(angle) + cols * np.sin(angle))
+            d2 = (rows - rows[s]) ** 2 + (cols - cols[s]) ** 2
+            chosen = np.lexsort((rng.random(len(rows)), d2))[:n]
+        else:
+            chosen = rng.choice(len(rows), size=n, replace=False)
+        mask[rows[chosen], cols[chosen]] = True
+    return mask
+
+
+def _coords(mask: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    coords = np.argwhere(mask).astype(np.int32)
+    return coords, (gt[mask] - 1).astype(np.int32)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two (N, 2) coordinate arrays share a pixel."""
+    return bool(np.intersect1d(_flat(a), _flat(b)).size)
+
+
+def _flat(coords: np.ndarray) -> np.ndarray:
+    return coords[:, 0].astype(np.int64) << 32 | coords[:, 1].astype(np.int64)
