@@ -9,12 +9,21 @@ adds `adapter(x, factors)` to the output of each targeted base layer inside the 
 forward pass.
 """
 
+import math
 from typing import Protocol
 
 import jax
 
-# Names of the linear layers of a SpectralGPT block that an adapter can target.
+# Names of the linear layers of a SpectralGPT block that an adapter can target, and where
+# each one lives inside `params['backbone'][f'block_{i}']`.
 LAYERS = ("q", "k", "v", "proj", "fc1", "fc2")
+LAYER_PATHS = {"q": "attn/q", "k": "attn/k", "v": "attn/v", "proj": "attn/proj",
+               "fc1": "mlp/fc1", "fc2": "mlp/fc2"}
+
+# How the nonzero factor(s) of an adapter are drawn (the other factor starts at zero):
+# 'gaussian' N(0, init_std²) as in the paper, or 'kaiming' = peft's
+# kaiming_uniform(a=√5), i.e. U(±1/√fan_in).
+FACTOR_INITS = ("gaussian", "kaiming")
 
 
 class Adapter(Protocol):
@@ -30,6 +39,31 @@ class Adapter(Protocol):
 
     def delta_kernel(self, factors: dict[str, jax.Array]) -> jax.Array:
         """ΔW as a `(d_in, d_out)` kernel (Flax layout), for merging into the base kernel."""
+
+
+def check_adapter_fields(adapter, name: str) -> None:
+    """Raise a ValueError naming the field of a factored adapter that is out of range."""
+    unknown = set(adapter.targets) - set(LAYERS)
+    if not adapter.targets or unknown:
+        raise ValueError(f"{name} targets {tuple(adapter.targets)} must be a non-empty subset "
+                         f"of {LAYERS}")
+    if adapter.factor_init not in FACTOR_INITS:
+        raise ValueError(f"{name} init {adapter.factor_init!r} is not one of {FACTOR_INITS}")
+    if not adapter.init_std > 0:
+        raise ValueError(f"{name} init_std must be > 0, got {adapter.init_std}")
+
+
+def random_factor(key: jax.Array, shape: tuple[int, int], factor_init: str,
+                  init_std: float) -> jax.Array:
+    """A nonzero factor `(fan_in, fan_out)` in Flax layout, drawn as `factor_init` says.
+
+    'kaiming' is peft's `kaiming_uniform_(a=√5)` on the PyTorch `(fan_out, fan_in)` tensor:
+    U(±1/√fan_in).
+    """
+    if factor_init == "gaussian":
+        return init_std * jax.random.normal(key, shape)
+    bound = 1.0 / math.sqrt(shape[0])
+    return jax.random.uniform(key, shape, minval=-bound, maxval=bound)
 
 
 def init_adapters(key: jax.Array, adapter: Adapter, depth: int,

@@ -1,0 +1,10 @@
+"""Houston 2013, KronA+ (KronA with the B factor's learning rate × λ).
+
+    python run.py --config=configs/houston2013_krona_plus.py
+"""
+
+from configs import houston2013
+
+
+def get_config():
+    return houston2013.get_config("krona_plus")

@@ -1,0 +1,10 @@
+"""Indian Pines, LoRA+ (LoRA with the B factor's learning rate × λ).
+
+    python run.py --config=configs/indian_pines_lora_plus.py
+"""
+
+from configs import indian_pines
+
+
+def get_config():
+    return indian_pines.get_config("lora_plus")

@@ -1,0 +1,177 @@
+"""Merge adapters into the base kernels; export and load only what a method trains.
+
+An export is a folder with two files, each written atomically (temporary file in the
+folder, then `os.replace`):
+
+  adapters.npz   every trainable leaf of the method (adapter factors, head, BitFit biases;
+                 everything for FFT) as float arrays named by '/'-joined path,
+                 e.g. 'adapters/block_0/q/a', 'head/kernel'
+  manifest.json  format, method config, sha256 of the base checkpoint, class names, the
+                 arrays' shapes and the sha256 of adapters.npz (so a torn pair of files
+                 or a corrupted npz is detected on load)
+
+Loading onto another base checkpoint or with another method config is refused with a
+message that names both values.
+"""
+
+import functools
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+
+import jax
+import numpy as np
+
+from hsic_jax.adapters.base import LAYER_PATHS
+from hsic_jax.adapters.methods import FROZEN, Method, method_from_config, param_labels, path_name
+
+FORMAT = "hsic-jax-adapters/1"
+WEIGHTS = "adapters.npz"
+MANIFEST = "manifest.json"
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def merge(params, method: Method):
+    """`params` without the `adapters` subtree, each adapter folded into its base kernel.
+
+    A model built without an adapter gives the adapted model's logits from the result.
+    """
+    if method.adapter is None:
+        return params
+    merged = {k: v for k, v in params.items() if k != "adapters"}
+    backbone = merged["backbone"] = dict(params["backbone"])
+    for block, layers in params["adapters"].items():
+        backbone[block] = _copy_tree(backbone[block])
+        for layer, factors in layers.items():
+            dense = backbone[block]
+            for key in LAYER_PATHS[layer].split("/"):
+                dense = dense[key]
+            delta = method.adapter.delta_kernel(factors)
+            dense["kernel"] = dense["kernel"] + delta.astype(dense["kernel"].dtype)
+    return merged
+
+
+def _copy_tree(tree):
+    return {k: _copy_tree(v) for k, v in tree.items()} if isinstance(tree, Mapping) else tree
+
+
+def stored_arrays(params, method: Method) -> dict:
+    """`{path: leaf}` of every leaf `method` trains, i.e. what an export stores."""
+    labels = param_labels(params, method)
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    return {path_name(path): leaf for (path, leaf), label in
+            zip(leaves, jax.tree.leaves(labels)) if label != FROZEN}
+
+
+def npz_bytes(arrays: Mapping) -> int:
+    """Exact size of `np.savez` of `arrays` (anything with `.shape` and `.dtype`) in bytes.
+
+    Per entry: a local zip header (30 bytes + name + 20 bytes of zip64 extra, which
+    numpy forces), the .npy header and data, and a central-directory record (46 bytes +
+    name); then a 22-byte end record. `tests/test_export.py` checks it against real files.
+    """
+    total = 22
+    for name, a in arrays.items():
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(a.dtype)),
+            "fortran_order": False, "shape": tuple(a.shape)})
+        fname = len(f"{name}.npy".encode())
+        total += 30 + 20 + 46 + 2 * fname + len(header.getvalue())
+        total += int(np.prod(a.shape, dtype=np.int64)) * np.dtype(a.dtype).itemsize
+    return total
+
+
+def _normal(cfg: Mapping) -> dict:
+    """A method config as plain JSON values (tuples become lists)."""
+    return json.loads(json.dumps({k: cfg[k] for k in cfg}))
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def export_adapters(params, method_cfg: Mapping, path: str, *, base_sha256: str,
+                    class_names: Sequence[str]) -> dict:
+    """Write the trainable leaves of `params` and a manifest into folder `path`; return the manifest."""
+    method = method_from_config(method_cfg)
+    arrays = {k: np.asarray(v) for k, v in stored_arrays(params, method).items()}
+    n_classes = params["head"]["kernel"].shape[-1]
+    if len(class_names) != n_classes:
+        raise ValueError(f"export to {path}: {len(class_names)} class names for a head of "
+                         f"{n_classes} classes")
+    os.makedirs(path, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    weights = buf.getvalue()
+    manifest = dict(format=FORMAT, method=_normal(method_cfg), base_sha256=base_sha256,
+                    class_names=list(class_names), weights=WEIGHTS,
+                    weights_sha256=hashlib.sha256(weights).hexdigest(),
+                    arrays={k: list(v.shape) for k, v in arrays.items()})
+    _write_atomic(os.path.join(path, WEIGHTS), weights)
+    _write_atomic(os.path.join(path, MANIFEST), json.dumps(manifest, indent=2).encode())
+    return manifest
+
+
+def read_adapter_manifest(path: str) -> dict:
+    """The manifest of an export folder, with a clear error when `path` is not one."""
+    file = os.path.join(path, MANIFEST)
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"{path} is not an adapter export: {file} is missing")
+    with open(file) as f:
+        manifest = json.load(f)
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{file}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    return manifest
+
+
+def load_adapters(base_params, path: str, *, base_sha256: str, method_cfg: Mapping):
+    """`base_params` with the exported leaves of folder `path` put in (adapters, head, …).
+
+    Refused when the export was made on another base checkpoint, with another method
+    config, or its files do not match each other or the base's shapes.
+    """
+    manifest = read_adapter_manifest(path)
+    if manifest["base_sha256"] != base_sha256:
+        raise ValueError(f"{path} was trained on base checkpoint sha256 "
+                         f"{manifest['base_sha256']}, not on the given base {base_sha256}")
+    want, have = _normal(method_cfg), manifest["method"]
+    if want != have:
+        diff = {k: (have.get(k), want.get(k)) for k in sorted(set(want) | set(have))
+                if want.get(k) != have.get(k)}
+        raise ValueError(f"{path} holds method {have.get('name')!r} with a different config "
+                         f"(field: (exported, requested)): {diff}")
+    with open(os.path.join(path, WEIGHTS), "rb") as f:
+        weights = f.read()
+    if hashlib.sha256(weights).hexdigest() != manifest["weights_sha256"]:
+        raise ValueError(f"{os.path.join(path, WEIGHTS)} does not match the sha256 in its "
+                         "manifest (corrupted, or from another export)")
+    with np.load(io.BytesIO(weights)) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    params = _copy_tree(base_params)
+    for name, value in arrays.items():
+        *parents, leaf = name.split("/")
+        node = params
+        for key in parents:
+            node = node.setdefault(key, {})
+        old = node.get(leaf)
+        if parents and parents[0] == "backbone" and (old is None or tuple(old.shape) != value.shape):
+            raise ValueError(f"{path}: {name} has shape {value.shape} but the base has "
+                             f"{None if old is None else tuple(old.shape)}")
+        node[leaf] = value
+    trained = set(stored_arrays(params, method_from_config(method_cfg)))
+    if trained != set(arrays):
+        raise ValueError(f"{path} does not hold what method {want.get('name')!r} trains: "
+                         f"missing {sorted(trained - set(arrays))[:5]}, "
+                         f"unexpected {sorted(set(arrays) - trained)[:5]}")
+    return params

@@ -1,0 +1,86 @@
+"""Count trainable and total parameters and the adapter storage of config files.
+
+    python -m hsic_jax.count configs/botswana_*.py [--json]
+
+Shapes come from `jax.eval_shape`, so no weights are materialised (ViT-B counts in well
+under a second). `adapter_bytes` is the exact size of the `adapters.npz` that
+`hsic_jax.adapters.export.export_adapters` writes for the method; MB in the table are
+MiB (2^20 bytes), the unit of the paper's Table 11.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from hsic_jax.adapters.export import npz_bytes, stored_arrays
+from hsic_jax.adapters.methods import method_from_config
+from hsic_jax.model.spectralgpt import model_from_config
+
+MIB = 2 ** 20
+
+
+def load_config(path: str) -> ml_collections.ConfigDict:
+    """`get_config()` of the Python config file at `path`."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path} does not exist")
+    spec = importlib.util.spec_from_file_location(
+        f"_config_{os.path.splitext(os.path.basename(path))[0]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file {path} defines no get_config()")
+    return module.get_config()
+
+
+def param_shapes(config: ml_collections.ConfigDict):
+    """The params pytree of `config`'s model as `jax.ShapeDtypeStruct` leaves, and its method."""
+    method = method_from_config(config.method)
+    model = model_from_config({**config.model, "num_classes": config.data.num_classes},
+                              method.adapter)
+    size = config.model.img_size
+    x = jax.ShapeDtypeStruct((1, size, size, config.model.bands), jnp.float32)
+    return jax.eval_shape(model.init, jax.random.key(0), x)["params"], method
+
+
+def count(config: ml_collections.ConfigDict) -> dict:
+    """`{'dataset', 'method', 'trainable', 'total', 'adapter_bytes'}` of one config."""
+    shapes, method = param_shapes(config)
+    stored = stored_arrays(shapes, method)
+    size = lambda leaves: sum(int(np.prod(a.shape)) for a in leaves)
+    return dict(dataset=config.data.name, method=method.name,
+                trainable=size(stored.values()), total=size(jax.tree.leaves(shapes)),
+                adapter_bytes=npz_bytes(stored))
+
+
+def table(rows: Sequence[dict]) -> str:
+    """A Markdown table of `count` rows (with their `config`)."""
+    lines = ["| config | trainable | total | % trainable | #Params (M) | adapters (MB) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['config']} | {r['trainable']:,} | {r['total']:,} | "
+                     f"{100 * r['trainable'] / r['total']:.3f} | {r['trainable'] / 1e6:.3f} | "
+                     f"{r['adapter_bytes'] / MIB:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hsic_jax.count", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="+", metavar="CONFIG", help="config files (.py)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead")
+    args = parser.parse_args(argv)
+    rows = [dict(config=path, **count(load_config(path))) for path in args.configs]
+    print(json.dumps(rows, indent=2) if args.json else table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

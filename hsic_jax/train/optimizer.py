@@ -1,0 +1,87 @@
+"""The optimizer of a fine-tuning method: labels, schedule, multi_transform AdamW, freezing.
+
+The train step (in `hsic_jax.train`) is
+
+    labels = param_labels(params, method)              # static: close over it, do not jit it
+    tx = make_optimizer(config.optim, labels, make_schedule(config.optim, total, per_epoch),
+                        method.lam)
+    grads = jax.grad(lambda p: loss(freeze(p, labels)))(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = keep_frozen(optax.apply_updates(params, updates), params, labels)
+
+`freeze` stops gradients at frozen leaves, so JAX computes no weight gradient for a frozen
+layer (and, for a linear probe, no backward pass through the backbone at all); frozen
+leaves get `optax.set_to_zero()` and no optimizer state; `keep_frozen` returns them
+bit for bit (a zero update would turn -0.0 into +0.0).
+"""
+
+import math
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from hsic_jax.adapters.methods import B_SIDE, BASE, FROZEN, param_labels, path_name
+
+__all__ = ["decay_mask", "freeze", "keep_frozen", "make_optimizer", "make_schedule",
+           "param_labels"]
+
+
+def make_schedule(optim_cfg: Mapping, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
+    """Linear warm-up from 0 over `warmup_epochs`, then cosine from `lr` to `min_lr`.
+
+    Per step, as the official SpectralGPT fine-tune does per iteration.
+    """
+    lr, min_lr = float(optim_cfg["lr"]), float(optim_cfg["min_lr"])
+    warmup = int(round(float(optim_cfg["warmup_epochs"]) * steps_per_epoch))
+    if total_steps < 1 or steps_per_epoch < 1:
+        raise ValueError(f"schedule needs total_steps ≥ 1 and steps_per_epoch ≥ 1, got "
+                         f"{total_steps} and {steps_per_epoch}")
+    if warmup > total_steps:
+        raise ValueError(f"optim.warmup_epochs = {optim_cfg['warmup_epochs']} is "
+                         f"{warmup} steps, more than the {total_steps} steps of training")
+    decay = max(total_steps - warmup, 1)
+
+    def schedule(step):
+        step = jnp.asarray(step, jnp.float32)
+        ramp = lr * step / max(warmup, 1)
+        progress = jnp.clip((step - warmup) / decay, 0.0, 1.0)
+        cosine = min_lr + (lr - min_lr) * 0.5 * (1.0 + jnp.cos(math.pi * progress))
+        return jnp.where(step < warmup, ramp, cosine)
+
+    return schedule
+
+
+def decay_mask(params):
+    """True for leaves that get weight decay: ≥ 2-D, except position embeddings.
+
+    (The official recipe exempts 1-D parameters and `pos_embed*`.) Leaves that are not
+    arrays (optax's `MaskedNode` inside `multi_transform`) are kept as they are.
+    """
+    return jax.tree_util.tree_map_with_path(
+        lambda path, p: p.ndim >= 2 and "pos_embed" not in path_name(path), params)
+
+
+def make_optimizer(optim_cfg: Mapping, labels, schedule: optax.Schedule,
+                   lam: float = 1.0) -> optax.GradientTransformation:
+    """AdamW at `schedule` for 'base' leaves, at λ·`schedule` for 'b_side', nothing for 'frozen'."""
+
+    def adamw(scale):
+        return optax.adamw(lambda step: scale * schedule(step), b1=float(optim_cfg["b1"]),
+                           b2=float(optim_cfg["b2"]), eps=float(optim_cfg["eps"]),
+                           weight_decay=float(optim_cfg["weight_decay"]), mask=decay_mask)
+
+    return optax.multi_transform(
+        {FROZEN: optax.set_to_zero(), BASE: adamw(1.0), B_SIDE: adamw(lam)}, labels)
+
+
+def freeze(params, labels):
+    """`params` with `jax.lax.stop_gradient` on every frozen leaf."""
+    return jax.tree.map(lambda p, l: jax.lax.stop_gradient(p) if l == FROZEN else p,
+                        params, labels)
+
+
+def keep_frozen(new, old, labels):
+    """`new` with every frozen leaf taken from `old` (bit for bit)."""
+    return jax.tree.map(lambda n, o, l: o if l == FROZEN else n, new, old, labels)
