@@ -23,7 +23,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("hsic_jax").setLevel(logging.INFO)
     config = FLAGS.config
     workdir = FLAGS.workdir or config.workdir or os.path.join(
         "workdirs", f"{config.data.name}_{config.method.name}")

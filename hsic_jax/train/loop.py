@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from hsic_jax.adapters import method_from_config
 from hsic_jax.adapters.export import export_adapters
-from hsic_jax.data.patches import pad_cube, pixel_batches
+from hsic_jax.data.patches import batch_coords, pad_cube, scene_coords
 from hsic_jax.data.preprocess import prepare
 from hsic_jax.data.scenes import load_scene
 from hsic_jax.data.split import make_split
@@ -52,8 +52,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     # Data: the scene, its PCA + normalisation, and one split per seed.
     scene = load_scene(config.data.name, config.data.data_dir or None, **_file_args(config.data))
-    cube, pca = prepare(scene, pca=config.data.pca, normalize=config.data.normalize)
-    pca.save(os.path.join(workdir, "pca.npz"))
+    cube, pca = prepare(scene.cube, pca_components=config.data.pca,
+                        normalization=config.data.normalize)
+    if pca is not None:
+        pca.save(os.path.join(workdir, "pca.npz"))
     splits = [_split(scene, config.data, seed) for seed in seeds]
     for seed, split in zip(seeds, splits):
         split.save(os.path.join(workdir, f"split_seed{seed}.json"))
@@ -63,6 +65,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     train = _stack_pixels([(s.train, s.train_labels) for s in splits])
     test = _stack_pixels([(s.test, s.test_labels) for s in splits])
     num_classes = len(scene.class_names)
+    if config.data.get("num_classes", num_classes) != num_classes:
+        raise ValueError(f"config.data.num_classes={config.data.num_classes} but scene "
+                         f"{scene.name!r} has {num_classes} classes: {list(scene.class_names)}")
 
     # Model, parameters and optimizer.
     method = method_from_config(config.method)
@@ -76,7 +81,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                          f"one batch of config.batch_size={config.batch_size}")
     total_steps = steps_per_epoch * config.epochs
     schedule = make_schedule(config.optim, total_steps, steps_per_epoch)
-    tx = make_optimizer(config.optim, labels, schedule, config.method.get("lam", 1.0))
+    tx = make_optimizer(config.optim, labels, schedule, method.lam)
     state = {"step": jnp.zeros((len(seeds),), jnp.int32), "params": params,
              "opt_state": jax.vmap(tx.init)(params)}
 
@@ -180,10 +185,10 @@ def classify_scene(predict_fn, state, padded, shape: tuple[int, int]) -> np.ndar
     """Class map `(H, W)` in 1..C of the first seed over every pixel of the scene."""
     out = np.zeros(shape, np.int32)
     n_seeds = state["step"].shape[0]
-    for coords, valid in pixel_batches(shape, EVAL_BATCH):
-        preds = predict_fn(state["params"], padded, jnp.broadcast_to(coords, (n_seeds, *coords.shape)))
-        c = np.asarray(coords)[np.asarray(valid)]
-        out[c[:, 0], c[:, 1]] = np.asarray(preds[0])[np.asarray(valid)] + 1
+    for coords, valid in batch_coords(scene_coords(np.zeros(shape)), EVAL_BATCH):
+        preds = predict_fn(state["params"], padded, np.broadcast_to(coords, (n_seeds, *coords.shape)))
+        c = coords[valid]
+        out[c[:, 0], c[:, 1]] = np.asarray(preds[0])[valid] + 1
     return out
 
 
