@@ -1,0 +1,194 @@
+"""PNG figures: the classification map beside the ground truth, training curves, OA vs parameters.
+
+Figures are built with matplotlib's object-oriented API (`matplotlib.figure.Figure`, rendered
+by Agg), so importing this module changes no global matplotlib state and needs no display.
+Every PNG is written atomically (temporary file in the same folder, then `os.replace`).
+"""
+
+import colorsys
+import json
+import math
+import os
+
+import numpy as np
+from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from hsic_jax.data.io import atomic_write
+
+# 20 colours that stay distinct side by side (Trubetskoy's "20 distinct colours"), in an order
+# where the first few classes get the most contrasting ones. Class k gets colour k - 1.
+_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#ffe119", "#f58231", "#911eb4", "#42d4f4",
+            "#f032e6", "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8",
+            "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075", "#a9a9a9")
+_MAP_DPI = 150
+_PANELS = {"loss": ("Loss", 1.0), "acc": ("Accuracy (%)", 100.0), "lr": ("Learning rate", 1.0)}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def palette(num_classes: int) -> np.ndarray:
+    """`(num_classes + 1, 3)` RGB in [0, 1]: row 0 black (background), row k the colour of class k.
+
+    Beyond 20 classes the extra colours are evenly spaced hues.
+    """
+    extra = max(num_classes - len(_COLOURS), 0)
+    colours = [to_rgb(c) for c in _COLOURS[:num_classes]]
+    colours += [colorsys.hsv_to_rgb(i / extra, 0.75, 0.9) for i in range(extra)]
+    return np.array([(0.0, 0.0, 0.0), *colours])
+
+
+def save_classification_map(path: str, pred_map, gt, class_names, title: str | None = None) -> None:
+    """Writes a PNG of the predicted map beside the ground truth, with a class legend.
+
+    Args:
+      path: the PNG to write.
+      pred_map: `(H, W)` int, 0 = not predicted, 1..C = predicted class.
+      gt: `(H, W)` int, 0 = unlabelled, 1..C = class.
+      class_names: C names; class k is `class_names[k - 1]`.
+      title: optional figure title.
+    """
+    pred_map, gt = np.asarray(pred_map), np.asarray(gt)
+    num_classes = len(class_names)
+    if pred_map.ndim != 2 or pred_map.shape != gt.shape:
+        raise ValueError(f"{path}: pred_map and gt must be (H, W) of the same shape; got "
+                         f"pred_map {pred_map.shape}, gt {gt.shape}")
+    for name, a in (("pred_map", pred_map), ("gt", gt)):
+        if a.size and (a.min() < 0 or a.max() > num_classes):
+            raise ValueError(f"{path}: {name} values must be in 0..{num_classes} "
+                             f"(len(class_names)); got {a.min()}..{a.max()}")
+    colours = palette(num_classes)
+    cmap, norm = ListedColormap(colours), BoundaryNorm(np.arange(num_classes + 2) - 0.5, num_classes + 1)
+
+    h, w = gt.shape
+    wide = w > 1.5 * h                    # stack wide scenes (Houston) instead of side by side
+    longer = min(max(max(h, w) / _MAP_DPI, 6.0), 16.0)   # inches; ≥ 1 dot per pixel up to 16 in
+    panel_w, panel_h = max(w * longer / max(h, w), 1.5), max(h * longer / max(h, w), 0.8)
+    labels = ["0 unlabelled"] + [f"{k} {n}" for k, n in enumerate(class_names, start=1)]
+    text_w = 0.6 + 0.075 * max(map(len, labels))          # inches of one legend column
+    if wide:
+        ncols = max(1, min(len(labels), int(panel_w // text_w)))
+        size = (panel_w + 0.3, 2 * panel_h + 1.2 + 0.22 * math.ceil(len(labels) / ncols))
+    else:
+        ncols = 1
+        size = (2 * panel_w + text_w + 0.5, max(panel_h + 0.8, 0.22 * len(labels) + 0.8))
+    fig = Figure(figsize=size, layout="constrained")
+    axes = fig.subplots(2, 1) if wide else fig.subplots(1, 2)
+    for ax, image, label in zip(axes, (pred_map, gt), ("Prediction", "Ground truth")):
+        ax.imshow(image, cmap=cmap, norm=norm, interpolation="nearest")
+        ax.set_title(label)
+        ax.set_axis_off()
+    handles = [Patch(facecolor=c, edgecolor="0.5", label=t) for c, t in zip(colours, labels)]
+    fig.legend(handles=handles, loc="outside lower center" if wide else "outside right center",
+               ncols=ncols, fontsize="small", frameon=False)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path, dpi=_MAP_DPI)
+
+
+def read_metrics(path: str) -> list[dict]:
+    """The rows of a `metrics.jsonl` (one JSON object per line; blank lines skipped)."""
+    rows = []
+    with open(path) as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {number}: not JSON ({e.msg}): {line.strip()[:80]!r}") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def metric_series(rows: list[dict]) -> tuple[str, dict[str, dict[str, tuple[list, list]]]]:
+    """Groups metric rows into plottable series: `(x_key, {panel: {key: (xs, ys)}})`.
+
+    `x_key` is "epoch" when every row has one, else "step". Any other key holding a number is a
+    series; keys with "loss" go to panel "loss", keys with "acc" or ending in "_oa"/"_aa" to panel
+    "acc" (converted to %), "lr" to panel "lr". A row missing a key is skipped for that series.
+    """
+    x_key = "epoch" if rows and all("epoch" in r for r in rows) else "step"
+    series: dict[str, dict[str, tuple[list, list]]] = {p: {} for p in _PANELS}
+    for row in rows:
+        if not _is_number(row.get(x_key)):
+            continue
+        for key, value in row.items():
+            panel = _panel_of(key)
+            if panel and _is_number(value):
+                xs, ys = series[panel].setdefault(key, ([], []))
+                xs.append(row[x_key])
+                ys.append(value * _PANELS[panel][1])
+    return x_key, series
+
+
+def save_training_curves(path: str, metrics_jsonl_path: str) -> None:
+    """Writes a PNG of losses, accuracies (%) and the learning rate against epoch (or step).
+
+    Reads the loop's `metrics.jsonl`: rows such as `{"step": 10, "epoch": 1, "train_loss": 0.9,
+    "train_accuracy": 0.7, "lr": 1e-3}`, some with `"test_oa"`; see `metric_series`.
+    """
+    x_key, series = metric_series(read_metrics(metrics_jsonl_path))
+    shown = [p for p in _PANELS if series[p]]
+    fig = Figure(figsize=(4.2 * max(len(shown), 1), 3.4), layout="constrained")
+    if not shown:                          # a run that has not finished an epoch yet
+        fig.text(0.5, 0.5, f"no metrics yet in {metrics_jsonl_path}", ha="center", va="center")
+    for ax, panel in zip(np.atleast_1d(fig.subplots(1, len(shown))) if shown else (), shown):
+        for key, (xs, ys) in sorted(series[panel].items()):
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3,
+                    label=key.replace("_", " "))
+        ax.set_xlabel(x_key)
+        ax.set_ylabel(_PANELS[panel][0])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    _save(fig, path)
+
+
+def save_plot_oa_vs_params(path: str, rows: list[dict]) -> None:
+    """Writes a PNG of OA (%) against trainable parameters (log scale), one point per run.
+
+    Args:
+      rows: dicts with `method` and `dataset` (display names), `trainable_params` (int),
+        `oa` (fraction) and optionally `oa_std` (fraction, drawn as an error bar). Colour
+        follows the method, the marker the dataset.
+    """
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    colours = palette(len(methods))[1:]
+    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for r in rows:
+        colour = colours[methods.index(r["method"])]
+        marker = _MARKERS[datasets.index(r["dataset"]) % len(_MARKERS)]
+        ax.errorbar(r["trainable_params"], 100 * r["oa"], yerr=100 * r.get("oa_std", 0.0),
+                    fmt=marker, color=colour, markeredgecolor="0.2", markersize=8, capsize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters")
+    ax.set_ylabel("OA (%)")
+    ax.grid(alpha=0.3, which="both")
+    handles = [Patch(facecolor=c, edgecolor="0.2", label=m) for m, c in zip(methods, colours)]
+    handles += [Line2D([], [], linestyle="", marker=_MARKERS[i % len(_MARKERS)], color="0.5",
+                       markeredgecolor="0.2", label=d) for i, d in enumerate(datasets)]
+    fig.legend(handles=handles, loc="outside right center", fontsize="small", frameon=False)
+    _save(fig, path)
+
+
+def _panel_of(key: str) -> str | None:
+    if key == "lr":
+        return "lr"
+    if "loss" in key:
+        return "loss"
+    if "acc" in key or key.endswith(("_oa", "_aa")):
+        return "acc"
+    return None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _save(fig: Figure, path: str, dpi: int = 120) -> None:
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
