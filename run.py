@@ -24,6 +24,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     logging.getLogger("hsic_jax").setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
     config = FLAGS.config
     workdir = FLAGS.workdir or config.workdir or os.path.join(
         "workdirs", f"{config.data.name}_{config.method.name}")
