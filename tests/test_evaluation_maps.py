@@ -52,9 +52,10 @@ def test_classification_map_replaces_an_existing_file(tmp_path):
     ((5, 6), 1, r"same shape; got pred_map \(5, 6\), gt \(5, 5\)"),
     ((5, 5), 3, r"pred_map values must be in 0..2 \(len\(class_names\)\); got 0..3"),
     ((5, 5), -1, r"pred_map values must be in 0..2"),
+    ((5, 5), 0.5, r"pred_map must hold integer class ids; got dtype float64"),
 ])
 def test_classification_map_rejects_bad_maps(tmp_path, pred_shape, value, match):
-    pred = np.zeros(pred_shape, int)
+    pred = np.zeros(pred_shape, type(value))
     pred[0, 0] = value
     with pytest.raises(ValueError, match=match):
         save_classification_map(str(tmp_path / "m.png"), pred, np.zeros((5, 5), int), ["a", "b"])

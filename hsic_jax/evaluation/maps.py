@@ -55,11 +55,14 @@ def save_classification_map(path: str, pred_map, gt, class_names, title: str | N
         raise ValueError(f"{path}: pred_map and gt must be (H, W) of the same shape; got "
                          f"pred_map {pred_map.shape}, gt {gt.shape}")
     for name, a in (("pred_map", pred_map), ("gt", gt)):
+        if not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{path}: {name} must hold integer class ids; got dtype {a.dtype}")
         if a.size and (a.min() < 0 or a.max() > num_classes):
             raise ValueError(f"{path}: {name} values must be in 0..{num_classes} "
                              f"(len(class_names)); got {a.min()}..{a.max()}")
     colours = palette(num_classes)
-    cmap, norm = ListedColormap(colours), BoundaryNorm(np.arange(num_classes + 2) - 0.5, num_classes + 1)
+    cmap = ListedColormap(colours)
+    norm = BoundaryNorm(np.arange(num_classes + 2) - 0.5, num_classes + 1)
 
     h, w = gt.shape
     wide = w > 1.5 * h                    # stack wide scenes (Houston) instead of side by side
@@ -97,9 +100,11 @@ def read_metrics(path: str) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {number}: not JSON ({e.msg}): {line.strip()[:80]!r}") from None
+                raise ValueError(f"{path}, line {number}: not JSON ({e.msg}): "
+                                 f"{line.strip()[:80]!r}") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
+                raise ValueError(f"{path}, line {number}: expected a JSON object, "
+                                 f"got {type(row).__name__}")
             rows.append(row)
     return rows
 
