@@ -1,0 +1,186 @@
+"""Optimizer: schedule, labels → multi_transform AdamW, frozen leaves, LoRA+/KronA+ λ, freeze."""
+
+import math
+
+import jax
+import jax.extend as jex
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from hsic_jax.adapters import method_from_config, param_labels
+from hsic_jax.adapters.export import npz_bytes, stored_arrays
+from hsic_jax.count import load_config, param_shapes
+from hsic_jax.model import model_from_config
+from hsic_jax.train.optimizer import (decay_mask, freeze, keep_frozen, make_optimizer,
+                                      make_schedule)
+
+D, DEPTH, C = 48, 2, 5
+TINY = dict(num_classes=C, img_size=16, patch_size=8, tubelet=3, bands=12, width=D,
+            depth=DEPTH, heads=4)
+OPTIM = dict(lr=1e-2, min_lr=0.0, warmup_epochs=0, b1=0.9, b2=0.999, eps=1e-8,
+             weight_decay=0.05)
+LORA = dict(name="lora", rank=4, alpha=4.0)
+KRONA = dict(name="krona", a_shape=(8, 6), b_shape=(6, 8))
+
+
+def batch(seed=0, n=4):
+    rng = np.random.RandomState(seed)
+    return (jnp.asarray(rng.randn(n, 16, 16, 12).astype(np.float32)),
+            jnp.asarray(rng.randint(0, C, n)))
+
+
+def setup(method_cfg):
+    method = method_from_config(method_cfg)
+    model = model_from_config(TINY, method.adapter)
+    params = jax.jit(model.init)(jax.random.key(0), batch()[0])["params"]
+    return method, model, params, param_labels(params, method)
+
+
+def loss_fn(model, labels):
+    def loss(params, x, y):
+        logits = model.apply({"params": freeze(params, labels)}, x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return loss
+
+
+def train(method_cfg, steps, params=None):
+    """`steps` real AdamW steps; returns (params after each step, first updates, opt_state)."""
+    method, model, init, labels = setup(method_cfg)
+    params = init if params is None else params
+    tx = make_optimizer(OPTIM, labels, make_schedule(OPTIM, 100, 10), method.lam)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        grads = jax.grad(loss_fn(model, labels))(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return keep_frozen(optax.apply_updates(params, updates), params, labels), opt_state, updates
+
+    opt_state, history, first = tx.init(params), [], None
+    for i in range(steps):
+        params, opt_state, updates = step(params, opt_state, *batch(i))
+        first = updates if first is None else first
+        history.append(params)
+    return history, first, opt_state
+
+
+def test_schedule_is_linear_warmup_then_cosine_to_min_lr():
+    cfg = dict(OPTIM, lr=1e-3, min_lr=1e-5, warmup_epochs=2)
+    sched = make_schedule(cfg, total_steps=100, steps_per_epoch=10)
+    official = lambda e: (1e-3 * e / 2 if e < 2 else
+                          1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + math.cos(math.pi * (e - 2) / 8)))
+    for step in (0, 5, 19, 20, 37, 60, 99, 100):
+        assert float(sched(step)) == pytest.approx(official(step / 10), rel=1e-5, abs=1e-12)
+    assert float(sched(0)) == 0.0 and float(sched(200)) == pytest.approx(1e-5)
+    with pytest.raises(ValueError, match="warmup_epochs = 20 is 200 steps, more than the 100"):
+        make_schedule(dict(cfg, warmup_epochs=20), 100, 10)
+
+
+def test_weight_decay_only_on_matrices_not_position_embeddings():
+    params = setup(dict(name="fft"))[2]
+    mask = decay_mask(params)
+    assert mask["backbone"]["block_0"]["attn"]["q"]["kernel"]
+    assert mask["backbone"]["patch_embed"]["kernel"] and mask["head"]["kernel"]
+    assert not mask["backbone"]["pos_embed"]
+    assert not mask["backbone"]["block_0"]["attn"]["q"]["bias"]
+    assert not mask["backbone"]["norm"]["scale"]
+
+
+def test_frozen_leaves_bitwise_unchanged_and_without_state():
+    method, _, params, labels = setup(LORA)
+    # A frozen -0.0 would come back as +0.0 from apply_updates with a zero update.
+    params["backbone"]["block_0"]["attn"]["k"]["bias"] = -jnp.zeros(D)
+    history, _, opt_state = train(LORA, steps=3, params=params)
+    final = history[-1]
+    flat = lambda t: jax.tree.leaves(t)
+    for old, new, label in zip(flat(params), flat(final), flat(labels)):
+        if label == "frozen":
+            assert np.array_equal(np.asarray(old).view(np.uint32), np.asarray(new).view(np.uint32))
+        else:
+            assert not np.array_equal(old, new)
+    assert np.signbit(final["backbone"]["block_0"]["attn"]["k"]["bias"]).all()
+    float_state = [a for a in flat(opt_state) if jnp.issubdtype(a.dtype, jnp.floating)]
+    trainable = sum(p.size for p, l in zip(flat(params), flat(labels)) if l != "frozen")
+    assert sum(a.size for a in float_state) == 2 * trainable  # mu and nu only
+    assert all(a.size == 1 for a in flat(opt_state) if not jnp.issubdtype(a.dtype, jnp.floating))
+
+
+def test_keep_frozen_restores_what_a_zero_update_changes():
+    """Eagerly, -0.0 + 0.0 = +0.0: keep_frozen gives frozen leaves back bit for bit."""
+    params = {"frozen": -jnp.zeros(3), "trained": jnp.ones(3)}
+    labels = {"frozen": "frozen", "trained": "base"}
+    new = optax.apply_updates(params, {"frozen": jnp.zeros(3), "trained": jnp.ones(3)})
+    assert not np.signbit(new["frozen"]).any()
+    kept = keep_frozen(new, params, labels)
+    assert np.signbit(kept["frozen"]).all() and np.array_equal(kept["trained"], 2 * np.ones(3))
+
+
+def test_krona_optimizer_state_is_twice_the_adapter_not_the_model():
+    shapes, method = param_shapes(load_config("configs/botswana_krona.py"))
+    labels = param_labels(shapes, method)
+    tx = make_optimizer(OPTIM, labels, make_schedule(OPTIM, 100, 10), method.lam)
+    state = jax.eval_shape(tx.init, shapes)
+    state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(state))
+    stored = stored_arrays(shapes, method)
+    trainable_bytes = 4 * sum(a.size for a in stored.values())
+    model_bytes = 4 * sum(a.size for a in jax.tree.leaves(shapes))
+    assert trainable_bytes == 4 * 47_630
+    assert 2 * trainable_bytes <= state_bytes <= 2 * trainable_bytes + 64
+    assert state_bytes <= 2.1 * npz_bytes(stored) and state_bytes < model_bytes / 800
+
+
+def test_lora_plus_with_lambda_one_equals_lora_step_for_step():
+    lora = train(LORA, steps=3)[0]
+    plus = train(dict(LORA, name="lora_plus", lam=1.0), steps=3)[0]
+    for a, b in zip(lora, plus):
+        jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+@pytest.mark.parametrize("cfg", [LORA, KRONA], ids=["lora_plus", "krona_plus"])
+def test_first_b_side_step_is_lambda_times_plain(cfg):
+    """LoRA+ and KronA+ scale B's (the zero-initialised factor's) step by λ, nothing else."""
+    lam = 4.0
+    plain = train(cfg, steps=1)[1]
+    plus = train(dict(cfg, name=cfg["name"] + "_plus", lam=lam), steps=1)[1]
+    for block, layers in plain["adapters"].items():
+        for layer, factors in layers.items():
+            ours = plus["adapters"][block][layer]
+            assert np.abs(factors["b"]).max() > 0
+            np.testing.assert_allclose(ours["b"], lam * factors["b"], rtol=1e-6)
+            np.testing.assert_array_equal(ours["a"], factors["a"])
+    jax.tree.map(np.testing.assert_array_equal, plus["head"], plain["head"])
+
+
+def dot_shapes(jaxpr) -> list[tuple[int, ...]]:
+    """Output shapes of every dot_general in `jaxpr` and its sub-jaxprs."""
+    shapes = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            shapes.append(tuple(eqn.outvars[0].aval.shape))
+    for sub in jex.core.subjaxprs(jaxpr):
+        shapes += dot_shapes(sub)
+    return shapes
+
+
+def grad_dots(method_cfg):
+    method, model, params, labels = setup(method_cfg)
+    x, y = batch()
+    loss = loss_fn(model, labels)
+    forward = dot_shapes(jax.make_jaxpr(loss)(params, x, y).jaxpr)
+    backward = dot_shapes(jax.make_jaxpr(jax.grad(loss))(params, x, y).jaxpr)
+    return forward, backward
+
+
+FROZEN_KERNELS = {(D, D), (D, 4 * D), (4 * D, D)}  # q, k, v, proj, fc1, fc2
+
+
+def test_freeze_computes_no_frozen_weight_gradient():
+    _, fft = grad_dots(dict(name="fft"))
+    assert sum(s in FROZEN_KERNELS for s in fft) == 6 * DEPTH  # the detector sees dW
+    _, lora = grad_dots(LORA)
+    assert sum(s in FROZEN_KERNELS for s in lora) == 0
+    assert lora.count((D, 4)) >= 2 * DEPTH and lora.count((4, D)) >= 2 * DEPTH  # dA, dB
+    forward, lp = grad_dots(dict(name="linear_probe"))
+    assert len(lp) == len(forward) + 1  # only the head's weight gradient: no backward pass
+    assert sum(s in FROZEN_KERNELS for s in lp) == 0
