@@ -16,10 +16,7 @@ import jax.numpy as jnp
 from hsic_jax.data.io import DataError
 
 
-@partial(
-    jax.jit,
-    static_argnames=("flip", "radiation_noise", "mixture_noise", "radiation_alpha", "mixture_alpha", "noise_std"),
-)
+@partial(jax.jit, static_argnames=("flip", "radiation_noise", "mixture_noise"))
 def augment(
     key: jax.Array,
     patches: jax.Array,
@@ -51,7 +48,8 @@ def augment(
       patches: (N, h, w, B) float.
       labels: (N,) int class of each patch; required when `mixture_noise` > 0.
       flip, radiation_noise, mixture_noise: enable flips; probabilities of the two noises (0 = off).
-      radiation_alpha, mixture_alpha: ranges of the uniform scale factors.
+        These are static (a change recompiles); the arguments below are traced.
+      radiation_alpha, mixture_alpha: (low, high) ranges of the uniform scale factors.
       noise_std: beta, the standard deviation of the additive Gaussian noise (DeepHyperX: 1/25).
     """
     for name, p in (("radiation_noise", radiation_noise), ("mixture_noise", mixture_noise)):
@@ -60,21 +58,27 @@ def augment(
     if mixture_noise > 0 and labels is None:
         raise DataError("mixture noise mixes patches of the same class: pass labels (N,)")
     n = patches.shape[0]
-    keys = jax.vmap(lambda k: jax.random.split(k, 9))(jax.random.split(key, n))  # (N, 9) keys
-    partners = patches if labels is None else patches[_same_class_partner(keys[:, 8], labels)]
+    if labels is not None and labels.shape != (n,):
+        raise DataError(f"labels must have shape ({n},), got {labels.shape}")
+    keys = jax.vmap(lambda k: jax.random.split(k, 3))(jax.random.split(key, n))  # (N, 3) keys per sample
+    partners = patches if labels is None else patches[_same_class_partner(keys[:, 2], labels)]
 
     def one(k: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
+        # All of a sample's draws come from two calls (few PRNG kernels keep compilation fast):
+        # u: flip lr, flip ud, radiation on, alpha, mixture on, a1, a2; noise: radiation, mixture.
+        u = jax.random.uniform(k[0], (7,), x.dtype)
+        noise = noise_std * jax.random.normal(k[1], (2,) + x.shape, x.dtype)
         if flip:
-            x = jnp.where(jax.random.bernoulli(k[0]), x[:, ::-1], x)
-            x = jnp.where(jax.random.bernoulli(k[1]), x[::-1], x)
+            x = jnp.where(u[0] < 0.5, x[:, ::-1], x)
+            x = jnp.where(u[1] < 0.5, x[::-1], x)
         if radiation_noise > 0:
-            alpha = jax.random.uniform(k[3], (), x.dtype, *radiation_alpha)
-            noisy = alpha * x + noise_std * jax.random.normal(k[4], x.shape, x.dtype)
-            x = jnp.where(jax.random.bernoulli(k[2], radiation_noise), noisy, x)
+            low, high = radiation_alpha
+            alpha = low + (high - low) * u[3]
+            x = jnp.where(u[2] < radiation_noise, alpha * x + noise[0], x)
         if mixture_noise > 0:
-            a1, a2 = jax.random.uniform(k[6], (2,), x.dtype, *mixture_alpha)
-            mixed = (a1 * x + a2 * y) / (a1 + a2) + noise_std * jax.random.normal(k[7], x.shape, x.dtype)
-            x = jnp.where(jax.random.bernoulli(k[5], mixture_noise), mixed, x)
+            low, high = mixture_alpha
+            a1, a2 = low + (high - low) * u[5], low + (high - low) * u[6]
+            x = jnp.where(u[4] < mixture_noise, (a1 * x + a2 * y) / (a1 + a2) + noise[1], x)
         return x
 
     return jax.vmap(one)(keys, patches, partners)

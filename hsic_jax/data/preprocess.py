@@ -142,9 +142,9 @@ def _normalize(cube: jax.Array, mode: str) -> jax.Array:
     if mode == "minmax":
         low, high = cube.min(axis=axes), cube.max(axis=axes)
         return (cube - low) / jnp.where(high > low, high - low, 1.0)
-    if mode == "zscore":
-        std = cube.std(axis=axes)
-        return (cube - cube.mean(axis=axes)) / jnp.where(std > 0, std, 1.0)
+    if mode == "zscore":  # a constant channel (max == min) gives exactly 0, not rounding noise / tiny std
+        std, constant = cube.std(axis=axes), cube.max(axis=axes) == cube.min(axis=axes)
+        return jnp.where(constant, 0.0, (cube - cube.mean(axis=axes)) / jnp.where(constant, 1.0, std))
     return cube
 
 

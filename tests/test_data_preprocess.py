@@ -1,0 +1,109 @@
+"""PCA (against scikit-learn) and normalisation (against explicit formulas)."""
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA as SklearnPCA
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from hsic_jax.data.io import DataError
+from hsic_jax.data.preprocess import PCA, fit_pca, normalize, prepare
+from hsic_jax.data.scenes import load_scene
+
+# docs/spectralgpt.md section 3, BigEarthNet-S2 12 bands.
+BEN_MEAN = [1370.19151926, 1184.3824625, 1120.77120066, 1136.26026392, 1263.73947144, 1645.40315151,
+            1846.87040806, 1762.59530783, 1972.62420416, 582.72633433, 1732.16362238, 1247.91870117]
+BEN_STD = [633.15169573, 650.2842772, 712.12507725, 965.23119807, 948.9819932, 1108.06650639,
+           1258.36394548, 1233.1492281, 1364.38688993, 472.37967789, 1310.36996126, 1087.6020813]
+
+# Share of the variance of the 200 bands kept by 12 components on Indian Pines (reported in the README).
+IP_PCA12_VARIANCE = 0.97434
+
+
+@pytest.fixture(scope="module")
+def cube():
+    return load_scene("indian_pines").cube
+
+
+@pytest.fixture(scope="module")
+def pca(cube):
+    return fit_pca(cube, 12)
+
+
+def test_pca_matches_sklearn_on_indian_pines(cube):
+    part = cube[:30]  # 4,350 pixels of the real scene keep sklearn's full SVD fast
+    x = part.reshape(-1, 200).astype(np.float64)
+    ref = SklearnPCA(12, svd_solver="full").fit(x)
+    pca = fit_pca(part, 12)
+    np.testing.assert_allclose(pca.explained_variance_ratio, ref.explained_variance_ratio_, rtol=1e-5)
+    signs = np.sign(np.sum(pca.components * ref.components_.T, axis=0))  # sklearn's signs are its own choice
+    np.testing.assert_allclose(pca.components, ref.components_.T * signs, atol=1e-5)
+    projected = np.asarray(pca.apply(part)).reshape(-1, 12)
+    np.testing.assert_allclose(projected, ref.transform(x) * signs, atol=0.02)  # values up to ~1.8e4
+
+
+def test_pca_variance_share_on_indian_pines(pca):
+    assert pca.components.shape == (200, 12)
+    assert float(pca.explained_variance_ratio.sum()) == pytest.approx(IP_PCA12_VARIANCE, abs=1e-5)
+    assert (np.diff(pca.explained_variance_ratio) <= 0).all()
+
+
+def test_pca_is_reproducible_with_deterministic_signs(cube, pca):
+    again = fit_pca(cube, 12)
+    np.testing.assert_array_equal(again.components, pca.components)
+    np.testing.assert_array_equal(again.mean, pca.mean)
+    largest = pca.components[np.abs(pca.components).argmax(0), np.arange(12)]
+    assert (largest > 0).all()
+    # Negating the data flips every axis; the sign rule flips them back.
+    np.testing.assert_allclose(fit_pca(-cube, 12).components, pca.components, atol=1e-6)
+
+
+def test_pca_save_load(tmp_path, pca):
+    pca.save(tmp_path / "pca.npz")
+    loaded = PCA.load(tmp_path / "pca.npz")
+    for name in ("mean", "components", "explained_variance_ratio"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(pca, name))
+    assert [p.name for p in tmp_path.iterdir()] == ["pca.npz"]
+    np.savez(tmp_path / "bad.npz", mean=np.zeros(3), components=np.zeros((4, 2)), explained_variance_ratio=np.zeros(2))
+    with pytest.raises(DataError, match=r"bad\.npz: inconsistent PCA shapes mean \(3,\), components \(4, 2\)"):
+        PCA.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "partial.npz", mean=np.zeros(3))
+    with pytest.raises(DataError, match=r"lacks key\(s\) \['components', 'explained_variance_ratio'\]"):
+        PCA.load(tmp_path / "partial.npz")
+
+
+def test_pca_bad_input(pca):
+    with pytest.raises(DataError, match="cube has 10 bands; PCA to 12 components needs 1 <= k <= 10"):
+        fit_pca(np.ones((4, 4, 10)), 12)
+    with pytest.raises(DataError, match=r"expects a cube \(H, W, B\), got shape \(16, 10\)"):
+        fit_pca(np.ones((16, 10)), 3)
+    with pytest.raises(DataError, match="cube has 5 bands but the PCA was fitted on 200"):
+        pca.apply(np.ones((2, 2, 5)))
+
+
+def test_normalize_modes_against_formulas():
+    rng = np.random.default_rng(0)
+    x = rng.normal(1000, 300, (6, 5, 12)).astype(np.float32)
+    x[..., 3] = 7.0  # a constant channel
+    flat = x.reshape(-1, 12).astype(np.float64)
+    ben = (flat - np.array(BEN_MEAN)) / np.array(BEN_STD)
+    np.testing.assert_allclose(np.asarray(normalize(x, "bigearthnet")).reshape(-1, 12), ben, rtol=1e-5, atol=1e-5)
+    minmax = MinMaxScaler().fit_transform(flat)
+    np.testing.assert_allclose(np.asarray(normalize(x, "minmax")).reshape(-1, 12), minmax, atol=1e-5)
+    zscore = StandardScaler().fit_transform(flat)
+    np.testing.assert_allclose(np.asarray(normalize(x, "zscore")).reshape(-1, 12), zscore, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(normalize(x, "none")), x)
+    with pytest.raises(DataError, match="needs 12 channels .* got 5"):
+        normalize(x[..., :5], "bigearthnet")
+    with pytest.raises(DataError, match="unknown normalisation 'l2'"):
+        normalize(x, "l2")
+
+
+def test_prepare(cube, pca):
+    out, fitted = prepare(cube, pca_components=12, normalization="bigearthnet")
+    assert out.shape == (145, 145, 12) and out.dtype == np.float32
+    np.testing.assert_array_equal(fitted.components, pca.components)
+    reused, same = prepare(cube, normalization="bigearthnet", pca=pca)
+    assert same is pca
+    np.testing.assert_array_equal(np.asarray(reused), np.asarray(out))
+    raw, none = prepare(cube[..., :12], pca_components=None, normalization="minmax")
+    assert none is None and raw.shape == (145, 145, 12) and float(raw.max()) == 1.0
