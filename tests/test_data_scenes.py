@@ -46,7 +46,8 @@ def write(path, arrays, fmt):
     return path
 
 
-EXT = {"v5": ".mat", "v7": ".mat", "v73": ".mat", "npz": ".npz", "npy": ".npy", "tif_last": ".tif", "tif_first": ".tiff"}
+EXT = {"v5": ".mat", "v7": ".mat", "v73": ".mat", "npz": ".npz", "npy": ".npy", "tif_last": ".tif",
+       "tif_first": ".tiff"}
 
 
 @pytest.fixture
@@ -169,6 +170,10 @@ def test_registered_scene_missing_files_explains(tmp_path):
         load_scene("houston2013", tmp_path)
     with pytest.raises(DataError, match="unknown scene 'salinas'"):
         load_scene("salinas", tmp_path)
+    with pytest.raises(DataError, match="needs cube_path and gt_path"):
+        load_scene("files", cube_path="c.npy")
+    with pytest.raises(DataError, match="give gt_path or train_gt_path and test_gt_path, not both"):
+        load_scene("files", cube_path="c.npy", gt_path="g.npy", train_gt_path="t.npy", test_gt_path="u.npy")
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -276,13 +276,17 @@ def load_scene(
     """
     paths = dict(cube=cube_path, gt=gt_path, train=train_gt_path, test=test_gt_path)
     keys = dict(cube=cube_key, gt=gt_key, train=train_key, test=test_key)
+    if gt_path is not None and (train_gt_path is not None or test_gt_path is not None):
+        raise DataError(f"{name}: give gt_path or train_gt_path and test_gt_path, not both")
     if name == "files":
         if cube_path is None or (gt_path is None and (train_gt_path is None or test_gt_path is None)):
-            raise DataError("a user scene (name='files') needs cube_path and gt_path (or train_gt_path and test_gt_path)")
+            raise DataError("a user scene (name='files') needs cube_path and gt_path "
+                            "(or train_gt_path and test_gt_path)")
         spec = None
     elif name in SCENES:
         if class_names is not None or label_codes is not None:
-            raise DataError(f"{name}: class_names and label_codes are fixed by the registry; use name='files' to set them")
+            raise DataError(f"{name}: class_names and label_codes are fixed by the registry; "
+                            "use name='files' to set them")
         spec = SCENES[name]
         class_names, label_codes = spec.class_names, spec.label_codes
     else:
@@ -307,7 +311,9 @@ class _Raw(NamedTuple):
 
     @property
     def source(self) -> str:
-        return self.cube_source if self.cube_source == self.gt_source else f"cube: {self.cube_source}; gt: {self.gt_source}"
+        if self.cube_source == self.gt_source:
+            return self.cube_source
+        return f"cube: {self.cube_source}; gt: {self.gt_source}"
 
 
 def _has_any(data_dir, files: Sequence[str]) -> bool:
@@ -470,4 +476,5 @@ def _compare_published(spec: SceneSpec, scene: Scene) -> None:
     counts = tuple(int(n) for n in scene.class_counts())
     if counts != spec.class_counts:
         diff = {n: (got, want) for n, got, want in zip(spec.class_names, counts, spec.class_counts) if got != want}
-        log.warning("%s: labelled pixels per class differ from the published counts (got, published): %s", spec.name, diff)
+        log.warning("%s: labelled pixels per class differ from the published counts (got, published): %s",
+                    spec.name, diff)

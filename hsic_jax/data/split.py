@@ -84,7 +84,8 @@ class Split:
         head = ["Class No.", "Class Name", "Training Pixels", "Testing Pixels"] + ["Excluded"] * with_excluded
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.table():
-            cells = ["" if row["class"] is None else str(row["class"]), row["name"], str(row["train"]), str(row["test"])]
+            number = "" if row["class"] is None else str(row["class"])
+            cells = [number, row["name"], str(row["train"]), str(row["test"])]
             cells += [str(row["excluded"])] * with_excluded
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
@@ -115,7 +116,8 @@ class Split:
             raise DataError(f"{path}: not a readable split file ({e})") from e
         if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
             raise DataError(f"{path}: not a split file (expected format {_FORMAT!r})")
-        missing = {"scene", "class_names", "config", "train", "train_labels", "test", "test_labels", "excluded"} - set(doc)
+        keys = {"scene", "class_names", "config", "train", "train_labels", "test", "test_labels", "excluded"}
+        missing = keys - set(doc)
         if missing:
             raise DataError(f"{path}: split file lacks key(s) {sorted(missing)}")
         c = len(doc["class_names"])
