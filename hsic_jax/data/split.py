@@ -190,9 +190,14 @@ def make_split(
         dropped = np.zeros_like(test_mask)
     c = scene.num_classes
     excluded = np.bincount(gt[dropped], minlength=c + 1)[1:]
-    per_class = dict(per_class) if isinstance(per_class, Mapping) else per_class
-    config = dict(seed=seed, per_class=per_class, fraction=fraction, spatially_disjoint=spatially_disjoint,
-                  patch_size=patch_size, cap=cap, mode="given" if per_class is None and fraction is None else "drawn")
+    mode = "given" if per_class is None and fraction is None else "drawn"
+    if isinstance(per_class, Mapping):  # plain JSON types, for `save`
+        per_class = {str(k): int(v) for k, v in per_class.items()}
+    elif per_class is not None:
+        per_class = int(per_class)
+    config = dict(seed=int(seed), per_class=per_class, fraction=None if fraction is None else float(fraction),
+                  spatially_disjoint=bool(spatially_disjoint), patch_size=patch_size and int(patch_size),
+                  cap=bool(cap), mode=mode)
     split = Split(scene.name, scene.class_names, *_coords(train_mask, gt), *_coords(test_mask, gt), excluded, config)
     empty = [n for n, row in zip(scene.class_names, split.table()) if row["test"] == 0]
     if empty:
