@@ -1,0 +1,163 @@
+"""Merge and export: merged and loaded models give the adapted logits; storage vs Table 11."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hsic_jax.adapters import method_from_config
+from hsic_jax.adapters.export import (export_adapters, load_adapters, merge, npz_bytes,
+                                      stored_arrays)
+from hsic_jax.count import MIB, load_config, param_shapes
+from hsic_jax.model import model_from_config
+
+C = 5
+TINY = dict(num_classes=C, img_size=16, patch_size=8, tubelet=3, bands=12, width=48, depth=1,
+            heads=4)
+ALL = ("q", "k", "v", "proj", "fc1", "fc2")
+CFGS = {
+    "lora": dict(name="lora", rank=4, alpha=8.0, targets=ALL),
+    "krona": dict(name="krona", a_shape=(8, 6), b_shape=(6, 8), scale=0.7,
+                  targets=("q", "k", "v", "proj")),
+    "lokr": dict(name="lokr", factor=4, rank=2, alpha=3.0, targets=ALL),
+}
+SHA = "ab" * 32
+CLASSES = [f"class {i}" for i in range(C)]
+
+
+def x_batch():
+    return jnp.asarray(np.random.RandomState(0).randn(3, 16, 16, 12).astype(np.float32))
+
+
+def randomised(params, seed=1, std=0.1):
+    """Every leaf perturbed, so that zero-initialised factors contribute."""
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    return jax.tree.unflatten(tree, [p + std * jax.random.normal(k, p.shape)
+                                     for p, k in zip(leaves, keys)])
+
+
+def adapted(method_cfg):
+    method = method_from_config(method_cfg)
+    model = model_from_config(TINY, method.adapter)
+    params = randomised(jax.jit(model.init)(jax.random.key(0), x_batch())["params"])
+    if "adapters" in params:
+        params["adapters"] = randomised(params["adapters"], std=0.5)
+    return method, model, params
+
+
+def logits(model, params):
+    with jax.default_matmul_precision("highest"):
+        return np.asarray(jax.jit(model.apply)({"params": params}, x_batch()))
+
+
+@pytest.mark.parametrize("name", CFGS)
+def test_merged_model_reproduces_adapted_logits(name):
+    method, model, params = adapted(CFGS[name])
+    merged = merge(params, method)
+    assert "adapters" not in merged
+    want = logits(model, params)
+    got = logits(model_from_config(TINY), merged)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    base = {k: v for k, v in params.items() if k != "adapters"}
+    assert np.abs(logits(model_from_config(TINY), base) - want).max() > 1e-3  # ΔW matters
+
+
+@pytest.mark.parametrize("cfg", [CFGS["lora"], CFGS["krona"], dict(name="bitfit"),
+                                 dict(name="linear_probe")], ids=lambda c: c["name"])
+def test_export_load_round_trip(tmp_path, cfg):
+    method, model, params = adapted(cfg)
+    base = {"backbone": params["backbone"], "head": jax.tree.map(jnp.zeros_like, params["head"])}
+    if cfg["name"] == "bitfit":  # the pretrained q and v biases differ from the trained ones
+        base = jax.tree_util.tree_map_with_path(
+            lambda path, p: jnp.zeros_like(p) if path[-1].key == "bias" and
+            path[-2].key in ("q", "v") else p, base)
+    manifest = export_adapters(params, cfg, str(tmp_path / "exp"), base_sha256=SHA,
+                               class_names=CLASSES)
+    assert sorted(os.listdir(tmp_path / "exp")) == ["adapters.npz", "manifest.json"]
+    assert manifest["class_names"] == CLASSES and manifest["base_sha256"] == SHA
+    stored = set(manifest["arrays"])
+    assert stored == set(stored_arrays(params, method))
+    assert not any(k.startswith("backbone/") and not k.endswith("/bias") for k in stored)
+    loaded = load_adapters(base, str(tmp_path / "exp"), base_sha256=SHA, method_cfg=cfg)
+    np.testing.assert_allclose(logits(model, loaded), logits(model, params), rtol=0, atol=1e-5)
+    assert os.path.getsize(tmp_path / "exp" / "adapters.npz") == npz_bytes(
+        stored_arrays(params, method))
+
+
+def test_mismatched_loads_are_refused(tmp_path):
+    cfg = CFGS["lora"]
+    _, _, params = adapted(cfg)
+    base = {"backbone": params["backbone"]}
+    path = str(tmp_path / "exp")
+    export_adapters(params, cfg, path, base_sha256=SHA, class_names=CLASSES)
+    with pytest.raises(ValueError, match=f"trained on base checkpoint sha256 {SHA}, not on "
+                                         "the given base cd"):
+        load_adapters(base, path, base_sha256="cd" * 32, method_cfg=cfg)
+    with pytest.raises(ValueError, match=r"'rank': \(4, 8\)"):
+        load_adapters(base, path, base_sha256=SHA, method_cfg=dict(cfg, rank=8))
+    with pytest.raises(ValueError, match=r"'name': \('lora', 'lora_plus'\)"):
+        load_adapters(base, path, base_sha256=SHA, method_cfg=dict(cfg, name="lora_plus", lam=2.0))
+    with pytest.raises(FileNotFoundError, match="is not an adapter export"):
+        load_adapters(base, str(tmp_path), base_sha256=SHA, method_cfg=cfg)
+    wrong_base = {"backbone": dict(params["backbone"], pos_embed=jnp.zeros((1, 8, 48)))}
+    fft_path = str(tmp_path / "fft")
+    export_adapters(base | {"head": params["head"]}, dict(name="fft"), fft_path,
+                    base_sha256=SHA, class_names=CLASSES)
+    with pytest.raises(ValueError, match=r"backbone/pos_embed has shape \(1, 16, 48\) but "
+                                         r"the base has \(1, 8, 48\)"):
+        load_adapters(wrong_base, fft_path, base_sha256=SHA, method_cfg=dict(name="fft"))
+    with open(os.path.join(path, "adapters.npz"), "r+b") as f:  # corrupt one byte
+        f.seek(200)
+        f.write(b"\x00" if f.read(1) != b"\x00" else b"\x01")
+    with pytest.raises(ValueError, match="does not match the sha256 in its manifest"):
+        load_adapters(base, path, base_sha256=SHA, method_cfg=cfg)
+    with pytest.raises(ValueError, match="3 class names for a head of 5 classes"):
+        export_adapters(params, cfg, path, base_sha256=SHA, class_names=CLASSES[:3])
+
+
+def test_export_is_written_atomically_over_an_old_one(tmp_path):
+    cfg = CFGS["lokr"]
+    _, _, params = adapted(cfg)
+    path = str(tmp_path / "exp")
+    export_adapters(params, cfg, path, base_sha256=SHA, class_names=CLASSES)
+    export_adapters(randomised(params, 3), cfg, path, base_sha256=SHA, class_names=CLASSES)
+    assert sorted(os.listdir(path)) == ["adapters.npz", "manifest.json"]  # no temp files
+    with open(os.path.join(path, "manifest.json")) as f:
+        assert json.load(f)["method"] == json.loads(json.dumps(cfg))
+
+
+# Table 11 of the paper: mean adapter storage over the five datasets, MB.
+TABLE_11 = {"linear_probe": 0.04, "bitfit": 0.12, "lora": 0.62, "lora_plus": 0.62,
+            "lokr": 0.22, "krona": 0.20, "krona_plus": 0.20, "fft": 326}
+DATASETS = ("indian_pines", "pavia_university", "houston2013", "botswana", "whu_hi_longkou")
+
+
+@pytest.mark.parametrize("name", TABLE_11)
+def test_vit_b_exports_within_10_percent_of_table_11(tmp_path, name):
+    """Real ViT-B exports (only the stored leaves are materialised; FFT's size is computed)."""
+    sizes = []
+    for dataset in DATASETS:
+        shapes, method = param_shapes(load_config(f"configs/{dataset}_{name}.py"))
+        stored = stored_arrays(shapes, method)
+        if name == "fft":
+            sizes.append(npz_bytes(stored))
+            continue
+        params = jax.tree.map(lambda s: s, shapes)
+        for path, leaf in stored.items():
+            *parents, key = path.split("/")
+            node = params
+            for p in parents:
+                node = node[p]
+            node[key] = np.zeros(leaf.shape, leaf.dtype)
+        out = tmp_path / dataset
+        cfg = load_config(f"configs/{dataset}_{name}.py").method
+        export_adapters(params, cfg, str(out), base_sha256=SHA,
+                        class_names=[str(i) for i in range(shapes["head"]["bias"].shape[0])])
+        sizes.append(os.path.getsize(out / "adapters.npz"))
+        assert sizes[-1] == npz_bytes(stored)
+    mean_mb = np.mean(sizes) / MIB
+    assert abs(mean_mb / TABLE_11[name] - 1) <= 0.10, (name, mean_mb)
