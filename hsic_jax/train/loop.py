@@ -209,14 +209,26 @@ def _results(config, scene, splits, seeds, per_seed, state, labels, train_second
         results[key] = float(np.mean(values))
         if len(seeds) > 1:
             results[f"{key}_std"] = float(np.std(values))
+    # A class without test pixels has no accuracy: NaN here, null in the JSON file.
     per_class = np.array([r["per_class"] for r in per_seed], dtype=float)
-    results["per_class"] = np.nanmean(per_class, axis=0).tolist()
+    results["per_class"] = _nan_to_none(_nanmean(per_class))
     results["confusion"] = per_seed[0]["confusion"]
     if len(seeds) > 1:
-        results["per_class_std"] = np.nanstd(per_class, axis=0).tolist()
-        results["seeds"] = [{"seed": s, **{k: r[k] for k in ("oa", "aa", "kappa", "per_class")}}
+        results["per_class_std"] = _nan_to_none(np.sqrt(_nanmean((per_class - _nanmean(per_class)) ** 2)))
+        results["seeds"] = [{"seed": s, **{k: r[k] for k in ("oa", "aa", "kappa")},
+                             "per_class": _nan_to_none(np.array(r["per_class"], dtype=float))}
                             for s, r in zip(seeds, per_seed)]
     return results
+
+
+def _nanmean(a: np.ndarray) -> np.ndarray:
+    """Mean over the seed axis ignoring NaN, NaN (without a warning) where every seed is NaN."""
+    count = np.sum(~np.isnan(a), axis=0)
+    return np.where(count > 0, np.nansum(a, axis=0) / np.maximum(count, 1), np.nan)
+
+
+def _nan_to_none(a: np.ndarray) -> list:
+    return [None if np.isnan(v) else float(v) for v in a]
 
 
 def _split(scene, data_cfg, seed):
