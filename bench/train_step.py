@@ -1,0 +1,113 @@
+"""Benchmark the jitted train step of each fine-tuning method: time per step and throughput.
+
+    python bench/train_step.py                                  # small encoder, CPU-sized
+    python bench/train_step.py --variant base --batch 64        # the paper's ViT-B step (GPU)
+
+Every method runs the same step as `run.py` (on-device patches, augmentation, forward,
+gradients of the trainable subtrees, multi_transform update) on a synthetic scene with
+random weights, so no data or checkpoint is needed. Writes `bench/results/train_step.json`
+and prints a table.
+"""
+
+import argparse
+import functools
+import json
+import os
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hsic_jax.adapters import method_from_config
+from hsic_jax.model import model_from_config
+from hsic_jax.train.optimizer import make_optimizer, make_schedule, param_labels
+from hsic_jax.train.step import Geometry, train_step
+
+from configs import base
+
+METHODS = ("linear_probe", "bitfit", "lora", "lora_plus", "krona", "krona_plus", "lokr", "fft")
+
+
+def bench_method(method_name: str, args) -> dict:
+    config = base.get_config("indian_pines", method_name)
+    if method_name.startswith("krona"):
+        config.method.a_shape, config.method.b_shape = (args.width // 2, 2), (2, args.width // 2)
+    model_cfg = dict(config.model, num_classes=16, dtype=args.dtype)
+    if args.variant == "small":
+        del model_cfg["variant"]
+        model_cfg.update(width=args.width, depth=args.depth, heads=args.width // 64)
+    else:
+        model_cfg["variant"] = args.variant
+    method = method_from_config(config.method)
+    model = model_from_config(model_cfg, method.adapter)
+    x = jnp.zeros((1, model.img_size, model.img_size, model.bands))
+    params = model.init(jax.random.key(0), x)["params"]
+    labels = param_labels(params, method)
+    schedule = make_schedule(config.optim, 1000, 10)
+    tx = make_optimizer(config.optim, labels, schedule, method.lam)
+    state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
+
+    rng = np.random.default_rng(0)
+    h = w = 64
+    padded = jnp.asarray(rng.normal(size=(h + 14, w + 14, 12)), jnp.float32)
+    n = 1024
+    coords = jnp.asarray(rng.integers(0, h, size=(n, 2)), jnp.int32)
+    ys = jnp.asarray(rng.integers(0, 16, size=n), jnp.int32)
+    valid = jnp.ones(n, bool)
+    step = jax.jit(functools.partial(
+        train_step, model=model, tx=tx, param_labels=labels, geo=Geometry(15, model.img_size),
+        batch_size=args.batch, steps_per_epoch=n // args.batch,
+        augment_cfg=dict(flip=True, radiation_noise=0.1, mixture_noise=0.2), label_smoothing=0.0),
+        donate_argnums=0)
+    key = jax.random.key(1)
+
+    t0 = time.perf_counter()
+    state, m = step(state, padded, coords, ys, valid, key)
+    jax.block_until_ready(m)
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        state, m = step(state, padded, coords, ys, valid, key)
+        jax.block_until_ready(m)
+        times.append(time.perf_counter() - t0)
+    trainable = sum(int(np.size(p)) for p, lab in zip(jax.tree.leaves(params), jax.tree.leaves(labels))
+                    if lab != "frozen")
+    ms = 1000 * statistics.median(times)
+    return {"method": method_name, "trainable": trainable, "step_ms": ms,
+            "samples_per_s": args.batch / (ms / 1000), "compile_s": compile_s}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variant", default="small", choices=("small", "base", "large", "huge"))
+    p.add_argument("--width", type=int, default=192, help="width of the small encoder")
+    p.add_argument("--depth", type=int, default=6, help="depth of the small encoder")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=10, help="timed steps after the compiling one")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "train_step.json"))
+    args = p.parse_args()
+
+    rows = [bench_method(m, args) for m in args.methods]
+    record = {"device": str(jax.devices()[0]), "backend": jax.default_backend(),
+              "jax": jax.__version__, "args": vars(args), "rows": rows}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(tmp, args.out)
+
+    print(f"{record['device']} · {args.variant} · batch {args.batch} · {args.dtype}")
+    print(f"{'method':<14}{'trainable':>12}{'ms/step':>10}{'samples/s':>11}{'compile s':>11}")
+    for r in rows:
+        print(f"{r['method']:<14}{r['trainable']:>12,}{r['step_ms']:>10.1f}{r['samples_per_s']:>11.1f}"
+              f"{r['compile_s']:>11.1f}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
