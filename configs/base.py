@@ -19,7 +19,9 @@ DATASETS = ("indian_pines", "pavia_university", "houston2013", "botswana", "whu_
 # Fields of `config.method` besides `name` and `targets` (the paper adapts q and v).
 # KronA's a_shape / b_shape and the λ of the *_plus methods depend on the dataset and
 # are set by the dataset modules.
-_FACTOR_INIT = dict(init="gaussian", init_std=0.02)  # one factor zero, the other N(0, σ²)
+# One factor zero, the other N(0, σ²) (the paper; its σ was lost from the text: 0.02 is
+# about the std of peft's kaiming-uniform init for 768 inputs). init='kaiming' is peft's.
+_FACTOR_INIT = dict(init="gaussian", init_std=0.02)
 METHOD_DEFAULTS = {
     "linear_probe": {},
     "bitfit": {},

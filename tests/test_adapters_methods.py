@@ -38,7 +38,7 @@ EXPECTED["lora_plus"], EXPECTED["krona_plus"] = EXPECTED["lora"], EXPECTED["kron
 
 def tiny_params(method):
     model = model_from_config(TINY, method.adapter)
-    return model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 12)))["params"]
+    return jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 12)))["params"]
 
 
 def flat_labels(params, labels):

@@ -16,7 +16,7 @@ from hsic_jax.model import model_from_config
 from hsic_jax.train.optimizer import (decay_mask, freeze, keep_frozen, make_optimizer,
                                       make_schedule)
 
-D, DEPTH, C = 48, 2, 5
+D, DEPTH, C = 48, 1, 5
 TINY = dict(num_classes=C, img_size=16, patch_size=8, tubelet=3, bands=12, width=D,
             depth=DEPTH, heads=4)
 OPTIM = dict(lr=1e-2, min_lr=0.0, warmup_epochs=0, b1=0.9, b2=0.999, eps=1e-8,
@@ -87,6 +87,24 @@ def test_weight_decay_only_on_matrices_not_position_embeddings():
     assert not mask["backbone"]["norm"]["scale"]
 
 
+def test_adamw_decays_matrices_and_scales_b_side_by_lambda():
+    """With zero gradients an AdamW step is pure weight decay: -lr·wd·p on ≥ 2-D leaves."""
+    ones = lambda *shape: jnp.ones(shape)
+    params = {"backbone": {"pos_embed": ones(1, 4, 3), "k": ones(3, 3)},
+              "adapters": {"a": ones(3, 2), "b": ones(2, 3)}, "head": {"bias": ones(3)}}
+    labels = {"backbone": {"pos_embed": "base", "k": "frozen"},
+              "adapters": {"a": "base", "b": "b_side"}, "head": {"bias": "base"}}
+    tx = make_optimizer(OPTIM, labels, make_schedule(OPTIM, 100, 10), lam=3.0)
+    updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+    decay = -OPTIM["lr"] * OPTIM["weight_decay"]
+    np.testing.assert_allclose(updates["adapters"]["a"], decay * params["adapters"]["a"], rtol=1e-6)
+    np.testing.assert_allclose(updates["adapters"]["b"], 3 * decay * params["adapters"]["b"],
+                               rtol=1e-6)
+    for leaf in (updates["backbone"]["pos_embed"], updates["backbone"]["k"],
+                 updates["head"]["bias"]):
+        assert not np.asarray(leaf).any()
+
+
 def test_frozen_leaves_bitwise_unchanged_and_without_state():
     method, _, params, labels = setup(LORA)
     # A frozen -0.0 would come back as +0.0 from apply_updates with a zero update.
@@ -131,8 +149,8 @@ def test_krona_optimizer_state_is_twice_the_adapter_not_the_model():
 
 
 def test_lora_plus_with_lambda_one_equals_lora_step_for_step():
-    lora = train(LORA, steps=3)[0]
-    plus = train(dict(LORA, name="lora_plus", lam=1.0), steps=3)[0]
+    lora = train(LORA, steps=2)[0]
+    plus = train(dict(LORA, name="lora_plus", lam=1.0), steps=2)[0]
     for a, b in zip(lora, plus):
         jax.tree.map(np.testing.assert_array_equal, a, b)
 

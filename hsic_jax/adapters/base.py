@@ -42,7 +42,9 @@ class Adapter(Protocol):
 
 
 def check_adapter_fields(adapter, name: str) -> None:
-    """Raise a ValueError naming the field of a factored adapter that is out of range."""
+    """Make `targets` a tuple (adapters are hashable) and raise a ValueError naming the
+    field of a factored adapter that is out of range."""
+    object.__setattr__(adapter, "targets", tuple(adapter.targets))
     unknown = set(adapter.targets) - set(LAYERS)
     if not adapter.targets or unknown:
         raise ValueError(f"{name} targets {tuple(adapter.targets)} must be a non-empty subset "
