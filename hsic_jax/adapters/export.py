@@ -19,7 +19,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -27,6 +26,7 @@ import numpy as np
 
 from hsic_jax.adapters.base import LAYER_PATHS
 from hsic_jax.adapters.methods import FROZEN, Method, method_from_config, param_labels, path_name
+from hsic_jax.data.io import atomic_write
 
 FORMAT = "hsic-jax-adapters/1"
 WEIGHTS = "adapters.npz"
@@ -90,17 +90,6 @@ def _normal(cfg: Mapping) -> dict:
     return json.loads(json.dumps({k: cfg[k] for k in cfg}))
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def export_adapters(params, method_cfg: Mapping, path: str, *, base_sha256: str,
                     class_names: Sequence[str]) -> dict:
     """Write the trainable leaves of `params` and a manifest into folder `path`; return the manifest."""
@@ -110,7 +99,6 @@ def export_adapters(params, method_cfg: Mapping, path: str, *, base_sha256: str,
     if len(class_names) != n_classes:
         raise ValueError(f"export to {path}: {len(class_names)} class names for a head of "
                          f"{n_classes} classes")
-    os.makedirs(path, exist_ok=True)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     weights = buf.getvalue()
@@ -118,8 +106,9 @@ def export_adapters(params, method_cfg: Mapping, path: str, *, base_sha256: str,
                     class_names=list(class_names), weights=WEIGHTS,
                     weights_sha256=hashlib.sha256(weights).hexdigest(),
                     arrays={k: list(v.shape) for k, v in arrays.items()})
-    _write_atomic(os.path.join(path, WEIGHTS), weights)
-    _write_atomic(os.path.join(path, MANIFEST), json.dumps(manifest, indent=2).encode())
+    atomic_write(os.path.join(path, WEIGHTS), lambda f: f.write(weights))
+    text = json.dumps(manifest, indent=2).encode()
+    atomic_write(os.path.join(path, MANIFEST), lambda f: f.write(text))
     return manifest
 
 
