@@ -64,8 +64,10 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
         name=dataset, data_dir="data", cube_path="", gt_path="", cube_key="", gt_key="",
         input_size=32, pca=12, spatially_disjoint=False))
 
+    # Flips, and the probabilities of radiation and mixture noise per sample
+    # (DeepHyperX's 0.1 and 0.2; see hsic_jax.data.augment).
     config.augment = ml_collections.ConfigDict(
-        dict(flip=True, radiation_noise=True, mixture_noise=True))
+        dict(flip=True, radiation_noise=0.1, mixture_noise=0.2))
 
     peft = method not in ("fft", "linear_probe")
     config.optim = ml_collections.ConfigDict(dict(
