@@ -18,7 +18,7 @@ INDIAN_PINES_50_15 = {
 
 def get_config():
     c = ml_collections.ConfigDict()
-    c.workdir = ""
+    c.workdir = "workdirs/demo"
     c.seed = 0
     c.num_seeds = 1
     c.init = "random"
