@@ -4,11 +4,17 @@ Any config field can be overridden on the command line, e.g. `--config.num_seeds
 `--config.data.data_dir=/data/hsi`; a field that does not exist is an error. Outputs go to
 `config.workdir` (default: `workdirs/{dataset}_{method}`, or `--workdir`); rerunning the
 same command resumes from its latest checkpoint.
+
+Multi-host: start the same command on every host with `--distributed` (and, where the
+cluster is not detected automatically, `--coordinator=HOST:PORT --num_processes=N
+--process_id=I`); it calls `jax.distributed.initialize`, the seeds are sharded over the
+devices of all hosts, and the first process writes the outputs to the (shared) workdir.
 """
 
 import logging
 import os
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -17,12 +23,18 @@ from hsic_jax.train.loop import train_and_evaluate
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Output folder (overrides config.workdir).")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize (multi-host runs).")
+flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0 (with --distributed).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
+flags.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
 flags.mark_flags_as_required(["config"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
+    if FLAGS.distributed:
+        jax.distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
     logging.getLogger("hsic_jax").setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
     config = FLAGS.config

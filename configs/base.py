@@ -78,6 +78,7 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     config.label_smoothing = 0.0
     config.eval_every_epochs = 5
     config.checkpoint_every_epochs = 10
+    config.save_map = True  # classification map of the whole scene (seed 0) at the end
     return config
 
 

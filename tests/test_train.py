@@ -2,12 +2,14 @@
 
 Each run is a subprocess, as a user runs it: a kill mid-run followed by the same command
 must end with the same metrics as an uninterrupted run, and four seeds on four (forced
-host) devices must each match the run of that seed alone.
+host) devices must each match the run of that seed alone and the same run spread over two
+processes (`jax.distributed`, gloo collectives on the CPU).
 """
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,7 +72,7 @@ def test_kill_and_resume_ends_like_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_four_seeds_on_four_devices_match_single_seed_runs(tmp_path):
+def test_four_seeds_on_four_devices_match_single_seed_and_multi_process_runs(tmp_path):
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     args = ["--config.epochs=4", "--config.eval_every_epochs=4", "--config.checkpoint_every_epochs=4"]
     proc = run(tmp_path / "four", "--config.num_seeds=4", *args, env=env)
@@ -84,3 +86,20 @@ def test_four_seeds_on_four_devices_match_single_seed_runs(tmp_path):
         run(tmp_path / f"seed{seed}", f"--config.seed={seed}", *args)
         single = results(tmp_path / f"seed{seed}")
         assert single["oa"] == pytest.approx(oas[seed], abs=2e-3)
+
+    # The same four seeds over two processes of two devices each (multi-host, on one machine).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
+    procs = [subprocess.Popen(
+        command(tmp_path / "hosts", "--config.num_seeds=4", *args, "--distributed",
+                f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"),
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    hosts = results(tmp_path / "hosts")
+    assert [s["oa"] for s in hosts["seeds"]] == oas

@@ -11,7 +11,6 @@ import os
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -22,9 +21,8 @@ def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
                                  options=options)
 
 
-def save(mngr: ocp.CheckpointManager, state: Any) -> None:
-    """Save `state` under its own step and wait until it is on disk."""
-    step = int(np.asarray(state["step"]).reshape(-1)[0])
+def save(mngr: ocp.CheckpointManager, step: int, state: Any) -> None:
+    """Save `state` (of every process, on multi-host runs) as `step` and wait until it is on disk."""
     mngr.save(step, args=ocp.args.StandardSave(state))
     mngr.wait_until_finished()
 

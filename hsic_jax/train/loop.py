@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from hsic_jax.adapters import method_from_config
@@ -46,19 +47,22 @@ EVAL_BATCH = 256
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Train and evaluate every seed of `config`; write outputs to `workdir`; return the results."""
+    primary = jax.process_index() == 0  # the process that writes the outputs
     os.makedirs(workdir, exist_ok=True)
-    _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    if primary:
+        _write_json(os.path.join(workdir, "config.json"), config.to_dict())
     seeds = [config.seed + s for s in range(config.num_seeds)]
 
     # Data: the scene, its PCA + normalisation, and one split per seed.
     scene = load_scene(config.data.name, config.data.data_dir or None, **_file_args(config.data))
     cube, pca = prepare(scene.cube, pca_components=config.data.pca,
                         normalization=config.data.normalize)
-    if pca is not None:
-        pca.save(os.path.join(workdir, "pca.npz"))
     splits = [_split(scene, config.data, seed) for seed in seeds]
-    for seed, split in zip(seeds, splits):
-        split.save(os.path.join(workdir, f"split_seed{seed}.json"))
+    if primary:
+        if pca is not None:
+            pca.save(os.path.join(workdir, "pca.npz"))
+        for seed, split in zip(seeds, splits):
+            split.save(os.path.join(workdir, f"split_seed{seed}.json"))
     log.info("split of seed %d:\n%s", seeds[0], splits[0].to_markdown())
     geo = Geometry(config.data.patch_size, config.data.input_size)
     padded = pad_cube(cube, config.data.patch_size // 2)
@@ -72,9 +76,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # Model, parameters and optimizer.
     method = method_from_config(config.method)
     model = model_from_config({**config.model, "num_classes": num_classes}, adapter=method.adapter)
-    keys = jnp.stack([jax.random.key(seed) for seed in seeds])
-    params = _stack([init_params(config, model, jax.random.fold_in(k, 0)) for k in keys])
-    labels = param_labels(_unstack(params, 0), method)
+    params = _stack([init_params(config, model, jax.random.key(seed)) for seed in seeds])
+    labels = param_labels(jax.tree.map(lambda x: x[0], params), method)
     steps_per_epoch = int(train["valid"].sum(axis=1).min()) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"{int(train['valid'].sum(axis=1).min())} training pixels are fewer than "
@@ -82,24 +85,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     total_steps = steps_per_epoch * config.epochs
     schedule = make_schedule(config.optim, total_steps, steps_per_epoch)
     tx = make_optimizer(config.optim, labels, schedule, method.lam)
-    state = {"step": jnp.zeros((len(seeds),), jnp.int32), "params": params,
+    state = {"step": np.zeros((len(seeds),), np.int32), "params": params,
              "opt_state": jax.vmap(tx.init)(params)}
 
-    # Seeds side by side on one device, or sharded over the seed axis of several.
+    # Seeds side by side on one device, or sharded over the seed axis of several devices
+    # (of several hosts too: every process builds the same arrays and contributes its shards).
     per_seed, replicated = _shardings(len(seeds))
     log.info("training %d seeds on %d devices", len(seeds), per_seed.mesh.size)
-    state = jax.device_put(state, per_seed)
-    data = jax.device_put((train["coords"], train["labels"], train["valid"], keys), per_seed)
-    padded = jax.device_put(padded, replicated)
+    state = _global(state, per_seed)
+    data = _global((train["coords"], train["labels"], train["valid"], np.array(seeds, np.int32)),
+                   per_seed)
+    padded = _global(padded, replicated)
 
     mngr = checkpoint.manager(workdir)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     restored = checkpoint.restore_latest(mngr, state)
     if restored is not None:
         state = restored
-        log.info("resumed from step %d of %d", int(state["step"][0]), total_steps)
-    start = int(state["step"][0])
-    checkpoint.truncate_metrics(metrics_path, start)
+        log.info("resumed from step %d of %d", int(_fetch(state["step"])[0]), total_steps)
+    start = int(_fetch(state["step"])[0])
+    if primary:
+        checkpoint.truncate_metrics(metrics_path, start)
 
     step_fn = jax.jit(jax.vmap(functools.partial(
         train_step, model=model, tx=tx, param_labels=labels, geo=geo,
@@ -125,27 +131,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             row["test_oa"] = float(np.mean([r["oa"] for r in evaluate(predict_fn, state, padded, test,
                                                                       num_classes)]))
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.3f}")
-        checkpoint.append_metrics(metrics_path, [row])
+        if primary:
+            checkpoint.append_metrics(metrics_path, [row])
         if epoch % config.checkpoint_every_epochs == 0 or epoch == config.epochs:
-            checkpoint.save(mngr, state)
+            checkpoint.save(mngr, step + 1, state)
     train_seconds = time.perf_counter() - t0
 
+    # Every process takes part in these computations; the first one writes the outputs.
     per_seed_results = evaluate(predict_fn, state, padded, test, num_classes)
-    results = _results(config, scene, splits, seeds, per_seed_results, state, labels,
-                       train_seconds)
-    first = _unstack(state["params"], 0)
-    export_dir = os.path.join(workdir, "adapters")
-    export_adapters(first, config.method, export_dir, base_sha256=_base_sha256(config),
-                    class_names=list(scene.class_names))
-    results["adapter_bytes"] = _folder_bytes(export_dir)
-    _write_json(os.path.join(workdir, "results.json"), results)
-
-    if config.get("save_map", True):
-        pred_map = classify_scene(predict_fn, state, padded, scene.gt.shape)
-        save_classification_map(os.path.join(workdir, "classification_map.png"), pred_map,
-                                scene.gt, scene.class_names,
-                                title=f"{config.data.name} · {config.method.name} · seed {seeds[0]}")
-    save_training_curves(os.path.join(workdir, "training_curves.png"), metrics_path)
+    first = jax.jit(lambda tree: jax.tree.map(lambda x: x[0], tree),
+                    out_shardings=replicated)(state["params"])
+    pred_map = classify_scene(predict_fn, state, padded, scene.gt.shape) if config.save_map else None
+    results = _results(config, scene, splits, seeds, per_seed_results, first, labels, train_seconds)
+    if primary:
+        export_dir = os.path.join(workdir, "adapters")
+        export_adapters(first, config.method, export_dir, base_sha256=_base_sha256(config),
+                        class_names=list(scene.class_names))
+        results["adapter_bytes"] = _folder_bytes(export_dir)
+        _write_json(os.path.join(workdir, "results.json"), results)
+        if pred_map is not None:
+            save_classification_map(
+                os.path.join(workdir, "classification_map.png"), pred_map, scene.gt,
+                scene.class_names, title=f"{config.data.name} · {config.method.name} · seed {seeds[0]}")
+        save_training_curves(os.path.join(workdir, "training_curves.png"), metrics_path)
     return results
 
 
@@ -178,7 +186,7 @@ def evaluate(predict_fn, state, padded, test: dict, num_classes: int) -> list[di
         coords, labels, valid = (_pad_to(test[k][:, sl], EVAL_BATCH) for k in ("coords", "labels", "valid"))
         preds = predict_fn(state["params"], padded, coords)
         conf = update(conf, labels, preds, valid)
-    return [summarize(np.asarray(c)) for c in conf]
+    return [summarize(c) for c in _fetch(conf)]
 
 
 def classify_scene(predict_fn, state, padded, shape: tuple[int, int]) -> np.ndarray:
@@ -188,12 +196,11 @@ def classify_scene(predict_fn, state, padded, shape: tuple[int, int]) -> np.ndar
     for coords, valid in batch_coords(scene_coords(np.zeros(shape)), EVAL_BATCH):
         preds = predict_fn(state["params"], padded, np.broadcast_to(coords, (n_seeds, *coords.shape)))
         c = coords[valid]
-        out[c[:, 0], c[:, 1]] = np.asarray(preds[0])[valid] + 1
+        out[c[:, 0], c[:, 1]] = _fetch(preds)[0][valid] + 1
     return out
 
 
-def _results(config, scene, splits, seeds, per_seed, state, labels, train_seconds) -> dict:
-    first = _unstack(state["params"], 0)
+def _results(config, scene, splits, seeds, per_seed, first, labels, train_seconds) -> dict:
     trainable = sum(int(np.size(p)) for p, lab in zip(jax.tree.leaves(first), jax.tree.leaves(labels))
                     if lab != "frozen")
     results = {
@@ -267,8 +274,19 @@ def _stack(trees: list) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def _unstack(tree: Any, i: int) -> Any:
-    return jax.tree.map(lambda x: x[i], tree)
+def _global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+    """Host arrays (the same on every process) as global arrays with `sharding`."""
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+    return jax.tree.map(put, tree)
+
+
+def _fetch(x: jax.Array) -> np.ndarray:
+    """A global array's value on the host of every process (gathered across hosts if needed)."""
+    if jax.process_count() > 1:
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
 
 
 def _shardings(n_seeds: int):

@@ -40,15 +40,16 @@ def epoch_order(key: jax.Array, epoch: jax.Array, valid: jax.Array) -> jax.Array
 
 
 def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Array,
-               valid: jax.Array, key: jax.Array, *, model: nn.Module, tx: optax.GradientTransformation,
+               valid: jax.Array, seed: jax.Array, *, model: nn.Module, tx: optax.GradientTransformation,
                param_labels: Any, geo: Geometry, batch_size: int, steps_per_epoch: int,
                augment_cfg: dict, label_smoothing: float) -> tuple[dict, dict]:
     """One optimizer step of one seed.
 
     `padded` `(H + 2r, W + 2r, B)` is the scene; `coords` `(N, 2)`, `labels` `(N,)` and
     `valid` `(N,)` are that seed's training pixels (padded to a common N across seeds);
-    `key` is the seed's key. Returns the new state and `{'loss', 'accuracy'}`.
+    `seed` is an int32 scalar. Returns the new state and `{'loss', 'accuracy'}`.
     """
+    key = jax.random.key(seed)
     step = state["step"]
     epoch, i = step // steps_per_epoch, step % steps_per_epoch
     idx = jax.lax.dynamic_slice(epoch_order(key, epoch, valid), (i * batch_size,), (batch_size,))
