@@ -13,6 +13,7 @@ devices of all hosts, and the first process writes the outputs to the (shared) w
 
 import logging
 import os
+import sys
 
 import jax
 from absl import app, flags
@@ -40,10 +41,28 @@ def main(argv):
     config = FLAGS.config
     workdir = FLAGS.workdir or config.workdir or os.path.join(
         "workdirs", f"{config.data.name}_{config.method.name}")
-    results = train_and_evaluate(config, workdir)
+    try:
+        results = train_and_evaluate(config, workdir)
+    except (ValueError, FileNotFoundError) as e:  # bad input: the message names what and where
+        sys.exit(f"error: {e}")
     summary = "  ".join(f"{k.upper()} {100 * results[k]:.2f}%" for k in ("oa", "aa", "kappa"))
     print(f"{summary}  ({results['train_seconds']:.0f} s training; outputs in {workdir})")
 
 
+def parse_flags(argv):
+    """absl's flag parsing, with a one-line error for a `--config.FIELD` that does not exist."""
+    try:
+        return FLAGS(argv)
+    except (AttributeError, KeyError) as e:
+        # ml_collections raises AttributeError(KeyError(message)); the message is "'field'"
+        # and, when it finds a near name, a "Did you mean" line.
+        while e.args and isinstance(e.args[0], Exception):
+            e = e.args[0]
+        key, _, hint = str(e.args[0] if e.args else e).partition("\n")
+        key = key.strip("\"'")
+        bad = next((a for a in argv if a.startswith("--config.") and key in a.split("=")[0]), key)
+        sys.exit(f"error: {bad}: the config has no field {key!r}. {hint}".rstrip())
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

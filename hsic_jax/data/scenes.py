@@ -380,7 +380,9 @@ def _missing(name, spec, data_dir, role, path) -> str:
         return f"{name}: {role} file {os.fspath(path)} not found"
     files = getattr(spec, f"{role}_files")
     where = "no data_dir given" if data_dir is None else f"none of {list(files)} in {os.fspath(data_dir)}"
-    return f"{name}: {role} not found ({where}). {spec.instructions}"
+    fetch = (f" Get it with: python -m hsic_jax.data.download {name} --dir {os.fspath(data_dir or 'data')}."
+             if spec.downloads else "")
+    return f"{name}: {role} not found ({where}).{fetch} {spec.instructions}"
 
 
 def _union(train, test) -> np.ndarray:
