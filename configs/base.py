@@ -50,10 +50,11 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     config.init = "pretrained"  # or 'random' (only when asked for)
     config.pretrained_dir = "checkpoints/spectralgpt_plus_32"
 
-    # ViT-B SpectralGPT on 32 × 32 inputs: 4 spectral groups × 4 × 4 = 64 tokens, joint
+    # ViT-B SpectralGPT (the variant sets width, depth, heads and the 3-band tubelet) on
+    # 32 × 32 inputs: 4 spectral groups × 4 × 4 = 64 tokens, joint
     # zero-init position embedding (the official classification default, §7).
     config.model = ml_collections.ConfigDict(dict(
-        variant="base", img_size=32, patch_size=8, tubelet=3, bands=12, pos_embed="joint",
+        variant="base", img_size=32, patch_size=8, bands=12, pos_embed="joint",
         pool_skip_first=True, drop_path=0.1, dropout=0.0, dtype="float32"))
 
     config.method = ml_collections.ConfigDict(

@@ -3,7 +3,7 @@
 from configs import base
 
 
-def get_config(method: str = "fft"):
+def get_config(method: str):
     config = base.get_config("botswana", method)
     config.data.num_classes = 14
     config.data.patch_size = 9

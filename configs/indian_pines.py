@@ -9,7 +9,7 @@ CLASS_NAMES = (
 SMALL_CLASSES = ("Alfalfa", "Grass-pasture-mowed", "Oats")  # 46, 28 and 20 labelled pixels
 
 
-def get_config(method: str = "fft"):
+def get_config(method: str):
     config = base.get_config("indian_pines", method)
     config.data.num_classes = 16
     config.data.patch_size = 15

@@ -4,7 +4,7 @@ Tables 5, 10, 14)."""
 from configs import base
 
 
-def get_config(method: str = "fft"):
+def get_config(method: str):
     config = base.get_config("whu_hi_longkou", method)
     config.data.num_classes = 9
     config.data.patch_size = 27

@@ -79,8 +79,8 @@ def flax_path(key: str) -> tuple[str, Callable] | None:
     return None
 
 
-def load_state_dict(path: str) -> dict[str, np.ndarray]:
-    """`checkpoint['model']` of a `.pth` file as float32 numpy arrays.
+def load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict]:
+    """`checkpoint['model']` of a `.pth` file as float32 numpy arrays, and its `args` as a dict.
 
     Loads with `weights_only=True`, allow-listing only `argparse.Namespace` (the official
     scripts pickle their `args` beside the weights), never a blanket unsafe load.
@@ -104,7 +104,8 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
     sd = ckpt["model"]
     if not isinstance(sd, Mapping) or not all(torch.is_tensor(v) for v in sd.values()):
         raise ConversionError(f"{path}: checkpoint['model'] is not a state_dict of tensors")
-    return {k: v.detach().to(torch.float32).numpy() for k, v in sd.items()}
+    args = vars(ckpt["args"]) if isinstance(ckpt.get("args"), argparse.Namespace) else {}
+    return {k: v.detach().to(torch.float32).numpy() for k, v in sd.items()}, args
 
 
 def infer_architecture(sd: Mapping[str, np.ndarray], path: str, heads: int | None = None) -> dict:
@@ -140,16 +141,23 @@ def infer_architecture(sd: Mapping[str, np.ndarray], path: str, heads: int | Non
                 mlp_ratio=mlp_ratio)
 
 
-def _checkpoint_groups(sd: Mapping[str, np.ndarray]) -> int | None:
-    """Number of spectral groups T' the checkpoint was trained with, when it says."""
+def _checkpoint_groups(sd: Mapping[str, np.ndarray], patch: int,
+                       source_img_size: int | None) -> tuple[int, str] | None:
+    """Spectral groups T' the checkpoint was trained with, and the key that says so, if known.
+
+    A joint `pos_embed` (T'·G² tokens) tells T' only with the source image size (the
+    official scripts' `args.input_size`).
+    """
     if "pos_embed_temporal" in sd:
-        return sd["pos_embed_temporal"].shape[1]
+        return sd["pos_embed_temporal"].shape[1], "pos_embed_temporal"
+    if "pos_embed" in sd and source_img_size:
+        return sd["pos_embed"].shape[1] // (source_img_size // patch) ** 2, "pos_embed"
     return None
 
 
 def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: int,
             num_classes: int | None, pos_embed: str, heads: int | None = None,
-            seed: int = 0) -> tuple[dict, dict]:
+            source_img_size: int | None = None, seed: int = 0) -> tuple[dict, dict]:
     """Map a torch state_dict onto the Flax params of a SpectralGPT classifier.
 
     Returns `(params, report)`; `report` holds the model config, the key map and the
@@ -162,11 +170,11 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
     except ValueError as e:
         raise ConversionError(f"{path}: {e}") from e
     groups, grid = bands // arch["tubelet"], img_size // arch["patch_size"]
-    ckpt_groups = _checkpoint_groups(sd)
-    if ckpt_groups is not None and ckpt_groups != groups:
+    known = _checkpoint_groups(sd, arch["patch_size"], source_img_size)
+    if known is not None and known[0] != groups:
         raise ConversionError(
-            f"{path}: key pos_embed_temporal has {ckpt_groups} spectral groups "
-            f"({ckpt_groups * arch['tubelet']} bands in tubelets of {arch['tubelet']}); "
+            f"{path}: key {known[1]} has {known[0]} spectral groups "
+            f"({known[0] * arch['tubelet']} bands in tubelets of {arch['tubelet']}); "
             f"--bands {bands} gives {groups}")
 
     if num_classes is None:
@@ -196,7 +204,11 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
         if unused_pos or replaced_head:
             dropped.append(key)
             continue
-        value = _resample(key, transform(value), groups, grid)
+        try:
+            value = _resample(key, transform(value), groups, grid)
+        except ValueError as e:
+            raise ConversionError(f"{path}: key {key} {tuple(sd[key].shape)}: {e} "
+                                  f"(--bands {bands}, tubelet {arch['tubelet']})") from e
         if value.shape != expected[target].shape:
             raise ConversionError(f"{path}: key {key} has shape {tuple(sd[key].shape)}, which maps to "
                                   f"{value.shape}; the model expects {expected[target].shape} at {target}")
@@ -286,10 +298,11 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
     try:
-        sd = load_state_dict(args.checkpoint)
+        sd, ckpt_args = load_state_dict(args.checkpoint)
         params, report = convert(sd, args.checkpoint, img_size=args.img_size, bands=args.bands,
                                  num_classes=args.num_classes, pos_embed=args.pos_embed,
-                                 heads=args.heads, seed=args.seed)
+                                 heads=args.heads, source_img_size=ckpt_args.get("input_size"),
+                                 seed=args.seed)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ MiB (2^20 bytes), the unit of the paper's Table 11.
 
 import argparse
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -36,8 +37,14 @@ def load_config(path: str) -> ml_collections.ConfigDict:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path} defines no get_config()")
+        raise NotAnExperiment(f"{path} defines no get_config()")
+    if any(p.default is p.empty for p in inspect.signature(module.get_config).parameters.values()):
+        raise NotAnExperiment(f"{path} is a base: its get_config() takes arguments")
     return module.get_config()
+
+
+class NotAnExperiment(ValueError):
+    """A Python file in configs/ that is not one experiment (a base, a package file)."""
 
 
 def param_shapes(config: ml_collections.ConfigDict):
@@ -77,7 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("configs", nargs="+", metavar="CONFIG", help="config files (.py)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead")
     args = parser.parse_args(argv)
-    rows = [dict(config=path, **count(load_config(path))) for path in args.configs]
+    rows = []
+    for path in args.configs:
+        try:
+            config = load_config(path)
+        except NotAnExperiment as e:  # so that `configs/*.py` works
+            print(f"skipped {e}", file=sys.stderr)
+            continue
+        rows.append(dict(config=path, **count(config)))
     print(json.dumps(rows, indent=2) if args.json else table(rows))
     return 0
 

@@ -63,6 +63,19 @@ def test_band_count_that_does_not_fit(tmp_path, capsys, bands, expected):
     assert code == 2 and expected in err
 
 
+@pytest.mark.parametrize("bands,input_size,expected", [
+    ("6", None, "key pos_embed (1, 64, 48): position embedding of 32 tokens is not a square grid"),
+    ("48", 16, "key pos_embed has 4 spectral groups (12 bands in tubelets of 3); --bands 48 gives 16"),
+])
+def test_band_count_that_does_not_fit_a_joint_table(tmp_path, capsys, state_dict, bands, input_size,
+                                                    expected):
+    """A fine-tuned checkpoint's joint table (4 groups × 4 × 4 at 16 px) cannot take other bands."""
+    ref.checkpoint_file(tmp_path / "in.pth", state_dict,
+                        **({} if input_size is None else {"input_size": input_size}))
+    code, err = run(tmp_path, capsys, None, "--bands", bands, save=False)
+    assert code == 2 and expected in err
+
+
 def test_tubelet_that_does_not_fit(tmp_path, capsys):
     cfg = {**TINY, "tubelet": 5, "bands": 10}
     sd = ref.randomized(ref.VisionTransformer(img_size=16, num_classes=5, **cfg), 0).state_dict()
