@@ -150,6 +150,11 @@ def test_houston_given_maps(tmp_path, layout):
     assert scene.num_classes == 15 and scene.class_names[5] == "Water"
 
 
+def test_indian_pines_with_a_path_never_falls_back_to_tensorly(tmp_path):
+    with pytest.raises(DataError, match="indian_pines: cube not found"):
+        load_scene("indian_pines", tmp_path, gt_path=tmp_path / "my_gt.mat")
+
+
 def test_indian_pines_prefers_files_in_data_dir(tmp_path, caplog):
     cube = np.arange(4 * 5 * 3, dtype=np.int16).reshape(4, 5, 3)
     gt = np.zeros((4, 5), np.uint8)

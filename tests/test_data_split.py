@@ -80,6 +80,14 @@ def test_fraction_and_int_per_class():
     assert np.bincount(split.test_labels).tolist() == [1, 11]
 
 
+@pytest.mark.parametrize("per_class", [2.7, -1, True, {"c1": 3, "c2": 2.5}])
+def test_training_counts_must_be_non_negative_integers(per_class):
+    gt = np.zeros((10, 10), np.int32)
+    gt[:3], gt[5:9] = 1, 2
+    with pytest.raises(DataError, match="training count must be a non-negative integer"):
+        make_split(toy_scene(gt), seed=0, per_class=per_class)
+
+
 def test_too_few_pixels_is_an_error_unless_capped():
     gt = np.zeros((10, 10), np.int32)
     gt[:3], gt[5:6] = 1, 2  # 30 and 10 pixels

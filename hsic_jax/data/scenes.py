@@ -291,7 +291,8 @@ def load_scene(
         class_names, label_codes = spec.class_names, spec.label_codes
     else:
         raise DataError(f"unknown scene {name!r}; expected 'files' or one of {sorted(SCENES)}")
-    if name == "indian_pines" and cube_path is None and not _has_any(data_dir, spec.cube_files):
+    no_paths = all(p is None for p in paths.values())
+    if name == "indian_pines" and no_paths and not _has_any(data_dir, spec.cube_files):
         raw = _from_tensorly(data_dir)
     else:
         raw = _from_files(name, spec, data_dir, paths, keys)

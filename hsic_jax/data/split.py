@@ -214,7 +214,7 @@ def _training_counts(scene: Scene, per_class, fraction, cap: bool) -> np.ndarray
     if fraction is not None:
         if not 0 < fraction < 1:
             raise DataError(f"fraction must be in (0, 1), got {fraction}")
-        wanted = np.maximum(1, np.floor(fraction * available + 0.5)).astype(np.int64)
+        asked = np.maximum(1, np.floor(fraction * available + 0.5)).astype(np.int64).tolist()
     elif isinstance(per_class, Mapping):
         unknown, missing = set(per_class) - set(names), [n for n in names if n not in per_class]
         if unknown or missing:
@@ -222,12 +222,14 @@ def _training_counts(scene: Scene, per_class, fraction, cap: bool) -> np.ndarray
                 f"per_class must name every class of {scene.name!r} exactly; unknown: {sorted(unknown)}, "
                 f"missing: {missing}; classes: {list(names)}"
             )
-        wanted = np.array([per_class[n] for n in names], np.int64)
+        asked = [per_class[n] for n in names]
     else:
-        wanted = np.full(len(names), per_class, np.int64)
+        asked = [per_class] * len(names)
+    for name, n in zip(names, asked):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise DataError(f"class {name!r}: training count must be a non-negative integer, got {n!r}")
+    wanted = np.array(asked, np.int64)
     for name, n, have in zip(names, wanted, available):
-        if n < 0 or int(n) != n:
-            raise DataError(f"class {name!r}: training count must be a non-negative integer, got {n}")
         if have == 0:
             raise DataError(f"class {name!r} has no labelled pixel in scene {scene.name!r}")
         if n >= have and not cap:
