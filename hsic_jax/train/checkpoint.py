@@ -13,6 +13,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from hsic_jax.data.io import atomic_write
+
 
 def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
     """The checkpoint manager of `workdir/checkpoints`."""
@@ -49,7 +51,4 @@ def truncate_metrics(path: str, step: int) -> None:
         return
     with open(path) as f:
         rows = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(rows)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write("".join(rows).encode()))

@@ -27,7 +27,8 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from hsic_jax.adapters import method_from_config
-from hsic_jax.adapters.export import export_adapters
+from hsic_jax.adapters.export import WEIGHTS, export_adapters
+from hsic_jax.data.io import atomic_write
 from hsic_jax.data.patches import batch_coords, pad_cube, scene_coords
 from hsic_jax.data.preprocess import prepare
 from hsic_jax.data.scenes import load_scene
@@ -43,6 +44,8 @@ from hsic_jax.train.step import Geometry, predict, train_step
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 256
+
+_update_confusions = jax.jit(jax.vmap(update_confusion))  # one (C, C) matrix per seed
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -76,7 +79,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # Model, parameters and optimizer.
     method = method_from_config(config.method)
     model = model_from_config({**config.model, "num_classes": num_classes}, adapter=method.adapter)
-    params = _stack([init_params(config, model, jax.random.key(seed)) for seed in seeds])
+    backbone = pretrained_backbone(config, model)
+    params = _stack([init_params(model, jax.random.key(seed), backbone) for seed in seeds])
     labels = param_labels(jax.tree.map(lambda x: x[0], params), method)
     steps_per_epoch = int(train["valid"].sum(axis=1).min()) // config.batch_size
     if steps_per_epoch == 0:
@@ -141,13 +145,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     per_seed_results = evaluate(predict_fn, state, padded, test, num_classes)
     first = jax.jit(lambda tree: jax.tree.map(lambda x: x[0], tree),
                     out_shardings=replicated)(state["params"])
-    pred_map = classify_scene(predict_fn, state, padded, scene.gt.shape) if config.save_map else None
+    pred_map = None
+    if config.save_map:
+        pred_map = classify_scene(jax.jit(functools.partial(predict, model=model, geo=geo)), first,
+                                  padded, scene.gt.shape)
     results = _results(config, scene, splits, seeds, per_seed_results, first, labels, train_seconds)
     if primary:
         export_dir = os.path.join(workdir, "adapters")
         export_adapters(first, config.method, export_dir, base_sha256=_base_sha256(config),
                         class_names=list(scene.class_names))
-        results["adapter_bytes"] = _folder_bytes(export_dir)
+        results["adapter_bytes"] = os.path.getsize(os.path.join(export_dir, WEIGHTS))
         _write_json(os.path.join(workdir, "results.json"), results)
         if pred_map is not None:
             save_classification_map(
@@ -157,46 +164,55 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return results
 
 
-def init_params(config, model, key) -> dict:
-    """Fresh parameters; with `config.init == 'pretrained'` the backbone comes from a converted checkpoint."""
-    x = jnp.zeros((1, model.img_size, model.img_size, model.bands), jnp.float32)
-    params = model.init(key, x)["params"]
+# Model fields a converted checkpoint fixes (its manifest records them).
+ARCHITECTURE = ("img_size", "patch_size", "tubelet", "bands", "width", "depth", "heads",
+                "mlp_ratio", "pos_embed")
+
+
+def pretrained_backbone(config, model) -> dict | None:
+    """The converted backbone of `config.pretrained_dir` (None with `config.init == 'random'`).
+
+    Refused when the checkpoint was converted for another architecture than `model`'s.
+    """
     if config.init == "random":
-        return params
+        return None
     if config.init != "pretrained":
         raise ValueError(f"config.init={config.init!r}; expected 'pretrained' or 'random'")
-    manifest = read_manifest(config.pretrained_dir)
-    backbone = load_params(config.pretrained_dir)["backbone"]
-    expected = jax.tree.map(lambda a: a.shape, params["backbone"])
-    got = jax.tree.map(lambda a: a.shape, backbone)
-    if expected != got:
+    converted = read_manifest(config.pretrained_dir)["model"]
+    differ = {k: (converted.get(k), getattr(model, k)) for k in ARCHITECTURE
+              if converted.get(k) != getattr(model, k)}
+    if differ:
         raise ValueError(
-            f"{config.pretrained_dir} was converted for {manifest['model']}, which does not fit "
-            f"config.model={dict(config.model)}; convert again with matching --img-size/--pos-embed")
-    return {**params, "backbone": backbone}
+            f"{config.pretrained_dir} was converted for another model (field: (checkpoint, "
+            f"config)): {differ}; convert again with matching --img-size/--pos-embed/--bands")
+    return load_params(config.pretrained_dir)["backbone"]
+
+
+def init_params(model, key, backbone: dict | None) -> dict:
+    """Fresh parameters of `model`, with the given pretrained `backbone` in place of its own."""
+    x = jnp.zeros((1, model.img_size, model.img_size, model.bands), jnp.float32)
+    params = model.init(key, x)["params"]
+    return params if backbone is None else {**params, "backbone": backbone}
 
 
 def evaluate(predict_fn, state, padded, test: dict, num_classes: int) -> list[dict]:
     """Metrics of each seed on its test pixels."""
     n_seeds, n = test["labels"].shape
     conf = jnp.zeros((n_seeds, num_classes, num_classes), jnp.int32)
-    update = jax.jit(jax.vmap(update_confusion))
     for start in range(0, n, EVAL_BATCH):
         sl = slice(start, start + EVAL_BATCH)
         coords, labels, valid = (_pad_to(test[k][:, sl], EVAL_BATCH) for k in ("coords", "labels", "valid"))
         preds = predict_fn(state["params"], padded, coords)
-        conf = update(conf, labels, preds, valid)
+        conf = _update_confusions(conf, labels, preds, valid)
     return [summarize(c) for c in _fetch(conf)]
 
 
-def classify_scene(predict_fn, state, padded, shape: tuple[int, int]) -> np.ndarray:
-    """Class map `(H, W)` in 1..C of the first seed over every pixel of the scene."""
+def classify_scene(predict_fn, params, padded, shape: tuple[int, int]) -> np.ndarray:
+    """Class map `(H, W)` in 1..C of one model (`params`) over every pixel of the scene."""
     out = np.zeros(shape, np.int32)
-    n_seeds = state["step"].shape[0]
     for coords, valid in batch_coords(scene_coords(np.zeros(shape)), EVAL_BATCH):
-        preds = predict_fn(state["params"], padded, np.broadcast_to(coords, (n_seeds, *coords.shape)))
         c = coords[valid]
-        out[c[:, 0], c[:, 1]] = _fetch(preds)[0][valid] + 1
+        out[c[:, 0], c[:, 1]] = _fetch(predict_fn(params, padded, coords))[valid] + 1
     return out
 
 
@@ -211,20 +227,21 @@ def _results(config, scene, splits, seeds, per_seed, first, labels, train_second
         "train_seconds": train_seconds,
         "split": {"rows": splits[0].table()},
     }
-    for key in ("oa", "aa", "kappa"):
-        values = [r[key] for r in per_seed]
-        results[key] = float(np.mean(values))
+    for key in ("oa", "aa", "kappa"):  # kappa is NaN when every pixel falls in one class
+        values = np.array([r[key] for r in per_seed], dtype=float)
+        results[key] = _nan_to_none(np.mean(values, keepdims=True))[0]
         if len(seeds) > 1:
-            results[f"{key}_std"] = float(np.std(values))
+            results[f"{key}_std"] = _nan_to_none(np.std(values, keepdims=True))[0]
     # A class without test pixels has no accuracy: NaN here, null in the JSON file.
     per_class = np.array([r["per_class"] for r in per_seed], dtype=float)
     results["per_class"] = _nan_to_none(_nanmean(per_class))
     results["confusion"] = per_seed[0]["confusion"]
     if len(seeds) > 1:
         results["per_class_std"] = _nan_to_none(np.sqrt(_nanmean((per_class - _nanmean(per_class)) ** 2)))
-        results["seeds"] = [{"seed": s, **{k: r[k] for k in ("oa", "aa", "kappa")},
-                             "per_class": _nan_to_none(np.array(r["per_class"], dtype=float))}
-                            for s, r in zip(seeds, per_seed)]
+        results["seeds"] = [
+            {"seed": s, **{k: _nan_to_none(np.array([r[k]], dtype=float))[0] for k in ("oa", "aa", "kappa")},
+             "per_class": _nan_to_none(np.array(r["per_class"], dtype=float))}
+            for s, r in zip(seeds, per_seed)]
     return results
 
 
@@ -292,6 +309,9 @@ def _fetch(x: jax.Array) -> np.ndarray:
 def _shardings(n_seeds: int):
     """Shardings of per-seed arrays (leading seed axis) and of replicated arrays."""
     devices = jax.devices()
+    if jax.process_count() > 1 and n_seeds % len(devices):
+        raise ValueError(f"config.num_seeds={n_seeds} must be a multiple of the {len(devices)} "
+                         f"devices of this {jax.process_count()}-process run")
     n_dev = math.gcd(len(devices), n_seeds)
     mesh = jax.sharding.Mesh(np.array(devices[:n_dev]), ("seed",))
     return (jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed")),
@@ -304,12 +324,5 @@ def _base_sha256(config) -> str | None:
     return read_manifest(config.pretrained_dir)["source_sha256"]
 
 
-def _folder_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
-
-
 def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode()))

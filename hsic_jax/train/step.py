@@ -49,12 +49,11 @@ def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Ar
     `valid` `(N,)` are that seed's training pixels (padded to a common N across seeds);
     `seed` is an int32 scalar. Returns the new state and `{'loss', 'accuracy'}`.
     """
-    key = jax.random.key(seed)
+    order_key, steps_key = jax.random.split(jax.random.key(seed))
     step = state["step"]
     epoch, i = step // steps_per_epoch, step % steps_per_epoch
-    idx = jax.lax.dynamic_slice(epoch_order(key, epoch, valid), (i * batch_size,), (batch_size,))
-    step_key = jax.random.fold_in(jax.random.fold_in(key, 1), step)
-    aug_key, dropout_key = jax.random.split(step_key)
+    idx = jax.lax.dynamic_slice(epoch_order(order_key, epoch, valid), (i * batch_size,), (batch_size,))
+    aug_key, dropout_key = jax.random.split(jax.random.fold_in(steps_key, step))
     y = labels[idx]
     x = augment(aug_key, inputs(padded, coords[idx], geo), y, **augment_cfg)
 

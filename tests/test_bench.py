@@ -1,0 +1,22 @@
+"""The benchmark script runs and writes its JSON (a smoke test; it asserts no timing)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_train_step_bench_runs(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "bench/train_step.py", "--width", "24", "--depth", "1",
+                           "--batch", "8", "--steps", "1", "--out", str(out),
+                           "--methods", "linear_probe", "lora", "krona_plus", "fft"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["method"] for r in rows] == ["linear_probe", "lora", "krona_plus", "fft"]
+    by = {r["method"]: r["trainable"] for r in rows}
+    assert by["linear_probe"] == 24 * 16 + 16 < by["krona_plus"] < by["lora"] < by["fft"]
+    assert all(r["step_ms"] > 0 for r in rows) and "ms/step" in proc.stdout
