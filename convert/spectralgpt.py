@@ -13,7 +13,6 @@ and re-initialised keys).
 """
 
 import argparse
-import hashlib
 import logging
 import os
 import re
@@ -24,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hsic_jax.data.io import file_sha256
 from hsic_jax.model.converted import save_converted
 from hsic_jax.model.posemb import resample_grid, resample_joint
 from hsic_jax.model.spectralgpt import VARIANTS, check_geometry, model_from_config
@@ -254,14 +254,6 @@ def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
     return tree
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m convert.spectralgpt",
@@ -306,7 +298,7 @@ def main(argv=None) -> int:
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    manifest = dict(source=os.path.abspath(args.checkpoint), source_sha256=sha256(args.checkpoint),
+    manifest = dict(source=os.path.abspath(args.checkpoint), source_sha256=file_sha256(args.checkpoint),
                     **report)
     save_converted(args.out, params, manifest)
     log.info("converted %d tensors from %s into %s", len(report["key_map"]), args.checkpoint, args.out)

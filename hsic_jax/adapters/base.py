@@ -16,9 +16,9 @@ import jax
 
 # Names of the linear layers of a SpectralGPT block that an adapter can target, and where
 # each one lives inside `params['backbone'][f'block_{i}']`.
-LAYERS = ("q", "k", "v", "proj", "fc1", "fc2")
 LAYER_PATHS = {"q": "attn/q", "k": "attn/k", "v": "attn/v", "proj": "attn/proj",
                "fc1": "mlp/fc1", "fc2": "mlp/fc2"}
+LAYERS = tuple(LAYER_PATHS)
 
 # How the nonzero factor(s) of an adapter are drawn (the other factor starts at zero):
 # 'gaussian' N(0, init_std²) as in the paper, or 'kaiming' = peft's

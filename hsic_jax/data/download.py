@@ -12,7 +12,6 @@ printed unless --mirror gives a folder URL that serves the files under their nam
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import logging
 import os
@@ -23,6 +22,7 @@ import urllib.request
 from scipy.io.matlab import matfile_version
 from tqdm import tqdm
 
+from hsic_jax.data.io import file_sha256
 from hsic_jax.data.scenes import SCENES
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def download_file(
                     f"{url}: failed after {attempts} attempts ({e}); {part} is kept, run again to resume"
                 ) from e
             log.warning("%s: attempt %d failed (%s); resuming", url, attempt, e)
-    digest = _sha256(part)
+    digest = file_sha256(part)
     problem = None
     if sha256 is not None and digest != sha256.lower():
         problem = f"sha256 {digest} differs from the expected {sha256}"
@@ -105,14 +105,6 @@ def _fetch(url: str, part: str, timeout: float) -> None:
             raise http.client.IncompleteRead(b"", expected - received)
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _is_mat(path: str) -> bool:
     try:
         matfile_version(path)
@@ -138,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     for item in spec.downloads:
         dest = os.path.join(args.dir, item.filename)
         if os.path.exists(dest):
-            digest = _sha256(dest)
-            if item.sha256 is not None and digest != item.sha256:
+            digest = file_sha256(dest)
+            if item.sha256 is not None and digest != item.sha256.lower():
                 print(f"{dest} exists but its sha256 {digest} differs from {item.sha256}; delete it and rerun",
                       file=sys.stderr)
                 return 1
