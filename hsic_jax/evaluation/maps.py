@@ -8,7 +8,6 @@ Every PNG is written atomically (temporary file in the same folder, then `os.rep
 import colorsys
 import json
 import math
-import os
 
 import numpy as np
 from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgb
