@@ -161,3 +161,24 @@ def test_vit_b_exports_within_10_percent_of_table_11(tmp_path, name):
         assert sizes[-1] == npz_bytes(stored)
     mean_mb = np.mean(sizes) / MIB
     assert abs(mean_mb / TABLE_11[name] - 1) <= 0.10, (name, mean_mb)
+
+
+@pytest.mark.parametrize("name,refused", [("krona", True), ("lora", False)])
+def test_format_1_exports_load_except_krona_whose_layout_changed(tmp_path, name, refused):
+    cfg = CFGS[name]
+    _, _, params = adapted(cfg)
+    path = tmp_path / "exp"
+    export_adapters(params, cfg, str(path), base_sha256=SHA, class_names=CLASSES)
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**manifest, "format": "hsic-jax-adapters/1"}))
+    base = {"backbone": params["backbone"]}
+    if refused:
+        with pytest.raises(ValueError, match="transposed layout of an earlier version"):
+            load_adapters(base, str(path), base_sha256=SHA, method_cfg=cfg)
+    else:
+        loaded = load_adapters(base, str(path), base_sha256=SHA, method_cfg=cfg)
+        np.testing.assert_array_equal(loaded["adapters"]["block_0"]["q"]["a"],
+                                      params["adapters"]["block_0"]["q"]["a"])
+    (path / "manifest.json").write_text(json.dumps({**manifest, "format": "other/9"}))
+    with pytest.raises(ValueError, match="format 'other/9', expected 'hsic-jax-adapters/2'"):
+        load_adapters(base, str(path), base_sha256=SHA, method_cfg=cfg)

@@ -28,7 +28,10 @@ from hsic_jax.adapters.base import LAYER_PATHS
 from hsic_jax.adapters.methods import FROZEN, Method, method_from_config, param_labels, path_name
 from hsic_jax.data.io import atomic_write
 
-FORMAT = "hsic-jax-adapters/1"
+FORMAT = "hsic-jax-adapters/2"
+# Format 1 stored KronA factors in the transposed (Flax in × out) reading of the paper's
+# shapes; its exports of the other methods hold the same arrays as format 2.
+_KRONA_TRANSPOSED = "hsic-jax-adapters/1"
 WEIGHTS = "adapters.npz"
 MANIFEST = "manifest.json"
 
@@ -119,8 +122,12 @@ def read_adapter_manifest(path: str) -> dict:
         raise FileNotFoundError(f"{path} is not an adapter export: {file} is missing")
     with open(file) as f:
         manifest = json.load(f)
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{file}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    fmt, method = manifest.get("format"), manifest.get("method", {}).get("name")
+    if fmt == _KRONA_TRANSPOSED and method in ("krona", "krona_plus"):
+        raise ValueError(f"{file}: a {method} export of format {fmt!r}, whose KronA factors are "
+                         "in the transposed layout of an earlier version; train it again")
+    if fmt not in (FORMAT, _KRONA_TRANSPOSED):
+        raise ValueError(f"{file}: format {fmt!r}, expected {FORMAT!r}")
     return manifest
 
 

@@ -1,26 +1,33 @@
-"""KronA (Edalati et al. 2022): a Kronecker-product update, and the vec trick that applies it.
+"""KronA (Edalati et al. 2022) and KronA+ exactly as the paper defines them, applied by the vec trick.
 
-ΔW = scale · kron(a, b) with `a` `(a1, a2)` and `b` `(b1, b2)`, a1·b1 = d_in, a2·b2 = d_out,
-in Flax kernel layout: kron(a, b)[i·b1 + j, k·b2 + l] = a[i, k] · b[j, l].
-The forward never builds ΔW: each token x `(d_in,)` is reshaped row-major to X `(a1, b1)`
-and x @ kron(a, b) = vec(aᵀ X b), which costs O(a1·b1·(a2 + b2)) instead of
-O(a1·b1·a2·b2) per token.
+The layout, and why it matters. The paper (section 4.3 and its Fig. 2) writes an adapted
+weight in the PyTorch layout W ∈ ℝ^{p×q} (out × in, y = W x), the factors as
+A ∈ ℝ^{r1×r2} and B ∈ ℝ^{(p/r1)×(q/r2)}, and the update as
 
-`a` is random and `b` starts at zero, so ΔW = 0 at step 0. With the paper's Indian Pines
-shapes a `(384, 2)`, b `(2, 384)` this mirrors LoRA exactly: `a` contracts 384 input
-coordinates down to 2 (LoRA's random down-projection A), `b` expands 2 to 384 output
-coordinates (LoRA's zero-initialised up-projection B).
+    ΔW = scale · (A ⊗ B)        (p × q, out × in)
 
-KronA+ and the factor that gets λ·lr. LoRA+ (Hayou et al. 2024) shows that with A
-random and B = 0, a step on A changes the output through B (initially zero, then small)
-after a sum over the d_in input coordinates, whereas a step on B changes it through
-A·x, which is already Θ(1): efficient feature learning needs η_B/η_A = λ > 1, larger
-for wider inputs. In KronA the roles are the same: `b` is the zero-initialised factor
-whose update reaches the output through the already-random aᵀX, and `a`'s update only
-acts through `b`, which starts at zero. KronA+ therefore scales the learning rate of `b`
-by λ, as LoRA+ does for B (`hsic_jax.adapters.methods` labels `adapters/.../b` as
-`b_side`; `tests/test_optimizer.py` checks that the first AdamW step of `b` is λ times
-KronA's and that of `a` is unchanged).
+with A `(384, 2)` and B `(2, 384)` for Indian Pines, Botswana and WHU-Hi-LongKou, A `(24, 32)`
+for Pavia University and A `(16, 48)` for Houston 2013 ("B is the reverse"). The config fields
+`a_shape` and `b_shape` are these shapes: `a_shape = (r1, r2)`, `b_shape = (p/r1, q/r2)`. Flax
+kernels are the transpose, in × out, so the kernel update is
+ΔWᵀ = scale · (Aᵀ ⊗ Bᵀ). Reading the paper's shapes in the Flax layout instead would give
+the transposed Kronecker structure (which pairs of input and output coordinates share a
+factor entry) and a zero-initialised factor of A's shape, a different adapter with the
+same parameter count; `tests/test_adapters_krona.py` pins the paper's layout against an
+explicit `np.kron(A, B)`.
+
+The forward never builds ΔW: each token x `(q,)` is reshaped row-major to X `(r2, q/r2)`
+and (A ⊗ B) x = vec(A X Bᵀ) `(r1, p/r1)`, which costs O(q·(r1 + p/r1)) per token instead of
+O(p·q) (`kron_matmul` does this in the cheaper contraction order).
+
+Initialisation and KronA+. B is zero and A random (N(0, σ²) as in the paper, or peft's
+kaiming uniform), so ΔW = 0 at step 0. KronA+ trains with A ← A − η∇A and B ← B − λη∇B
+(Fig. 2): λ scales the learning rate of B, the zero-initialised factor, as LoRA+ (Hayou et
+al. 2024) does for its zero-initialised B. The reason carries over: a step on B reaches the
+output through the already random A, whereas a step on A acts only through B, which starts
+at zero, so the two factors learn features at different speeds and λ > 1 balances them.
+(`hsic_jax.adapters.methods` labels `adapters/.../b` `b_side`; `tests/test_optimizer.py`
+checks that B's first step is λ times KronA's and that A's is unchanged.)
 """
 
 import dataclasses
@@ -34,7 +41,8 @@ from hsic_jax.adapters.base import check_adapter_fields, random_factor
 def kron_matmul(x: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     """x @ kron(a, b) by the vec trick: `(..., a1·b1) -> (..., a2·b2)`.
 
-    The two contractions are done in the cheaper order, chosen from the static shapes.
+    With x reshaped row-major to X `(a1, b1)`, x @ kron(a, b) = vec(aᵀ X b). The two
+    contractions are done in the cheaper order, chosen from the static shapes.
     """
     (a1, a2), (b1, b2) = a.shape, b.shape
     if x.shape[-1] != a1 * b1:
@@ -49,8 +57,10 @@ def kron_matmul(x: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class KronA:
-    """ΔW = scale · kron(a, b) on each targeted layer (every targeted layer must be
-    `(a_shape[0]·b_shape[0], a_shape[1]·b_shape[1])`)."""
+    """ΔW = scale · (A ⊗ B) in the out × in layout, on each targeted `(d_in, d_out)` layer.
+
+    `a_shape = (r1, r2)` and `b_shape = (d_out / r1, d_in / r2)` as in the paper.
+    """
 
     a_shape: tuple[int, int]
     b_shape: tuple[int, int]
@@ -69,20 +79,22 @@ class KronA:
 
     def init(self, key: jax.Array, d_in: int, d_out: int) -> dict[str, jax.Array]:
         """`{'a': a_shape random, 'b': b_shape zeros}` for a `(d_in, d_out)` layer."""
-        (a1, a2), (b1, b2) = self.a_shape, self.b_shape
-        if (a1 * b1, a2 * b2) != (d_in, d_out):
+        (r1, r2), (b1, b2) = self.a_shape, self.b_shape
+        if (r1 * b1, r2 * b2) != (d_out, d_in):
             raise ValueError(
                 f"KronA a_shape {self.a_shape} ⊗ b_shape {self.b_shape} gives a "
-                f"({a1 * b1}, {a2 * b2}) kernel but the targeted layer is ({d_in}, {d_out}); "
-                "choose shapes with a1·b1 = d_in and a2·b2 = d_out")
-        return {"a": random_factor(key, self.a_shape, self.factor_init, self.init_std),
-                "b": jnp.zeros(self.b_shape)}
+                f"({r1 * b1}, {r2 * b2}) = (out, in) weight but the targeted layer is "
+                f"({d_out}, {d_in}) (out, in); choose a_shape (r1, r2) and b_shape "
+                f"({d_out}/r1, {d_in}/r2), as the paper does")
+        # random_factor draws (fan_in, fan_out) tensors; A's fan_in is r2 (out × in layout).
+        a = random_factor(key, self.a_shape[::-1], self.factor_init, self.init_std).T
+        return {"a": a, "b": jnp.zeros(self.b_shape)}
 
     def __call__(self, x: jax.Array, factors: dict[str, jax.Array]) -> jax.Array:
-        """`(..., d_in) -> (..., d_out)`: scale · x @ kron(a, b) by the vec trick."""
-        return self.scale * kron_matmul(x, factors["a"].astype(x.dtype),
-                                        factors["b"].astype(x.dtype))
+        """`(..., d_in) -> (..., d_out)`: scale · x @ (A ⊗ B)ᵀ = scale · x @ (Aᵀ ⊗ Bᵀ)."""
+        a, b = (factors[k].astype(x.dtype) for k in ("a", "b"))
+        return self.scale * kron_matmul(x, a.T, b.T)
 
     def delta_kernel(self, factors: dict[str, jax.Array]) -> jax.Array:
-        """ΔW `(d_in, d_out)` = scale · kron(a, b)."""
-        return self.scale * jnp.kron(factors["a"], factors["b"])
+        """ΔWᵀ `(d_in, d_out)` (Flax layout) = scale · (A ⊗ B)ᵀ."""
+        return self.scale * jnp.kron(factors["a"], factors["b"]).T
