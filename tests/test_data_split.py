@@ -1,4 +1,5 @@
-"""Splits: the paper's Indian Pines split, counts, caps, given maps, persistence, spatial disjointness."""
+"""Splits: the paper's Indian Pines split, counts, caps, given maps, persistence, spatial disjointness,
+validation pixels and leakage."""
 
 import json
 
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from hsic_jax.data.io import DataError
 from hsic_jax.data.scenes import Scene, load_scene
-from hsic_jax.data.split import Split, make_split
+from hsic_jax.data.split import Split, leakage, make_split
 
 SMALL = {"Alfalfa", "Grass-pasture-mowed", "Oats"}  # the paper trains on 15 of these, 50 of the others
 
@@ -124,11 +125,11 @@ def test_given_maps():
 
 
 def test_save_load_roundtrip_and_check(tmp_path, indian_pines):
-    split = make_split(indian_pines, seed=0, per_class=paper_counts(indian_pines))
+    split = make_split(indian_pines, seed=0, per_class=paper_counts(indian_pines), val=5)
     path = tmp_path / "split.json"
     split.save(path)
     loaded = Split.load(path)
-    for name in ("train", "train_labels", "test", "test_labels", "excluded"):
+    for name in ("train", "train_labels", "val", "val_labels", "test", "test_labels", "excluded"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(split, name))
     assert loaded.class_names == split.class_names and loaded.config["seed"] == 0
     assert loaded.table() == split.table()
@@ -153,8 +154,20 @@ def test_load_rejects_bad_files(tmp_path):
     with pytest.raises(DataError, match=r"train_labels must be 1 values in 0\.\.0"):
         Split.load(path)
     path.write_text(json.dumps(doc))
-    with pytest.raises(DataError, match="overlap"):
+    with pytest.raises(DataError, match="train and test pixels overlap"):
         Split.load(path)
+    doc = {**doc, "format": "hsic-jax split v2", "test": [[1, 1]], "val": [[1, 1]], "val_labels": [0]}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="val and test pixels overlap"):
+        Split.load(path)
+
+
+def test_version_1_files_load_without_validation_pixels(tmp_path):
+    doc = {"format": "hsic-jax split v1", "scene": "x", "class_names": ["a"], "config": {}, "train": [[0, 0]],
+           "train_labels": [0], "test": [[0, 1]], "test_labels": [0], "excluded": [0]}
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    split = Split.load(tmp_path / "s.json")
+    assert split.val.shape == (0, 2) and split.table()[-1]["val"] == 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -182,3 +195,72 @@ def test_spatially_disjoint_split_never_shows_a_test_pixel(gt, per_class, radius
     assert np.bincount(split.train_labels, minlength=len(counts)).tolist() == want.tolist()
     everything = len(split.train) + len(split.test) + int(split.excluded.sum())
     assert everything == int((gt > 0).sum()) and not as_set(split.train) & as_set(split.test)
+
+
+def test_validation_pixels_come_out_of_the_training_pixels(indian_pines):
+    counts = paper_counts(indian_pines)
+    plain = make_split(indian_pines, seed=4, per_class=counts)
+    split = make_split(indian_pines, seed=4, per_class=counts, val=5)
+    np.testing.assert_array_equal(split.test, plain.test)  # the test set does not depend on val
+    assert as_set(split.train) | as_set(split.val) == as_set(plain.train)
+    assert not as_set(split.train) & as_set(split.val)
+    assert np.bincount(split.val_labels, minlength=16).tolist() == [5] * 16
+    assert len(split.train) == 695 - 80
+    np.testing.assert_array_equal(indian_pines.gt[tuple(split.val.T)] - 1, split.val_labels)
+    md = split.to_markdown()
+    assert "Validation Pixels" in md and "| 1 | Alfalfa | 10 | 5 | 31 |" in md
+    assert "Validation Pixels" not in plain.to_markdown()
+
+
+def test_validation_fraction_and_given_maps():
+    gt = np.zeros((10, 10), np.int32)
+    gt[:3], gt[5:9] = 1, 2  # 30 and 40 pixels
+    split = make_split(toy_scene(gt), seed=0, per_class=20, val=0.25)
+    assert np.bincount(split.val_labels).tolist() == [5, 5]
+    assert np.bincount(split.train_labels).tolist() == [15, 15]
+    split = make_split(toy_scene(gt), seed=0, per_class=4, val=0.1)
+    assert np.bincount(split.val_labels).tolist() == [1, 1]  # at least one
+    train = np.zeros((6, 8), np.int32)
+    train[0, :4], train[1, :4] = 1, 2
+    test = np.zeros((6, 8), np.int32)
+    test[5, :3] = 1
+    test[4, :3] = 2
+    split = make_split(toy_scene(train + test, train, test), seed=0, val=1)
+    assert np.bincount(split.val_labels).tolist() == [1, 1]
+    assert as_set(split.train) | as_set(split.val) == as_set(np.argwhere(train > 0))
+
+
+@pytest.mark.parametrize("val,message", [(-1, "got -1"), (1.5, "got 1.5"), ("3", "got '3'"),
+                                         (True, "got True"), (20, "'c1' has 20 training pixels")])
+def test_bad_validation_counts_name_the_value(val, message):
+    gt = np.zeros((10, 10), np.int32)
+    gt[:3], gt[5:9] = 1, 2
+    with pytest.raises(DataError, match=message):
+        make_split(toy_scene(gt), seed=0, per_class=20, val=val)
+
+
+def brute_force_leakage(split, window):
+    r = window // 2
+    inside = [chebyshev_min(np.array([p]), split.train) <= r for p in split.test]
+    return float(np.mean(inside))
+
+
+def test_leakage_of_the_papers_random_split_and_of_a_disjoint_one(indian_pines):
+    counts = paper_counts(indian_pines)
+    random = make_split(indian_pines, seed=0, per_class=counts, val=3)
+    got = leakage(random, 15, indian_pines.gt.shape)
+    assert 0.95 < got["test"] < 1.0 and 0.5 < got["val"] <= 1.0
+    disjoint = make_split(indian_pines, seed=0, per_class=counts, spatially_disjoint=True, patch_size=15)
+    assert leakage(disjoint, 15, indian_pines.gt.shape) == {"test": 0.0, "val": None}
+    assert leakage(random, 1, indian_pines.gt.shape)["test"] == 0.0  # a 1-pixel window shows no neighbour
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), per_class=st.integers(1, 8), radius=st.integers(0, 3))
+def test_leakage_equals_a_brute_force_count(seed, per_class, radius):
+    rng = np.random.default_rng(seed)
+    gt = rng.integers(0, 3, (12, 9)).astype(np.int32)
+    gt[0, :2] = [1, 2]  # both classes present
+    split = make_split(toy_scene(gt), seed=seed, per_class=per_class, cap=True)
+    want = brute_force_leakage(split, 2 * radius + 1) if len(split.test) else None
+    assert leakage(split, 2 * radius + 1, gt.shape)["test"] == pytest.approx(want)

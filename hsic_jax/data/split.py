@@ -1,10 +1,16 @@
-"""Seeded, disjoint train/test splits of a scene's labelled pixels, with the paper's per-class tables.
+"""Seeded, disjoint train/validation/test splits of a scene's labelled pixels, with the paper's tables.
 
 Three ways to choose the training pixels of each class c (with N_c labelled pixels):
   per_class   a count per class (an int for all, or {class name: count} naming every class);
   fraction    round(fraction * N_c), at least 1;
   given maps  the scene's `train_gt` / `test_gt` (Houston 2013), when neither of the above is set.
 Every labelled pixel that is not for training is for testing, except with `spatially_disjoint`.
+
+Validation (`val`, off by default): a count per class, or a fraction of each class's training
+pixels, taken out of the training pixels after the draw above (and after the spatially disjoint
+buffer, which is therefore computed around training + validation pixels), so the test set is
+the same with or without a validation split. Validation pixels select models; they are never
+trained on.
 
 A class whose count leaves it no test pixel (N_c <= count) is an error naming the class, unless
 `cap=True`, which gives such a class floor(N_c / 2) training pixels instead.
@@ -20,6 +26,11 @@ the test set and counted as `excluded`. Reflect padding at the border only mirro
 themselves within distance r, so no training patch shows a test pixel. With given maps only (2)
 applies. Small classes that fill one field can lose all their test pixels this way (on Indian Pines
 with p = 15: Alfalfa, Grass-pasture-mowed, Oats, Stone-Steel-Towers); the split logs a warning.
+
+`leakage(split, window, shape)` measures that leak for any split: the fraction of test (and of
+validation) pixels that lie inside at least one training pixel's window, i.e. that some training
+sample shows the model (about 0.99 for the paper's random 50/15 split of Indian Pines with 15-pixel
+windows; 0 for a spatially disjoint split).
 """
 
 from __future__ import annotations
@@ -39,22 +50,25 @@ from hsic_jax.data.scenes import Scene
 
 log = logging.getLogger(__name__)
 
-_FORMAT = "hsic-jax split v1"
+_FORMAT = "hsic-jax split v2"
+_FORMATS = ("hsic-jax split v1", _FORMAT)  # v1: no validation pixels
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Split:
-    """Training and test pixels of one scene.
+    """Training, validation and test pixels of one scene.
 
     Attributes:
       scene: the scene's name.
       class_names: C names; label k in 0..C-1 is `class_names[k]`.
       train: (N_train, 2) int32 (row, col), in row-major order.
       train_labels: (N_train,) int32 in 0..C-1.
-      test: (N_test, 2) int32 (row, col), in row-major order; disjoint from `train`.
+      test: (N_test, 2) int32 (row, col), in row-major order; disjoint from `train` and `val`.
       test_labels: (N_test,) int32 in 0..C-1.
-      excluded: (C,) int64 labelled pixels of each class in neither set (spatially disjoint buffer).
-      config: how the split was made (seed, per_class, fraction, ...), for the record.
+      excluded: (C,) int64 labelled pixels of each class in no set (spatially disjoint buffer).
+      config: how the split was made (seed, per_class, fraction, val, ...), for the record.
+      val: (N_val, 2) int32 (row, col), in row-major order; disjoint from `train`; (0, 2) when off.
+      val_labels: (N_val,) int32 in 0..C-1.
     """
 
     scene: str
@@ -65,28 +79,29 @@ class Split:
     test_labels: np.ndarray
     excluded: np.ndarray
     config: Mapping[str, Any]
+    val: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.int32))
+    val_labels: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0,), np.int32))
 
     def table(self) -> list[dict[str, Any]]:
-        """Per-class counts: [{'class': 1..C, 'name', 'train', 'test', 'excluded'}, ..., totals row]."""
+        """Per-class counts: [{'class': 1..C, 'name', 'train', 'val', 'test', 'excluded'}, ..., totals row]."""
         c = len(self.class_names)
-        train = np.bincount(self.train_labels, minlength=c)
-        test = np.bincount(self.test_labels, minlength=c)
-        rows = [
-            {"class": k + 1, "name": n, "train": int(train[k]), "test": int(test[k]), "excluded": int(self.excluded[k])}
-            for k, n in enumerate(self.class_names)
-        ]
-        total = {"class": None, "name": "Total", "train": int(train.sum()), "test": int(test.sum())}
-        return rows + [{**total, "excluded": int(self.excluded.sum())}]
+        counts = {part: np.bincount(getattr(self, f"{part}_labels"), minlength=c) for part in _PARTS}
+        rows = [{"class": k + 1, "name": n, **{part: int(counts[part][k]) for part in _PARTS},
+                 "excluded": int(self.excluded[k])} for k, n in enumerate(self.class_names)]
+        total = {part: int(counts[part].sum()) for part in _PARTS}
+        return rows + [{"class": None, "name": "Total", **total, "excluded": int(self.excluded.sum())}]
 
     def to_markdown(self) -> str:
-        """The table as Markdown, laid out like the paper's Tables 1-5 (plus an excluded column if any)."""
-        with_excluded = bool(self.excluded.sum())
-        head = ["Class No.", "Class Name", "Training Pixels", "Testing Pixels"] + ["Excluded"] * with_excluded
+        """The table as Markdown, laid out like the paper's Tables 1-5 (plus validation and excluded
+        columns when there are such pixels)."""
+        with_val, with_excluded = bool(len(self.val)), bool(self.excluded.sum())
+        head = (["Class No.", "Class Name", "Training Pixels"] + ["Validation Pixels"] * with_val
+                + ["Testing Pixels"] + ["Excluded"] * with_excluded)
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.table():
             number = "" if row["class"] is None else str(row["class"])
-            cells = [number, row["name"], str(row["train"]), str(row["test"])]
-            cells += [str(row["excluded"])] * with_excluded
+            cells = ([number, row["name"], str(row["train"])] + [str(row["val"])] * with_val
+                     + [str(row["test"])] + [str(row["excluded"])] * with_excluded)
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -97,11 +112,9 @@ class Split:
             scene=self.scene,
             class_names=list(self.class_names),
             config=dict(self.config),
-            train=self.train.tolist(),
-            train_labels=self.train_labels.tolist(),
-            test=self.test.tolist(),
-            test_labels=self.test_labels.tolist(),
             excluded=self.excluded.tolist(),
+            **{f"{part}{suffix}": getattr(self, f"{part}{suffix}").tolist()
+               for part in _PARTS for suffix in ("", "_labels")},
         )
         atomic_write(path, lambda f: f.write(json.dumps(doc).encode()))
 
@@ -114,20 +127,23 @@ class Split:
                 doc = json.load(f)
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: not a readable split file ({e})") from e
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") not in _FORMATS:
             raise DataError(f"{path}: not a split file (expected format {_FORMAT!r})")
-        keys = {"scene", "class_names", "config", "train", "train_labels", "test", "test_labels", "excluded"}
+        if doc["format"] != _FORMAT:  # v1 had no validation pixels
+            doc = {**doc, "val": [], "val_labels": []}
+        keys = {"scene", "class_names", "config", "excluded"} | {
+            f"{part}{suffix}" for part in _PARTS for suffix in ("", "_labels")}
         missing = keys - set(doc)
         if missing:
             raise DataError(f"{path}: split file lacks key(s) {sorted(missing)}")
         c = len(doc["class_names"])
         arrays = {}
-        for key, shape in (("train", (-1, 2)), ("train_labels", (-1,)), ("test", (-1, 2)), ("test_labels", (-1,))):
-            try:
-                arrays[key] = np.asarray(doc[key], np.int32).reshape(shape)
-            except (TypeError, ValueError) as e:
-                raise DataError(f"{path}: key {key!r} is not an integer array of shape {shape} ({e})") from e
-        for part in ("train", "test"):
+        for part in _PARTS:
+            for key, shape in ((part, (-1, 2)), (f"{part}_labels", (-1,))):
+                try:
+                    arrays[key] = np.asarray(doc[key], np.int32).reshape(shape)
+                except (TypeError, ValueError) as e:
+                    raise DataError(f"{path}: key {key!r} is not an integer array of shape {shape} ({e})") from e
             labels = arrays[f"{part}_labels"]
             if len(labels) != len(arrays[part]) or (labels.size and (labels.min() < 0 or labels.max() >= c)):
                 raise DataError(f"{path}: {part}_labels must be {len(arrays[part])} values in 0..{c - 1}")
@@ -138,8 +154,9 @@ class Split:
             config=doc["config"],
             **arrays,
         )
-        if _overlap(split.train, split.test):
-            raise DataError(f"{path}: training and test pixels overlap")
+        for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
+            if _overlap(getattr(split, a), getattr(split, b)):
+                raise DataError(f"{path}: {a} and {b} pixels overlap")
         return split
 
     def check(self, scene: Scene) -> None:
@@ -147,7 +164,8 @@ class Split:
         if tuple(self.class_names) != scene.class_names:
             raise DataError(f"split of {self.scene!r} has classes {self.class_names}, scene has {scene.class_names}")
         h, w = scene.gt.shape
-        for part, coords, labels in (("train", self.train, self.train_labels), ("test", self.test, self.test_labels)):
+        for part in _PARTS:
+            coords, labels = getattr(self, part), getattr(self, f"{part}_labels")
             if coords.size and (coords.min() < 0 or coords[:, 0].max() >= h or coords[:, 1].max() >= w):
                 raise DataError(f"split {part} coordinates fall outside the scene's {h} x {w} pixels")
             if not np.array_equal(scene.gt[coords[:, 0], coords[:, 1]] - 1, labels):
@@ -163,10 +181,13 @@ def make_split(
     spatially_disjoint: bool = False,
     patch_size: int | None = None,
     cap: bool = False,
+    val: int | float = 0,
 ) -> Split:
-    """Splits `scene`'s labelled pixels into training and test pixels (see the module docstring).
+    """Splits `scene`'s labelled pixels into training, validation and test pixels (module docstring).
 
-    The same arguments give the same split; `seed` seeds a `numpy.random.default_rng`.
+    `val` is a count per class (int) or a fraction of each class's training pixels (float in
+    (0, 1), rounded, at least 1); 0 = no validation pixels. The same arguments give the same split;
+    `seed` seeds a `numpy.random.default_rng`.
     """
     if per_class is not None and fraction is not None:
         raise DataError("give per_class or fraction, not both")
@@ -174,20 +195,23 @@ def make_split(
         raise DataError(f"spatially_disjoint needs an odd patch_size >= 1, got {patch_size}")
     gt = scene.gt
     labelled = gt > 0
+    rng = np.random.default_rng(seed)
     if per_class is None and fraction is None:
         if scene.train_gt is None or scene.test_gt is None:
             raise DataError(f"scene {scene.name!r} has no given train/test maps: set per_class or fraction")
         train_mask, test_mask = scene.train_gt > 0, scene.test_gt > 0
     else:
         counts = _training_counts(scene, per_class, fraction, cap)
-        train_mask = _draw(gt, counts, np.random.default_rng(seed), compact=spatially_disjoint)
+        train_mask = _draw(gt, counts, rng, compact=spatially_disjoint)
         test_mask = labelled & ~train_mask
     if spatially_disjoint:
-        near_train = ndimage.maximum_filter(train_mask, size=patch_size, mode="constant", cval=False)
+        near_train = window_mask(train_mask, patch_size)
         dropped = test_mask & near_train
         test_mask = test_mask & ~near_train
     else:
         dropped = np.zeros_like(test_mask)
+    val_mask = _draw(np.where(train_mask, gt, 0), _val_counts(scene, train_mask, val), rng, compact=False)
+    train_mask &= ~val_mask
     c = scene.num_classes
     excluded = np.bincount(gt[dropped], minlength=c + 1)[1:]
     mode = "given" if per_class is None and fraction is None else "drawn"
@@ -197,14 +221,40 @@ def make_split(
         per_class = int(per_class)
     config = dict(seed=int(seed), per_class=per_class, fraction=None if fraction is None else float(fraction),
                   spatially_disjoint=bool(spatially_disjoint), patch_size=patch_size and int(patch_size),
-                  cap=bool(cap), mode=mode)
-    split = Split(scene.name, scene.class_names, *_coords(train_mask, gt), *_coords(test_mask, gt), excluded, config)
+                  cap=bool(cap), mode=mode, val=val.item() if isinstance(val, np.generic) else val)
+    split = Split(scene.name, scene.class_names, *_coords(train_mask, gt), *_coords(test_mask, gt), excluded, config,
+                  *_coords(val_mask, gt))
     empty = [n for n, row in zip(scene.class_names, split.table()) if row["test"] == 0]
     if empty:
         log.warning("%s split: no test pixels left for class(es) %s", scene.name, empty)
-    log.info("%s split: %d training and %d test pixels (%d excluded)", scene.name, len(split.train),
-             len(split.test), int(excluded.sum()))
+    log.info("%s split: %d training, %d validation and %d test pixels (%d excluded)", scene.name,
+             len(split.train), len(split.val), len(split.test), int(excluded.sum()))
     return split
+
+
+def window_mask(mask: np.ndarray, window: int) -> np.ndarray:
+    """(H, W) bool: the pixels inside the `window` x `window` neighbourhood of some True pixel of `mask`."""
+    return ndimage.maximum_filter(mask, size=window, mode="constant", cval=False)
+
+
+def leakage(split: Split, window: int, shape: tuple[int, int]) -> dict[str, float | None]:
+    """Fraction of test and of validation pixels inside at least one training pixel's window.
+
+    Args:
+      split: a split of a scene of `shape` (H, W).
+      window: the model's input window (the neighbourhood size p, odd): a training sample shows
+        the model every pixel within Chebyshev distance p // 2 of its centre.
+    Returns:
+      {'test': fraction, 'val': fraction or None without validation pixels}.
+    """
+    train = np.zeros(shape, bool)
+    train[split.train[:, 0], split.train[:, 1]] = True
+    seen = window_mask(train, window)
+    out = {}
+    for part in ("test", "val"):
+        coords = getattr(split, part)
+        out[part] = float(seen[coords[:, 0], coords[:, 1]].mean()) if len(coords) else None
+    return out
 
 
 def _training_counts(scene: Scene, per_class, fraction, cap: bool) -> np.ndarray:
@@ -240,6 +290,23 @@ def _training_counts(scene: Scene, per_class, fraction, cap: bool) -> np.ndarray
     return np.where(wanted >= available, available // 2, wanted)
 
 
+def _val_counts(scene: Scene, train_mask: np.ndarray, val: int | float) -> np.ndarray:
+    """(C,) validation pixels to take out of each class's training pixels (`val`: see `make_split`)."""
+    have = np.bincount(scene.gt[train_mask], minlength=scene.num_classes + 1)[1:]
+    if isinstance(val, (int, np.integer)) and not isinstance(val, bool) and val >= 0:
+        wanted = np.full(len(have), int(val), np.int64)
+    elif isinstance(val, (float, np.floating)) and 0 < val < 1:
+        wanted = np.maximum(1, np.floor(val * have + 0.5)).astype(np.int64)
+    else:
+        raise DataError(f"val must be a count per class (an int >= 0) or a fraction of the training "
+                        f"pixels in (0, 1), got {val!r}")
+    for name, n, h in zip(scene.class_names, wanted, have):
+        if n and n >= h:
+            raise DataError(f"class {name!r} has {h} training pixels; taking {n} for validation leaves "
+                            f"none to train on: ask for a smaller val")
+    return wanted
+
+
 def _draw(gt: np.ndarray, counts: np.ndarray, rng: np.random.Generator, *, compact: bool) -> np.ndarray:
     """(H, W) bool: `counts[c]` pixels of each class c + 1, uniformly or as a compact group."""
     mask = np.zeros(gt.shape, bool)
@@ -254,6 +321,9 @@ def _draw(gt: np.ndarray, counts: np.ndarray, rng: np.random.Generator, *, compa
             chosen = rng.choice(len(rows), size=n, replace=False)
         mask[rows[chosen], cols[chosen]] = True
     return mask
+
+
+_PARTS = ("train", "val", "test")
 
 
 def _coords(mask: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
