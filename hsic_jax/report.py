@@ -6,6 +6,19 @@ Reads `WORKDIR/results.json` of each run and prints
   * per dataset, a table shaped like the paper's Tables 6–10: one row per class (accuracy, %),
     then #Params (trainable, millions), OA, AA and Kappa (×100), and the number of seeds;
     one column per method, each cell `mean ± std` when the run trained several seeds;
+    then the protocol of each run: `Split` (how training pixels were chosen: per class, a
+    fraction, or given maps; `, disjoint` when test pixels inside a training window were
+    removed), `Window (px)` (the model's input window), `Train / val / test px` (pixel counts of
+    the first seed), `Fit on` (PCA/normalisation statistics fitted on the whole `scene` or on the
+    `train` pixels), `Selection` (the `last` state or the one with the `best val` OA), and
+    `Test px in a train window (%)` (leakage: test pixels lying inside at least one training
+    pixel's window, mean over seeds); `–` where a results.json predates these keys;
+  * per dataset, a paired comparison of OA over seeds: one row per pair of methods `A − B` (in
+    column order) whose runs share at least two seeds (matched by seed number) and the same
+    protocol (split, disjointness, window, fit_on, selection and pixel counts), with the number of
+    common seeds, the mean ± sample std of ΔOA in percentage points, and the two-sided p-values
+    of the paired t-test and the Wilcoxon signed-rank test (`–` where a test is undefined, e.g.
+    all differences zero); pairs whose protocols differ are named in a note under it instead;
   * a table shaped like Table 11: adapter storage (MiB) per dataset and method, and its mean
     over datasets;
 and writes `oa_vs_params.png` (OA against trainable parameters, log scale) to `--out`.
@@ -13,10 +26,14 @@ Tables are plain text, or Markdown with `--markdown`.
 """
 
 import argparse
+import itertools
 import json
 import math
 import os
 import sys
+
+import numpy as np
+from scipy import stats
 
 from hsic_jax.evaluation.maps import save_plot_oa_vs_params
 
@@ -29,6 +46,12 @@ DATASETS = {"indian_pines": "Indian Pines", "pavia_university": "Pavia Universit
 REQUIRED = ("dataset", "method", "class_names", "oa", "aa", "kappa", "per_class",
             "trainable_params", "adapter_bytes")
 MISSING = "–"
+# Display names of protocol values; other values are shown as they are.
+SPLITS = {"per_class": "per class", "fraction": "fraction", "given": "given maps"}
+SELECTIONS = {"last": "last", "best_val": "best val"}
+# Protocol fields (and their JSON types) that must agree for two runs to be compared.
+PROTOCOL_TYPES = {"split": str, "spatially_disjoint": bool, "window": int, "fit_on": str,
+                  "select": str, "train": int, "val": int, "test": int}
 
 
 class ReportError(ValueError):
@@ -65,12 +88,19 @@ def load_run(workdir: str) -> dict:
         for v in values:
             if v is not None:
                 _check_number(path, key, v)
+    if "seeds" in run:
+        _check_seeds(path, run["seeds"])
+    if "protocol" in run:
+        _check_protocol(path, run["protocol"])
+    if "leakage" in run:
+        _check_leakage(path, "leakage", run["leakage"])
     return {**run, "path": path}
 
 
 def dataset_table(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of one dataset's table (Tables 6–10); `runs` are of that dataset."""
-    runs = sorted(runs, key=lambda r: _order(METHODS, r["method"]))
+    """Header and rows of one dataset's table (Tables 6–10), then its protocol rows; `runs` are
+    of that dataset."""
+    runs = _in_column_order(runs)
     class_names = runs[0]["class_names"]
     for r in runs[1:]:
         if r["class_names"] != class_names:
@@ -84,7 +114,90 @@ def dataset_table(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     for key, label in (("oa", "OA (%)"), ("aa", "AA (%)"), ("kappa", "Kappa (%)")):
         rows.append([label, *(_cell(r[key], r.get(f"{key}_std")) for r in runs)])
     rows.append(["Seeds", *(str(len(r["seeds"]) if "seeds" in r else 1) for r in runs)])
+    rows += protocol_rows(runs)
     return ["Class", *(_name(METHODS, r["method"]) for r in runs)], rows
+
+
+def protocol_rows(runs: list[dict]) -> list[list[str]]:
+    """Rows of each run's split protocol and leakage, one cell per run; `–` where a key is
+    absent."""
+    protocols = [r.get("protocol", {}) for r in runs]
+
+    def split(p):
+        if "split" not in p:
+            return MISSING
+        return _name(SPLITS, p["split"]) + (", disjoint" if p.get("spatially_disjoint") else "")
+
+    def counts(p):
+        keys = ("train", "val", "test")
+        if not p.keys() & set(keys):
+            return MISSING
+        return " / ".join(str(p.get(k, MISSING)) for k in keys)
+    return [
+        ["Split", *map(split, protocols)],
+        ["Window (px)", *(str(p.get("window", MISSING)) for p in protocols)],
+        ["Train / val / test px", *map(counts, protocols)],
+        ["Fit on", *(p.get("fit_on", MISSING) for p in protocols)],
+        ["Selection", *(_name(SELECTIONS, p["select"]) if "select" in p else MISSING
+                        for p in protocols)],
+        ["Test px in a train window (%)",
+         *(_cell(r.get("leakage", {}).get("test")) for r in runs)],
+    ]
+
+
+def paired_comparison(a_by_seed: dict[int, float], b_by_seed: dict[int, float]) -> dict:
+    """Paired comparison of two runs' per-seed values (e.g. OA) over the seeds both have.
+
+    Returns `seeds` (the common seeds, sorted), `n` (their number), `mean` and `std` (sample std,
+    ddof=1) of the differences a − b, and the two-sided p-values `t_p` (paired t-test,
+    `scipy.stats.ttest_rel`) and `wilcoxon_p` (Wilcoxon signed-rank test, `scipy.stats.wilcoxon`).
+    Undefined values are None: `mean` without common seeds, `std` and `t_p` with fewer than two,
+    `t_p` also when all differences are equal (zero variance), `wilcoxon_p` when all are zero.
+    Differences are rounded to 1e-12 first, so that float noise (0.95 − 0.93 ≠ 0.96 − 0.94) neither
+    hides equal or zero differences nor breaks ties between them.
+    """
+    seeds = sorted(a_by_seed.keys() & b_by_seed.keys())
+    a = np.array([a_by_seed[s] for s in seeds], dtype=float)
+    b = np.array([b_by_seed[s] for s in seeds], dtype=float)
+    diffs = np.round(a - b, 12)
+    n = len(seeds)
+    return {"seeds": seeds, "n": n,
+            "mean": float(np.mean(diffs)) if n else None,
+            "std": float(np.std(diffs, ddof=1)) if n > 1 else None,
+            "t_p": float(stats.ttest_rel(a, b).pvalue) if n > 1 and np.ptp(diffs) else None,
+            "wilcoxon_p": float(stats.wilcoxon(diffs).pvalue) if np.any(diffs) else None}
+
+
+def protocol_differences(a: dict, b: dict) -> list[str]:
+    """The protocol fields on which runs `a` and `b` differ, each as `field A-value vs B-value`;
+    a field absent from one run differs from a value in the other."""
+    pa, pb = a.get("protocol", {}), b.get("protocol", {})
+    return [f"{k} {_value(pa.get(k))} vs {_value(pb.get(k))}"
+            for k in PROTOCOL_TYPES if pa.get(k) != pb.get(k)]
+
+
+def comparison_table(runs: list[dict]) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header and rows of one dataset's paired comparison of OA over seeds, and the pairs left
+    out because their protocols differ (`A − B (field A-value vs B-value, ...)`).
+
+    One row per pair of runs, in column order, that share at least two seeds and their protocol:
+    `A − B`, the number of common seeds, mean ± std of ΔOA (percentage points) and the p-values of
+    `paired_comparison`. Pairs with fewer than two common seeds are neither compared nor listed.
+    """
+    rows, skipped = [], []
+    for a, b in itertools.combinations(_in_column_order(runs), 2):
+        oa_a, oa_b = _oa_by_seed(a), _oa_by_seed(b)
+        if len(oa_a.keys() & oa_b.keys()) < 2:
+            continue
+        pair = f"{_name(METHODS, a['method'])} − {_name(METHODS, b['method'])}"
+        differences = protocol_differences(a, b)
+        if differences:
+            skipped.append(f"{pair} ({', '.join(differences)})")
+            continue
+        c = paired_comparison(oa_a, oa_b)
+        rows.append([pair, str(c["n"]), f"{100 * c['mean']:+.2f} ± {100 * c['std']:.2f}",
+                     _p_value(c["t_p"]), _p_value(c["wilcoxon_p"])])
+    return ["Pair", "n", "ΔOA (pp)", "t-test p", "Wilcoxon p"], rows, skipped
 
 
 def storage_table(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -116,7 +229,8 @@ def format_table(title: str, header: list[str], rows: list[list[str]], markdown:
 
 
 def report(runs: list[dict], markdown: bool = False) -> str:
-    """All tables of `runs` (as loaded by `load_run`): one per dataset, then adapter storage."""
+    """All tables of `runs` (as loaded by `load_run`): per dataset its table, its paired
+    comparison and the note on pairs not compared, then adapter storage."""
     seen = {}
     for r in runs:
         key = (r["dataset"], r["method"])
@@ -129,6 +243,13 @@ def report(runs: list[dict], markdown: bool = False) -> str:
         header, rows = dataset_table([r for r in runs if r["dataset"] == d])
         title = f"{_name(DATASETS, d)}: accuracy (%), mean ± std over seeds"
         parts.append(format_table(title, header, rows, markdown))
+        header, rows, skipped = comparison_table([r for r in runs if r["dataset"] == d])
+        if rows:
+            title = f"{_name(DATASETS, d)}: paired comparison of OA over seeds"
+            parts.append(format_table(title, header, rows, markdown))
+        if skipped:
+            parts.append(f"{_name(DATASETS, d)}: not compared, protocol differs: "
+                         + "; ".join(skipped))
     header, rows = storage_table(runs)
     parts.append(format_table("Adapter storage (MiB)", header, rows, markdown))
     return "\n\n".join(parts) + "\n"
@@ -173,6 +294,28 @@ def _cell(value, std=None) -> str:
     return f"{100 * value:.2f} ± {100 * std:.2f}"
 
 
+def _p_value(p) -> str:
+    """A p-value with three decimals, in scientific notation below 0.001; `–` when undefined."""
+    if p is None:
+        return MISSING
+    return f"{p:.3f}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def _value(value) -> str:
+    """A protocol value as written in results.json; `–` when absent."""
+    if value is None:
+        return MISSING
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def _oa_by_seed(run: dict) -> dict[int, float]:
+    return {s["seed"]: s["oa"] for s in run.get("seeds", [])}
+
+
+def _in_column_order(runs: list[dict]) -> list[dict]:
+    return sorted(runs, key=lambda r: _order(METHODS, r["method"]))
+
+
 def _mib(value) -> str:
     return MISSING if value is None else f"{value:.2f}"
 
@@ -189,6 +332,51 @@ def _name(names: dict, key: str) -> str:
 def _check_number(path: str, key: str, value) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise ReportError(f"{path}: {key} must be a number; got {value!r:.80}")
+
+
+def _check_type(path: str, key: str, value, kind: type) -> None:
+    """`value` is a `kind` (an int is no bool, nor a bool an int)."""
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        expected = {str: "a string", bool: "true or false", int: "an integer", dict: "an object",
+                    list: "a list"}[kind]
+        raise ReportError(f"{path}: {key} must be {expected}; got {value!r:.80}")
+
+
+def _check_seeds(path: str, seeds) -> None:
+    """`seeds` is a list of objects with an integer `seed` (each once), a numeric `oa`, and a valid
+    `leakage` where present."""
+    _check_type(path, "seeds", seeds, list)
+    for i, entry in enumerate(seeds):
+        key = f"seeds[{i}]"
+        _check_type(path, key, entry, dict)
+        for field in ("seed", "oa"):
+            if field not in entry:
+                raise ReportError(f"{path}: {key} has no {field}")
+        _check_type(path, f"{key}.seed", entry["seed"], int)
+        _check_number(path, f"{key}.oa", entry["oa"])
+        if "leakage" in entry:
+            _check_leakage(path, f"{key}.leakage", entry["leakage"])
+    numbers = [entry["seed"] for entry in seeds]
+    if len(set(numbers)) != len(numbers):
+        raise ReportError(f"{path}: seeds has a seed number twice; got {numbers!r:.80}")
+
+
+def _check_protocol(path: str, protocol) -> None:
+    """`protocol` is an object whose known fields have their JSON types."""
+    _check_type(path, "protocol", protocol, dict)
+    for field, kind in {**PROTOCOL_TYPES, "summary": str}.items():
+        if field in protocol:
+            _check_type(path, f"protocol.{field}", protocol[field], kind)
+
+
+def _check_leakage(path: str, key: str, leakage) -> None:
+    """`leakage` is an object with an integer `window` and numeric (or null) `test`/`val`."""
+    _check_type(path, key, leakage, dict)
+    if "window" in leakage:
+        _check_type(path, f"{key}.window", leakage["window"], int)
+    for field in ("test", "val"):
+        if leakage.get(field) is not None:
+            _check_number(path, f"{key}.{field}", leakage[field])
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
 """The report CLI on results.json files written here, checking the numbers in its tables."""
 
 import json
+import warnings
 
 import matplotlib.image
 import pytest
+from scipy import stats
 
 from hsic_jax import report
 
 CLASSES = ["Water", "Hippo grass", "Reeds"]
+PROTOCOL = {"split": "per_class", "spatially_disjoint": False, "window": 15, "train": 695, "val": 0,
+            "test": 9554, "fit_on": "scene", "select": "last",
+            "summary": "30 training pixels per class, statistics fitted on the scene"}
 
 
 def _write_run(root, name, **overrides):
@@ -39,6 +44,12 @@ def workdirs(tmp_path):
     ]
 
 
+def _seeds(oa_by_seed: dict[int, float]) -> list[dict]:
+    """The `seeds` entries of a results.json with these OAs."""
+    return [{"seed": s, "oa": oa, "aa": 0.9, "kappa": 0.9, "per_class": [1.0, 0.9, 0.8],
+             "leakage": {"test": 0.5, "val": None}} for s, oa in oa_by_seed.items()]
+
+
 def _table(text: str, title_start: str) -> dict[str, dict[str, str]]:
     """Parses the plain-text table whose title starts with `title_start`: {row: {column: cell}}."""
     block = next(b for b in text.split("\n\n") if b.startswith(title_start))
@@ -64,6 +75,10 @@ def test_plain_text_report(workdirs, tmp_path, capsys):
     assert bw["3 Reeds"] == {"LoRA": "–", "KronA+": "80.00 ± 10.00"}  # no test pixels: NaN
     assert bw["#Params (M)"] == {"LoRA": "0.160", "KronA+": "0.049"}
     assert bw["Seeds"] == {"LoRA": "1", "KronA+": "2"}
+    for row in ("Split", "Window (px)", "Train / val / test px", "Fit on", "Selection",
+                "Test px in a train window (%)"):                   # results.json without protocol
+        assert bw[row] == {"LoRA": "–", "KronA+": "–"}
+    assert "paired comparison" not in text and "not compared" not in text  # 1 common seed at most
 
     ip = _table(text, "Indian Pines")
     assert ip["2 Corn"] == {"LP": "25.00"} and ip["OA (%)"] == {"LP": "30.00"}
@@ -128,3 +143,135 @@ def test_two_runs_of_the_same_cell_are_an_error(tmp_path):
     runs = [report.load_run(_write_run(tmp_path, n)) for n in ("a", "b")]
     with pytest.raises(report.ReportError, match=r"a/results.json and .*b/results.json are both botswana/lora"):
         report.report(runs)
+
+
+def test_protocol_rows(tmp_path, capsys):
+    given = {**PROTOCOL, "split": "given", "window": 9, "train": 2832, "val": 0, "test": 12197}
+    workdirs = [
+        _write_run(tmp_path, "lora", protocol=PROTOCOL,
+                   leakage={"window": 15, "test": 0.991, "val": None}),
+        _write_run(tmp_path, "kp", method="krona_plus",
+                   leakage={"window": 15, "test": 0.0, "val": 0.0},
+                   protocol={**PROTOCOL, "spatially_disjoint": True, "val": 120, "test": 3100,
+                             "fit_on": "train", "select": "best_val"}),
+        _write_run(tmp_path, "fft", method="fft", protocol=given,
+                   leakage={"window": 9, "test": 0.123456, "val": None}),
+        _write_run(tmp_path, "bitfit", method="bitfit"),                # written before these keys
+    ]
+    assert report.main([*workdirs, "--out", str(tmp_path)]) == 0
+    bw = _table(capsys.readouterr().out, "Botswana")
+    assert bw["Split"] == {"BitFit": "–", "LoRA": "per class", "KronA+": "per class, disjoint",
+                           "FFT": "given maps"}
+    assert bw["Window (px)"] == {"BitFit": "–", "LoRA": "15", "KronA+": "15", "FFT": "9"}
+    assert bw["Train / val / test px"] == {"BitFit": "–", "LoRA": "695 / 0 / 9554",
+                                           "KronA+": "695 / 120 / 3100", "FFT": "2832 / 0 / 12197"}
+    assert bw["Fit on"] == {"BitFit": "–", "LoRA": "scene", "KronA+": "train", "FFT": "scene"}
+    assert bw["Selection"] == {"BitFit": "–", "LoRA": "last", "KronA+": "best val", "FFT": "last"}
+    assert bw["Test px in a train window (%)"] == {"BitFit": "–", "LoRA": "99.10", "KronA+": "0.00",
+                                                   "FFT": "12.35"}
+
+
+def test_paired_comparison_against_scipy():
+    a, b = [0.95, 0.96, 0.97], [0.93, 0.95, 0.94]
+    c = report.paired_comparison({0: a[0], 1: a[1], 2: a[2], 7: 0.1},   # seed 7 only in a,
+                                 {9: 0.99, 2: b[2], 1: b[1], 0: b[0]})   # seed 9 only in b
+    assert c["seeds"] == [0, 1, 2] and c["n"] == 3
+    assert c["mean"] == pytest.approx(0.02) and c["std"] == pytest.approx(0.01)   # of 2, 1, 3 pp
+    assert c["t_p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert c["wilcoxon_p"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    assert 0.07 < c["t_p"] < 0.08 and c["wilcoxon_p"] == pytest.approx(0.25)
+
+
+def test_paired_comparison_table(tmp_path, capsys):
+    a, b = [0.95, 0.96, 0.97], [0.93, 0.95, 0.94]
+    # KronA+ has a seed 5 that LoRA lacks: paired with nothing, it must not change the numbers.
+    lora = _write_run(tmp_path, "lora", protocol=PROTOCOL, seeds=_seeds(dict(enumerate(b))))
+    kp = _write_run(tmp_path, "kp", method="krona_plus", protocol=PROTOCOL,
+                    seeds=_seeds({**dict(enumerate(a)), 5: 0.5}))
+    assert report.main([lora, kp, "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    table = _table(text, "Botswana: paired comparison of OA over seeds")
+    assert table == {"LoRA − KronA+": {
+        "n": "3", "ΔOA (pp)": "-2.00 ± 1.00",
+        "t-test p": f"{stats.ttest_rel(b, a).pvalue:.3f}", "Wilcoxon p": "0.250"}}
+    assert table["LoRA − KronA+"]["t-test p"] == "0.074"
+    assert "not compared" not in text
+
+    runs = [report.load_run(w) for w in (lora, kp)]
+    markdown = report.report(runs, markdown=True)
+    assert "| LoRA − KronA+ | 3 | -2.00 ± 1.00 | 0.074 | 0.250 |" in markdown
+
+
+def test_pairs_with_a_different_protocol_are_not_compared(tmp_path):
+    seeds = _seeds({0: 0.9, 1: 0.92, 2: 0.91})
+    runs = [report.load_run(_write_run(tmp_path, m, method=m, protocol=p, seeds=seeds))
+            for m, p in (("lora", PROTOCOL), ("krona", PROTOCOL),
+                         ("fft", {**PROTOCOL, "window": 9, "fit_on": "train"}))]
+    runs.append(report.load_run(_write_run(tmp_path, "lp", method="linear_probe", seeds=seeds)))
+    header, rows, skipped = report.comparison_table(runs)
+    assert header == ["Pair", "n", "ΔOA (pp)", "t-test p", "Wilcoxon p"]
+    assert [row[0] for row in rows] == ["LoRA − KronA"]
+    no_protocol = [f"LP − {m} (split – vs per_class, spatially_disjoint – vs false, window – vs {w}, "
+                   f"fit_on – vs {f}, select – vs last, train – vs 695, val – vs 0, test – vs 9554)"
+                   for m, w, f in (("LoRA", 15, "scene"), ("KronA", 15, "scene"), ("FFT", 9, "train"))]
+    assert skipped == no_protocol + [f"{m} − FFT (window 15 vs 9, fit_on scene vs train)"
+                                     for m in ("LoRA", "KronA")]
+
+    text = report.report(runs)
+    assert "Botswana: not compared, protocol differs: LP − LoRA (split – vs per_class" in text
+    assert "; LoRA − FFT (window 15 vs 9, fit_on scene vs train); " in text
+    assert len([line for line in text.splitlines() if "not compared" in line]) == 1
+
+    # No comparable pair left: no comparison table, only the note.
+    text = report.report([runs[0], runs[2]])
+    assert "paired comparison" not in text
+    assert ("Botswana: not compared, protocol differs: "
+            "LoRA − FFT (window 15 vs 9, fit_on scene vs train)") in text
+
+
+def test_identical_runs_give_no_p_values_and_no_warnings(tmp_path):
+    by_seed = {0: 0.95, 1: 0.96, 2: 0.97}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same = report.paired_comparison(by_seed, dict(by_seed))
+        # Differences equal up to float noise (0.80 − 0.78 ≠ 0.82 − 0.80): no variance, no t-test.
+        shifted = report.paired_comparison({0: 0.80, 1: 0.82, 2: 0.84}, {0: 0.78, 1: 0.80, 2: 0.82})
+        runs = [report.load_run(_write_run(tmp_path, m, method=m, protocol=PROTOCOL,
+                                           seeds=_seeds(by_seed))) for m in ("lora", "krona")]
+        text = report.report(runs)
+    assert same == {"seeds": [0, 1, 2], "n": 3, "mean": 0.0, "std": 0.0, "t_p": None,
+                    "wilcoxon_p": None}
+    assert 0.82 - 0.80 != 0.80 - 0.78
+    assert shifted["mean"] == pytest.approx(0.02) and shifted["std"] == 0.0
+    assert shifted["t_p"] is None and shifted["wilcoxon_p"] == pytest.approx(0.25)
+    assert _table(text, "Botswana: paired comparison")["LoRA − KronA"] == {
+        "n": "3", "ΔOA (pp)": "+0.00 ± 0.00", "t-test p": "–", "Wilcoxon p": "–"}
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"seeds": {"0": 0.9}}, r"seeds must be a list; got \{'0': 0.9\}"),
+    ({"seeds": [{"seed": 0}]}, r"seeds\[0\] has no oa"),
+    ({"seeds": [{"seed": 0, "oa": 0.9}, {"oa": 0.9}]}, r"seeds\[1\] has no seed"),
+    ({"seeds": [{"seed": 0, "oa": "high"}]}, r"seeds\[0\].oa must be a number; got 'high'"),
+    ({"seeds": [{"seed": "0", "oa": 0.9}]}, r"seeds\[0\].seed must be an integer; got '0'"),
+    ({"seeds": [{"seed": 0, "oa": 0.9}, {"seed": 0, "oa": 0.8}]}, r"seeds has a seed number twice"),
+    ({"seeds": [{"seed": 0, "oa": 0.9, "leakage": 0.5}]}, r"seeds\[0\].leakage must be an object"),
+    ({"protocol": "per_class"}, r"protocol must be an object; got 'per_class'"),
+    ({"protocol": {"window": "15"}}, r"protocol.window must be an integer; got '15'"),
+    ({"protocol": {"spatially_disjoint": 0}}, r"protocol.spatially_disjoint must be true or false"),
+    ({"protocol": {"train": True}}, r"protocol.train must be an integer; got True"),
+    ({"leakage": [0.99]}, r"leakage must be an object"),
+    ({"leakage": {"test": "0.99"}}, r"leakage.test must be a number; got '0.99'"),
+])
+def test_malformed_new_keys(tmp_path, overrides, match):
+    workdir = _write_run(tmp_path, "run", **overrides)
+    with pytest.raises(report.ReportError, match=match) as excinfo:
+        report.load_run(workdir)
+    message = str(excinfo.value)
+    assert message.startswith(f"{workdir}/results.json: ") and "\n" not in message
+
+
+def test_new_keys_are_accepted(tmp_path):
+    run = report.load_run(_write_run(tmp_path, "run", protocol=PROTOCOL, seeds=_seeds({0: 0.9}),
+                                     leakage={"window": 15, "test": 0.991, "val": None}))
+    assert run["protocol"] == PROTOCOL and run["leakage"]["val"] is None
