@@ -107,3 +107,30 @@ def test_prepare(cube, pca):
     np.testing.assert_array_equal(np.asarray(reused), np.asarray(out))
     raw, none = prepare(cube[..., :12], pca_components=None, normalization="minmax")
     assert none is None and raw.shape == (145, 145, 12) and float(raw.max()) == 1.0
+
+
+def test_fit_on_given_pixels_only_against_sklearn(cube):
+    """fit_on='train': PCA and normalisation statistics come from the given pixels, not the scene."""
+    rng = np.random.default_rng(0)
+    pixels = np.stack([rng.integers(0, 145, 500), rng.integers(0, 145, 500)], axis=1)
+    spectra = cube[pixels[:, 0], pixels[:, 1]].astype(np.float64)
+    ref = SklearnPCA(12, svd_solver="full").fit(spectra)
+    pca = fit_pca(cube, 12, pixels)
+    np.testing.assert_allclose(pca.explained_variance_ratio, ref.explained_variance_ratio_, rtol=1e-4)
+    np.testing.assert_allclose(pca.mean, ref.mean_, rtol=1e-6)
+    assert np.abs(pca.mean - fit_pca(cube, 12).mean).max() > 1  # not the scene's statistics
+
+    out, _ = prepare(cube, pca_components=12, normalization="zscore", fit_pixels=pixels)
+    signs = np.sign(np.sum(pca.components * ref.components_.T, axis=0))
+    want = StandardScaler().fit(ref.transform(spectra) * signs).transform(
+        ref.transform(cube.reshape(-1, 200).astype(np.float64)) * signs)
+    np.testing.assert_allclose(np.asarray(out).reshape(-1, 12), want, atol=2e-3)
+    minmax = np.asarray(normalize(out, "minmax", pixels))
+    fitted = minmax[pixels[:, 0], pixels[:, 1]]
+    np.testing.assert_allclose(fitted.min(0), 0, atol=1e-6)
+    np.testing.assert_allclose(fitted.max(0), 1, atol=1e-6)
+    assert minmax.min() < -1e-3 or minmax.max() > 1 + 1e-3  # the other pixels are not squeezed in
+    with pytest.raises(DataError, match=r"more than 12 pixels to fit on, got 5"):
+        fit_pca(cube, 12, pixels[:5])
+    with pytest.raises(DataError, match=r"\(N, 2\) \(row, col\), got shape \(500,\)"):
+        fit_pca(cube, 12, pixels[:, 0])

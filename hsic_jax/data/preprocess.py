@@ -3,7 +3,9 @@
 The paper reduces every scene to 12 PCA components (the backbone was pre-trained on 12 Sentinel-2
 bands) and normalises them with BigEarthNet's 12-band statistics (Indian Pines, Pavia University,
 Houston 2013, Botswana) or with min-max (WHU-Hi-LongKou). PCA and the normalisation statistics are
-computed on all pixels of the scene, labelled or not (no labels are used).
+fitted on all pixels of the scene, labelled or not (no labels are used; the paper's and the field's
+practice, `data.fit_on = 'scene'`), or on given pixels only, e.g. the training pixels
+(`fit_on = 'train'`), so that nothing about the test pixels' spectra shapes the inputs.
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ def _project(cube: jax.Array, mean: jax.Array, components: jax.Array) -> jax.Arr
                       precision=jax.lax.Precision.HIGHEST)
 
 
-def fit_pca(cube, k: int = 12) -> PCA:
-    """Fits a PCA with k components to the spectra of all H * W pixels of a (H, W, B) cube.
+def fit_pca(cube, k: int = 12, pixels=None) -> PCA:
+    """Fits a PCA with k components to the spectra of a (H, W, B) cube: of all H * W pixels, or of
+    the (N, 2) (row, col) `pixels` only.
 
     The fit is an eigen-decomposition of the (B, B) covariance, done once on the host in float64 so
     that the fitted transform is precise and identical whatever accelerator the run uses; applying
@@ -93,12 +96,12 @@ def fit_pca(cube, k: int = 12) -> PCA:
     cube = np.asarray(cube)
     if cube.ndim != 3:
         raise DataError(f"PCA expects a cube (H, W, B), got shape {cube.shape}")
-    h, w, b = cube.shape
+    b = cube.shape[-1]
+    x = _spectra(cube, pixels)
     if not 1 <= k <= b:
         raise DataError(f"cube has {b} bands; PCA to {k} components needs 1 <= k <= {b}")
-    if h * w <= k:
-        raise DataError(f"cube has {h * w} pixels; PCA to {k} components needs more than {k}")
-    x = cube.reshape(-1, b)
+    if len(x) <= k:
+        raise DataError(f"PCA to {k} components needs more than {k} pixels to fit on, got {len(x)}")
     mean = x.mean(axis=0, dtype=np.float64)
     cov = np.zeros((b, b))
     for start in range(0, len(x), 65536):  # bounded memory: (65536, B) float64 at a time
@@ -114,10 +117,20 @@ def fit_pca(cube, k: int = 12) -> PCA:
     return PCA(mean.astype(np.float32), components.astype(np.float32), ratio.astype(np.float32))
 
 
-def normalize(cube, mode: str) -> jax.Array:
+def _spectra(cube, pixels) -> np.ndarray:
+    """(N, B) spectra of the (N, 2) (row, col) `pixels` of a (H, W, B) cube, or of all its pixels."""
+    if pixels is None:
+        return np.asarray(cube).reshape(-1, cube.shape[-1])
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 2 or pixels.shape[1] != 2:
+        raise DataError(f"pixels to fit on must be (N, 2) (row, col), got shape {pixels.shape}")
+    return np.asarray(cube)[pixels[:, 0], pixels[:, 1]]
+
+
+def normalize(cube, mode: str, pixels=None) -> jax.Array:
     """Normalises each channel of a (H, W, C) cube; returns (H, W, C) float32.
 
-    Modes (statistics over all H * W pixels, per channel c):
+    Modes (statistics per channel c over all H * W pixels, or over the (N, 2) (row, col) `pixels`):
       'bigearthnet': (x_c - m_c) / s_c with BigEarthNet-S2's fixed mean m and std s of Sentinel-2
         band c (C must be 12). On PCA components this is a fixed affine map per channel, the paper's
         choice: component c (mean 0 over the scene, variance lambda_c) becomes a channel of mean
@@ -131,25 +144,27 @@ def normalize(cube, mode: str) -> jax.Array:
         raise DataError(f"unknown normalisation {mode!r}; expected one of {NORMALIZATIONS}")
     if mode == "bigearthnet" and cube.shape[-1] != len(BIGEARTHNET_MEAN):
         raise DataError(f"BigEarthNet standardisation needs 12 channels (e.g. PCA to 12), got {cube.shape[-1]}")
-    return _normalize(jnp.asarray(cube, jnp.float32), mode)
+    cube = jnp.asarray(cube, jnp.float32)
+    sample = cube.reshape(-1, cube.shape[-1]) if pixels is None else cube[tuple(np.asarray(pixels).T)]
+    return _normalize(cube, sample, mode)
 
 
 @jax.jit(static_argnames="mode")
-def _normalize(cube: jax.Array, mode: str) -> jax.Array:
-    axes = tuple(range(cube.ndim - 1))
+def _normalize(cube: jax.Array, sample: jax.Array, mode: str) -> jax.Array:
+    """`cube` (H, W, C) normalised with statistics of `sample` (N, C)."""
     if mode == "bigearthnet":
         return (cube - jnp.asarray(BIGEARTHNET_MEAN, jnp.float32)) / jnp.asarray(BIGEARTHNET_STD, jnp.float32)
     if mode == "minmax":
-        low, high = cube.min(axis=axes), cube.max(axis=axes)
+        low, high = sample.min(axis=0), sample.max(axis=0)
         return (cube - low) / jnp.where(high > low, high - low, 1.0)
     if mode == "zscore":  # a constant channel (max == min) gives exactly 0, not rounding noise / tiny std
-        std, constant = cube.std(axis=axes), cube.max(axis=axes) == cube.min(axis=axes)
-        return jnp.where(constant, 0.0, (cube - cube.mean(axis=axes)) / jnp.where(constant, 1.0, std))
+        std, constant = sample.std(axis=0), sample.max(axis=0) == sample.min(axis=0)
+        return jnp.where(constant, 0.0, (cube - sample.mean(axis=0)) / jnp.where(constant, 1.0, std))
     return cube
 
 
 def prepare(cube, *, pca_components: int | None = 12, normalization: str = "bigearthnet",
-            pca: PCA | None = None) -> tuple[jax.Array, PCA | None]:
+            pca: PCA | None = None, fit_pixels=None) -> tuple[jax.Array, PCA | None]:
     """PCA (fitted here, or the given `pca`) then normalisation of a (H, W, B) cube.
 
     Args:
@@ -157,11 +172,13 @@ def prepare(cube, *, pca_components: int | None = 12, normalization: str = "bige
       pca_components: k; None keeps the B bands (no PCA).
       normalization: a mode of `normalize`.
       pca: a fitted PCA to apply instead of fitting one (e.g. loaded from a run).
+      fit_pixels: (N, 2) (row, col) pixels to fit the PCA and the normalisation statistics on;
+        None fits them on every pixel of the scene.
 
     Returns:
       ((H, W, k) float32 on the device, the PCA used or None).
     """
     if pca is None and pca_components is not None:
-        pca = fit_pca(cube, pca_components)
+        pca = fit_pca(cube, pca_components, fit_pixels)
     reduced = jnp.asarray(cube, jnp.float32) if pca is None else pca.apply(cube)
-    return normalize(reduced, normalization), pca
+    return normalize(reduced, normalization, fit_pixels), pca
