@@ -1,4 +1,5 @@
-"""Optimizer: schedule, labels → multi_transform AdamW, frozen leaves, LoRA+/KronA+ λ, freeze."""
+"""Optimizer: schedule, labels → multi_transform AdamW, frozen leaves, LoRA+/KronA+ λ, freeze,
+layer-wise learning-rate decay."""
 
 import math
 
@@ -12,9 +13,11 @@ import pytest
 from hsic_jax.adapters import method_from_config, param_labels
 from hsic_jax.adapters.export import npz_bytes, stored_arrays
 from hsic_jax.count import load_config, param_shapes
+from hsic_jax.adapters.methods import path_name
 from hsic_jax.model import model_from_config
-from hsic_jax.train.optimizer import (decay_mask, freeze, keep_frozen, make_optimizer,
-                                      make_schedule)
+from hsic_jax.model.spectralgpt import layer_index
+from hsic_jax.train.optimizer import (decay_mask, freeze, keep_frozen, layer_decay_scales,
+                                      make_optimizer, make_schedule)
 
 D, DEPTH, C = 48, 1, 5
 TINY = dict(num_classes=C, img_size=16, patch_size=8, tubelet=3, bands=12, width=D,
@@ -45,11 +48,16 @@ def loss_fn(model, labels):
     return loss
 
 
-def train(method_cfg, steps, params=None):
-    """`steps` real AdamW steps; returns (params after each step, first updates, opt_state)."""
+def train(method_cfg, steps, params=None, decay=None):
+    """`steps` real AdamW steps; returns (params after each step, first updates, opt_state).
+
+    With `decay`, the learning rates decay layer-wise by that factor (`layer_index`).
+    """
     method, model, init, labels = setup(method_cfg)
     params = init if params is None else params
-    tx = make_optimizer(OPTIM, labels, make_schedule(OPTIM, 100, 10), method.lam)
+    scales = None if decay is None else layer_decay_scales(
+        params, lambda path: layer_index(path, DEPTH), DEPTH + 1, decay)
+    tx = make_optimizer(OPTIM, labels, make_schedule(OPTIM, 100, 10), method.lam, scales)
 
     @jax.jit
     def step(params, opt_state, x, y):
@@ -168,6 +176,96 @@ def test_first_b_side_step_is_lambda_times_plain(cfg):
             np.testing.assert_allclose(ours["b"], lam * factors["b"], rtol=1e-6)
             np.testing.assert_array_equal(ours["a"], factors["a"])
     jax.tree.map(np.testing.assert_array_equal, plus["head"], plain["head"])
+
+
+def vit_b_scales(**model_cfg):
+    """{path: scale} of the official ViT-B layer decay (0.75 over 13 layers)."""
+    model = model_from_config(dict(variant="base", img_size=32, num_classes=16, **model_cfg))
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 12)))["params"]
+    scales = layer_decay_scales(shapes, lambda path: layer_index(path, 12), 13, 0.75)
+    return {path_name(path): s for path, s in jax.tree_util.tree_leaves_with_path(scales)}
+
+
+def test_vit_b_layer_decay_scales_are_the_official_ones():
+    scales = vit_b_scales()
+    assert len(scales) == 2 + 1 + 12 * 16 + 2 + 2  # patch_embed, pos_embed, blocks, norm, head
+    assert all(type(s) is float for s in scales.values())
+    for path in ("backbone/patch_embed/kernel", "backbone/patch_embed/bias",
+                 "backbone/pos_embed"):
+        assert scales[path] == pytest.approx(0.02376, abs=5e-6) == 0.75**13
+    assert scales["backbone/block_0/attn/q/kernel"] == pytest.approx(0.03168, abs=5e-6)
+    assert scales["backbone/block_0/norm1/scale"] == 0.75**12
+    assert scales["backbone/block_5/mlp/fc2/bias"] == 0.75**7
+    assert scales["backbone/block_11/attn/proj/kernel"] == 0.75
+    assert scales["backbone/block_11/norm2/bias"] == 0.75
+    for path in ("backbone/norm/scale", "backbone/norm/bias", "head/kernel", "head/bias"):
+        assert scales[path] == 1.0
+    separable = vit_b_scales(pos_embed="separable")
+    assert "backbone/pos_embed" not in separable  # the official name match misses these two:
+    assert separable["backbone/pos_embed_spatial"] == 1.0
+    assert separable["backbone/pos_embed_temporal"] == 1.0
+    assert separable["backbone/patch_embed/kernel"] == 0.75**13
+
+
+def test_layer_index_of_adapter_factors_and_bad_blocks():
+    assert layer_index("adapters/block_3/q/a", 12) == 4
+    assert layer_index("backbone/block_3/attn/q/kernel", 12) == 4
+    assert layer_index("backbone/pos_embed_temporal", 12) == layer_index("head/bias", 12) == 13
+    with pytest.raises(ValueError, match="'adapters/block_12/q/a' is in block 12 of a model of "
+                                         "depth 12"):
+        layer_index("adapters/block_12/q/a", 12)
+
+
+def test_lr_scale_multiplies_the_whole_adamw_step_including_weight_decay():
+    """Under scale s a leaf's update is s × its unscaled update, its weight decay part too."""
+    ones = lambda *shape: jnp.ones(shape)
+    params = {"backbone": {"pos_embed": ones(1, 4, 3), "k": ones(3, 3)},
+              "adapters": {"a": ones(3, 2), "b": ones(2, 3)}, "head": {"bias": ones(3)}}
+    labels = {"backbone": {"pos_embed": "base", "k": "frozen"},
+              "adapters": {"a": "base", "b": "b_side"}, "head": {"bias": "base"}}
+    scales = {"backbone": {"pos_embed": 0.25, "k": 0.5}, "adapters": {"a": 0.5, "b": 0.125},
+              "head": {"bias": 1.0}}
+    schedule = make_schedule(OPTIM, 100, 10)
+    plain = make_optimizer(OPTIM, labels, schedule, lam=3.0)
+    scaled = make_optimizer(OPTIM, labels, schedule, lam=3.0, lr_scales=scales)
+    grads = jax.tree.map(lambda p: jnp.linspace(-1.0, 2.0, p.size).reshape(p.shape), params)
+    for g in (grads, jax.tree.map(jnp.zeros_like, grads)):  # zero gradients: weight decay alone
+        ref, _ = plain.update(g, plain.init(params), params)
+        ours, state = scaled.update(g, scaled.init(params), params)
+        jax.tree.map(lambda u, r, s: np.testing.assert_allclose(u, s * r, rtol=1e-6),
+                     ours, ref, scales)
+        assert not np.asarray(ours["backbone"]["k"]).any()  # frozen: no update
+    decay = -OPTIM["lr"] * OPTIM["weight_decay"]
+    np.testing.assert_allclose(ours["adapters"]["b"], 0.125 * 3 * decay * params["adapters"]["b"],
+                               rtol=1e-6)
+    assert np.abs(np.asarray(ours["adapters"]["a"])).min() > 0
+    float_state = [a for a in jax.tree.leaves(state) if jnp.issubdtype(a.dtype, jnp.floating)]
+    assert sum(a.size for a in float_state) == 2 * (12 + 6 + 6 + 3)  # none for the frozen k
+
+
+def test_layer_decay_scales_each_first_step_and_frozen_leaves_stay():
+    plain = train(dict(name="fft"), steps=1)[1]
+    decayed = train(dict(name="fft"), steps=1, decay=0.5)[1]
+    scales = {"backbone/patch_embed/kernel": 0.25, "backbone/pos_embed": 0.25,
+              "backbone/block_0/attn/q/kernel": 0.5, "backbone/block_0/norm1/bias": 0.5,
+              "backbone/norm/scale": 1.0, "head/kernel": 1.0}
+    flat = lambda t: {path_name(p): np.asarray(a)
+                      for p, a in jax.tree_util.tree_leaves_with_path(t)}
+    plain, decayed = flat(plain), flat(decayed)
+    for path, s in scales.items():
+        assert np.abs(plain[path]).max() > 0
+        np.testing.assert_allclose(decayed[path], s * plain[path], rtol=1e-6)
+    _, _, params, labels = setup(LORA)  # adapter factors decay with their block (scale 0.5)
+    plain = train(LORA, steps=1)[1]["adapters"]["block_0"]
+    history, decayed, _ = train(LORA, steps=2, decay=0.5)
+    for layer, factors in plain.items():
+        for name, update in factors.items():
+            assert np.abs(update).max() > 0
+            np.testing.assert_allclose(decayed["adapters"]["block_0"][layer][name], 0.5 * update,
+                                       rtol=1e-6)
+    for old, new, label in zip(jax.tree.leaves(params), jax.tree.leaves(history[-1]),
+                               jax.tree.leaves(labels)):
+        assert np.array_equal(old, new) == (label == "frozen")
 
 
 def dot_shapes(jaxpr) -> list[tuple[int, ...]]:

@@ -242,3 +242,25 @@ def model_kwargs(cfg: Mapping) -> dict:
 def model_from_config(cfg: Mapping, adapter: Adapter | None = None) -> SpectralGPT:
     """A `SpectralGPT` from a config mapping such as `config.model` plus `num_classes`."""
     return SpectralGPT(**model_kwargs(cfg), adapter=adapter)
+
+
+def layer_index(path: str, depth: int) -> int:
+    """The layer id of a '/'-joined parameter path under the official layer-wise lr decay.
+
+    The BEiT rule of the official fine-tune (`lr_decay.get_layer_id_for_vit`, with
+    `num_layers = depth + 1`): 0 for the tubelet embedding `backbone/patch_embed/...` and the
+    joint `backbone/pos_embed`; i + 1 for `backbone/block_i/...` and for the adapter factors
+    of that block, `adapters/block_i/...`; depth + 1 for everything else (`backbone/norm`,
+    `head`). The official rule matches the name `pos_embed` exactly, so the separable
+    `pos_embed_spatial` and `pos_embed_temporal` fall through to depth + 1 (no decay); this
+    keeps that quirk.
+    """
+    parts = path.split("/")
+    if parts[0] == "backbone" and (parts[1:2] == ["patch_embed"] or parts[1:] == ["pos_embed"]):
+        return 0
+    if parts[0] in ("backbone", "adapters") and len(parts) > 1 and parts[1].startswith("block_"):
+        block = int(parts[1].removeprefix("block_"))
+        if not 0 <= block < depth:
+            raise ValueError(f"parameter {path!r} is in block {block} of a model of depth {depth}")
+        return block + 1
+    return depth + 1

@@ -1,4 +1,4 @@
-"""The optimizer of a fine-tuning method: labels, schedule, multi_transform AdamW, freezing.
+"""The optimizer of a fine-tuning method: labels, schedule, AdamW, layer decay, freezing.
 
 The train step (in `hsic_jax.train`) is
 
@@ -13,10 +13,14 @@ The train step (in `hsic_jax.train`) is
 layer (and, for a linear probe, no backward pass through the backbone at all); frozen
 leaves get `optax.set_to_zero()` and no optimizer state; `keep_frozen` returns them
 bit for bit (a zero update would turn -0.0 into +0.0).
+
+Layer-wise learning-rate decay (the official recipe: 0.75 over depth + 1 layers) passes
+`lr_scales=layer_decay_scales(params, lambda p: layer_index(p, depth), depth + 1, 0.75)`
+(`layer_index` from `hsic_jax.model.spectralgpt`) to `make_optimizer`.
 """
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -24,8 +28,8 @@ import optax
 
 from hsic_jax.adapters.methods import B_SIDE, BASE, FROZEN, param_labels, path_name
 
-__all__ = ["decay_mask", "freeze", "keep_frozen", "make_optimizer", "make_schedule",
-           "param_labels"]
+__all__ = ["decay_mask", "freeze", "keep_frozen", "layer_decay_scales", "make_optimizer",
+           "make_schedule", "param_labels"]
 
 
 def make_schedule(optim_cfg: Mapping, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
@@ -63,17 +67,37 @@ def decay_mask(params):
         lambda path, p: p.ndim >= 2 and "pos_embed" not in path_name(path), params)
 
 
+def layer_decay_scales(params, layer_of: Callable[[str], int], num_layers: int,
+                       decay: float):
+    """A pytree like `params` of Python floats: decay ** (num_layers - layer_of(path)).
+
+    `layer_of` maps a '/'-joined parameter path to its layer id in [0, num_layers] (the
+    BEiT rule of timm's `param_groups_lrd`: the top layer trains at the full rate).
+    """
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: float(decay) ** (num_layers - layer_of(path_name(path))), params)
+
+
 def make_optimizer(optim_cfg: Mapping, labels, schedule: optax.Schedule,
-                   lam: float = 1.0) -> optax.GradientTransformation:
-    """AdamW at `schedule` for 'base' leaves, at λ·`schedule` for 'b_side', nothing for 'frozen'."""
+                   lam: float = 1.0, lr_scales=None) -> optax.GradientTransformation:
+    """AdamW at `schedule` for 'base' leaves, at λ·`schedule` for 'b_side', nothing for 'frozen'.
+
+    `lr_scales`, a pytree of floats like `labels`, multiplies each leaf's final update: the
+    Adam step and the decoupled weight decay both scale, as the learning rate of a torch
+    param group with `lr_scale` does (see `layer_decay_scales`).
+    """
 
     def adamw(scale):
         return optax.adamw(lambda step: scale * schedule(step), b1=float(optim_cfg["b1"]),
                            b2=float(optim_cfg["b2"]), eps=float(optim_cfg["eps"]),
                            weight_decay=float(optim_cfg["weight_decay"]), mask=decay_mask)
 
-    return optax.multi_transform(
+    tx = optax.multi_transform(
         {FROZEN: optax.set_to_zero(), BASE: adamw(1.0), B_SIDE: adamw(lam)}, labels)
+    if lr_scales is None:
+        return tx
+    return optax.chain(tx, optax.stateless(
+        lambda updates, _: jax.tree.map(lambda u, s: s * u, updates, lr_scales)))
 
 
 def freeze(params, labels):
