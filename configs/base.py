@@ -17,8 +17,9 @@ from hsic_jax.adapters.methods import METHODS
 DATASETS = ("indian_pines", "pavia_university", "houston2013", "botswana", "whu_hi_longkou")
 
 # Fields of `config.method` besides `name` and `targets` (the paper adapts q and v).
-# KronA's a_shape / b_shape and the λ of the *_plus methods depend on the dataset and
-# are set by the dataset modules.
+# KronA's a_shape / b_shape (the paper's A (r1, r2) and B (p/r1, q/r2) of ΔW = A ⊗ B in the
+# out × in layout, see hsic_jax/adapters/krona.py) and the λ of the *_plus methods depend on
+# the dataset and are set by the dataset modules.
 # One factor zero, the other N(0, σ²) (the paper; its σ was lost from the text: 0.02 is
 # about the std of peft's kaiming-uniform init for 768 inputs). init='kaiming' is peft's.
 _FACTOR_INIT = dict(init="gaussian", init_std=0.02)
@@ -61,9 +62,15 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
         dict(name=method, targets=("q", "v"), **METHOD_DEFAULTS[method]))
 
     # The dataset module sets patch_size, train_per_class, normalize and num_classes.
+    # val_per_class: validation pixels per class taken out of the training pixels (a count,
+    # or a fraction in (0, 1); 0 = none, the paper's protocol). fit_on: PCA and normalisation
+    # statistics fitted on every pixel of the scene (the paper's and the field's practice) or
+    # on the training pixels only ('train'). resize: interpolation of the neighbourhood to
+    # input_size ('bicubic' = PyTorch's, as the official SpectralGPT transforms).
     config.data = ml_collections.ConfigDict(dict(
         name=dataset, data_dir="data", cube_path="", gt_path="", cube_key="", gt_key="",
-        input_size=32, pca=12, spatially_disjoint=False))
+        input_size=32, pca=12, spatially_disjoint=False, val_per_class=0.0, fit_on="scene",
+        resize="bilinear"))
 
     # Flips, and the probabilities of radiation and mixture noise per sample
     # (DeepHyperX's 0.1 and 0.2; see hsic_jax.data.augment).
@@ -77,7 +84,11 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     config.batch_size = 64
     config.epochs = 50
     config.label_smoothing = 0.0
+    # In-loop evaluation on the validation pixels (only with data.val_per_class); the test
+    # pixels are predicted once, at the end, with the last state or ('best_val') the state
+    # with the best validation OA.
     config.eval_every_epochs = 5
+    config.select = "last"
     config.checkpoint_every_epochs = 10
     config.save_map = True  # classification map of the whole scene (seed 0) at the end
     return config

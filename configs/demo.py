@@ -30,7 +30,8 @@ def get_config():
     c.data = dict(name="indian_pines", data_dir="", cube_path="", gt_path="", cube_key="",
                   gt_key="", train_per_class=INDIAN_PINES_50_15,
                   patch_size=15, input_size=16, pca=12, normalize="zscore",
-                  spatially_disjoint=False, num_classes=16)
+                  spatially_disjoint=False, num_classes=16, val_per_class=0.0, fit_on="scene",
+                  resize="bilinear")
     c.augment = dict(flip=True, radiation_noise=0.0, mixture_noise=0.0)
     c.optim = dict(lr=1e-3, weight_decay=0.05, b1=0.9, b2=0.999, eps=1e-8, warmup_epochs=5,
                    min_lr=0.0)
@@ -38,6 +39,7 @@ def get_config():
     c.epochs = 60
     c.label_smoothing = 0.0
     c.eval_every_epochs = 20
+    c.select = "last"
     c.checkpoint_every_epochs = 10
     c.save_map = True
     return c

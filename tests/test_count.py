@@ -36,13 +36,15 @@ def test_trainable_count_matches_the_paper(dataset, method, printed):
 def test_config_schema_is_complete():
     fields = {"workdir", "seed", "num_seeds", "init", "pretrained_dir", "model", "method",
               "data", "augment", "optim", "batch_size", "epochs", "label_smoothing",
-              "eval_every_epochs", "checkpoint_every_epochs"}
+              "eval_every_epochs", "select", "checkpoint_every_epochs"}
     for dataset, method, _ in CONFIGS:
         config = load_config(f"configs/{dataset}_{method}.py")
         assert fields <= set(config), (dataset, method)
         assert {"name", "data_dir", "cube_path", "gt_path", "cube_key", "gt_key",
                 "train_per_class", "patch_size", "input_size", "pca", "normalize",
-                "spatially_disjoint", "num_classes"} <= set(config.data)
+                "spatially_disjoint", "num_classes", "val_per_class", "fit_on",
+                "resize"} <= set(config.data)
+        assert (config.data.val_per_class, config.data.fit_on, config.select) == (0, "scene", "last")
         assert config.optim.lr == (2.5e-4 if method in ("fft", "linear_probe") else 1e-3)
         assert ("lam" in config.method) == method.endswith("_plus")
     ip = load_config("configs/indian_pines_fft.py").data.train_per_class

@@ -70,7 +70,8 @@ def test_krona_plus_trains_only_its_adapters_and_head(tmp_path, pretrained_dir):
 def final_params(workdir) -> dict:
     """Parameters of seed 0 in the last checkpoint of a run."""
     mngr = checkpoint.manager(str(workdir))
-    return jax.tree.map(lambda a: np.asarray(a)[0], mngr.restore(mngr.latest_step())["params"])
+    state = mngr.restore(mngr.latest_step())["state"]
+    return jax.tree.map(lambda a: np.asarray(a)[0], state["params"])
 
 
 def test_linear_probe_keeps_the_backbone_and_trains_the_head(tmp_path, pretrained_dir):

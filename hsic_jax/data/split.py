@@ -185,7 +185,7 @@ def make_split(
 ) -> Split:
     """Splits `scene`'s labelled pixels into training, validation and test pixels (module docstring).
 
-    `val` is a count per class (int) or a fraction of each class's training pixels (float in
+    `val` is a count per class (a whole number) or a fraction of each class's training pixels (in
     (0, 1), rounded, at least 1); 0 = no validation pixels. The same arguments give the same split;
     `seed` seeds a `numpy.random.default_rng`.
     """
@@ -221,7 +221,7 @@ def make_split(
         per_class = int(per_class)
     config = dict(seed=int(seed), per_class=per_class, fraction=None if fraction is None else float(fraction),
                   spatially_disjoint=bool(spatially_disjoint), patch_size=patch_size and int(patch_size),
-                  cap=bool(cap), mode=mode, val=val.item() if isinstance(val, np.generic) else val)
+                  cap=bool(cap), mode=mode, val=float(val) if 0 < val < 1 else int(val))
     split = Split(scene.name, scene.class_names, *_coords(train_mask, gt), *_coords(test_mask, gt), excluded, config,
                   *_coords(val_mask, gt))
     empty = [n for n, row in zip(scene.class_names, split.table()) if row["test"] == 0]
@@ -293,10 +293,11 @@ def _training_counts(scene: Scene, per_class, fraction, cap: bool) -> np.ndarray
 def _val_counts(scene: Scene, train_mask: np.ndarray, val: int | float) -> np.ndarray:
     """(C,) validation pixels to take out of each class's training pixels (`val`: see `make_split`)."""
     have = np.bincount(scene.gt[train_mask], minlength=scene.num_classes + 1)[1:]
-    if isinstance(val, (int, np.integer)) and not isinstance(val, bool) and val >= 0:
-        wanted = np.full(len(have), int(val), np.int64)
-    elif isinstance(val, (float, np.floating)) and 0 < val < 1:
+    number = isinstance(val, (int, float, np.integer, np.floating)) and not isinstance(val, bool)
+    if number and 0 < val < 1:
         wanted = np.maximum(1, np.floor(val * have + 0.5)).astype(np.int64)
+    elif number and val >= 0 and float(val).is_integer():  # 5 or 5.0 (a config float field)
+        wanted = np.full(len(have), int(val), np.int64)
     else:
         raise DataError(f"val must be a count per class (an int >= 0) or a fraction of the training "
                         f"pixels in (0, 1), got {val!r}")

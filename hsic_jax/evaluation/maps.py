@@ -133,7 +133,7 @@ def save_training_curves(path: str, metrics_jsonl_path: str) -> None:
     """Writes a PNG of losses, accuracies (%) and the learning rate against epoch (or step).
 
     Reads the loop's `metrics.jsonl`: rows such as `{"step": 10, "epoch": 1, "train_loss": 0.9,
-    "train_accuracy": 0.7, "lr": 1e-3}`, some with `"test_oa"`; see `metric_series`.
+    "train_accuracy": 0.7, "lr": 1e-3}`, some with `"val_oa"`; see `metric_series`.
     """
     x_key, series = metric_series(read_metrics(metrics_jsonl_path))
     shown = [p for p in _PANELS if series[p]]

@@ -6,11 +6,21 @@ axis, the step is `jax.vmap`ped over it, and with several devices that axis is s
 (`jax.sharding`, mesh axis 'seed'). Rerunning the same command resumes from the latest
 checkpoint in `workdir/checkpoints`.
 
-Outputs in `workdir`: `config.json`, `split_seed{N}.json`, `pca.npz`, `metrics.jsonl`,
-`checkpoints/`, `results.json`, `classification_map.png`, `training_curves.png`,
-`adapters/` (only the trainable subtrees + head, see `hsic_jax.adapters.export`).
+Honest evaluation. In-loop evaluation (every `eval_every_epochs`, `val_oa` in
+`metrics.jsonl`) sees the validation pixels only, and only when there are some
+(`data.val_per_class`); with `select='best_val'` the state with the best validation OA is
+kept (`hsic_jax.train.selection`). The test pixels are predicted once, after training, with
+the selected state (`select='last'`: the final one). `results.json` records the protocol
+(split, window, pixel counts, `data.fit_on`, selection) and the leakage: the fraction of
+test (and validation) pixels inside some training pixel's input window.
+
+Outputs in `workdir`: `config.json`, `split_seed{N}.json`, `pca.npz` (or `pca_seed{N}.npz`
+with `fit_on='train'`), `metrics.jsonl`, `checkpoints/`, `results.json`,
+`classification_map.png`, `training_curves.png`, `adapters/` (only the trainable subtrees
++ head, see `hsic_jax.adapters.export`).
 """
 
+import dataclasses
 import functools
 import json
 import logging
@@ -32,14 +42,14 @@ from hsic_jax.data.io import atomic_write
 from hsic_jax.data.patches import batch_coords, pad_cube, scene_coords
 from hsic_jax.data.preprocess import prepare
 from hsic_jax.data.scenes import load_scene
-from hsic_jax.data.split import make_split
+from hsic_jax.data.split import leakage, make_split
 from hsic_jax.evaluation.maps import save_classification_map, save_training_curves
 from hsic_jax.evaluation.metrics import summarize, update_confusion
 from hsic_jax.model.converted import load_params, read_manifest
 from hsic_jax.model.spectralgpt import model_from_config
-from hsic_jax.train import checkpoint
+from hsic_jax.train import checkpoint, selection
 from hsic_jax.train.optimizer import make_optimizer, make_schedule, param_labels
-from hsic_jax.train.step import Geometry, predict, train_step
+from hsic_jax.train.step import RESIZE_METHODS, Geometry, predict, train_step
 
 log = logging.getLogger(__name__)
 
@@ -51,30 +61,18 @@ _update_confusions = jax.jit(jax.vmap(update_confusion))  # one (C, C) matrix pe
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Train and evaluate every seed of `config`; write outputs to `workdir`; return the results."""
     primary = jax.process_index() == 0  # the process that writes the outputs
+    check_protocol(config)
     os.makedirs(workdir, exist_ok=True)
     if primary:
         _write_json(os.path.join(workdir, "config.json"), config.to_dict())
     seeds = [config.seed + s for s in range(config.num_seeds)]
 
-    # Data: the scene, its PCA + normalisation, and one split per seed.
-    scene = load_scene(config.data.name, config.data.data_dir or None, **_file_args(config.data))
-    cube, pca = prepare(scene.cube, pca_components=config.data.pca,
-                        normalization=config.data.normalize)
-    splits = [_split(scene, config.data, seed) for seed in seeds]
+    # Data: the scene, one split and one preprocessed, padded cube per seed.
+    data = load_data(config, seeds)
     if primary:
-        if pca is not None:
-            pca.save(os.path.join(workdir, "pca.npz"))
-        for seed, split in zip(seeds, splits):
-            split.save(os.path.join(workdir, f"split_seed{seed}.json"))
-    log.info("split of seed %d:\n%s", seeds[0], splits[0].to_markdown())
-    geo = Geometry(config.data.patch_size, config.data.input_size)
-    padded = pad_cube(cube, config.data.patch_size // 2)
-    train = _stack_pixels([(s.train, s.train_labels) for s in splits])
-    test = _stack_pixels([(s.test, s.test_labels) for s in splits])
-    num_classes = len(scene.class_names)
-    if config.data.get("num_classes", num_classes) != num_classes:
-        raise ValueError(f"config.data.num_classes={config.data.num_classes} but scene "
-                         f"{scene.name!r} has {num_classes} classes: {list(scene.class_names)}")
+        _write_data_records(workdir, data, seeds, per_seed_pca=config.data.fit_on == "train")
+    log.info("split of seed %d:\n%s", seeds[0], data.splits[0].to_markdown())
+    num_classes = len(data.scene.class_names)
 
     # Model, parameters and optimizer.
     method = method_from_config(config.method)
@@ -82,10 +80,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     backbone = pretrained_backbone(config, model)
     params = _stack([init_params(model, jax.random.key(seed), backbone) for seed in seeds])
     labels = param_labels(jax.tree.map(lambda x: x[0], params), method)
-    steps_per_epoch = int(train["valid"].sum(axis=1).min()) // config.batch_size
+    steps_per_epoch = int(data.train["valid"].sum(axis=1).min()) // config.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"{int(train['valid'].sum(axis=1).min())} training pixels are fewer than "
-                         f"one batch of config.batch_size={config.batch_size}")
+        raise ValueError(f"{int(data.train['valid'].sum(axis=1).min())} training pixels are fewer "
+                         f"than one batch of config.batch_size={config.batch_size}")
     total_steps = steps_per_epoch * config.epochs
     schedule = make_schedule(config.optim, total_steps, steps_per_epoch)
     tx = make_optimizer(config.optim, labels, schedule, method.lam)
@@ -97,33 +95,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     per_seed, replicated = _shardings(len(seeds))
     log.info("training %d seeds on %d devices", len(seeds), per_seed.mesh.size)
     state = _global(state, per_seed)
-    data = _global((train["coords"], train["labels"], train["valid"], np.array(seeds, np.int32)),
-                   per_seed)
-    padded = _global(padded, replicated)
+    train_pixels = _global((data.train["coords"], data.train["labels"], data.train["valid"],
+                            np.array(seeds, np.int32)), per_seed)
+    padded = _global(data.padded, per_seed)
+    # The trainable leaves of the state with the best validation OA (config.select='best_val').
+    best = None
+    if config.select == "best_val":
+        best = _global(selection.init_best(params, labels, len(seeds)), per_seed)
 
     mngr = checkpoint.manager(workdir)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
-    restored = checkpoint.restore_latest(mngr, state)
+    restored = checkpoint.restore_latest(mngr, _checkpointed(state, best))
     if restored is not None:
-        state = restored
+        state, best = restored["state"], restored.get("best")
         log.info("resumed from step %d of %d", int(_fetch(state["step"])[0]), total_steps)
     start = int(_fetch(state["step"])[0])
     if primary:
         checkpoint.truncate_metrics(metrics_path, start)
 
     step_fn = jax.jit(jax.vmap(functools.partial(
-        train_step, model=model, tx=tx, param_labels=labels, geo=geo,
+        train_step, model=model, tx=tx, param_labels=labels, geo=data.geo,
         batch_size=config.batch_size, steps_per_epoch=steps_per_epoch,
-        augment_cfg=dict(config.augment), label_smoothing=config.label_smoothing),
-        in_axes=(0, None, 0, 0, 0, 0)), donate_argnums=0)
-    predict_fn = jax.jit(jax.vmap(functools.partial(predict, model=model, geo=geo),
-                                  in_axes=(0, None, 0)))
+        augment_cfg=dict(config.augment), label_smoothing=config.label_smoothing)), donate_argnums=0)
+    predict_fn = jax.jit(jax.vmap(functools.partial(predict, model=model, geo=data.geo)))
 
+    # Training. In-loop evaluation sees the validation pixels only (none without a validation split).
     t0, totals = time.perf_counter(), []
     bar = tqdm(range(start, total_steps), initial=start, total=total_steps, desc="train",
                disable=None)
     for step in bar:
-        state, m = step_fn(state, padded, *data)
+        state, m = step_fn(state, padded, *train_pixels)
         totals.append(m)
         if (step + 1) % steps_per_epoch:
             continue
@@ -131,37 +132,139 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         row = {"step": step + 1, "epoch": epoch, "lr": float(schedule(step)),
                **{f"train_{k}": float(jnp.mean(jnp.stack([t[k] for t in totals]))) for k in totals[0]}}
         totals = []
-        if epoch % config.eval_every_epochs == 0 or epoch == config.epochs:
-            row["test_oa"] = float(np.mean([r["oa"] for r in evaluate(predict_fn, state, padded, test,
-                                                                      num_classes)]))
+        if data.has_val and (epoch % config.eval_every_epochs == 0 or epoch == config.epochs):
+            val_oa = np.array([r["oa"] for r in evaluate(predict_fn, state["params"], padded,
+                                                         data.val, num_classes)], np.float32)
+            row["val_oa"] = float(val_oa.mean())
+            if best is not None:
+                best = selection.update_best(best, selection.trainable(state["params"], labels),
+                                             _global(val_oa, per_seed),
+                                             _global(np.full(len(seeds), epoch, np.int32), per_seed))
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.3f}")
         if primary:
             checkpoint.append_metrics(metrics_path, [row])
         if epoch % config.checkpoint_every_epochs == 0 or epoch == config.epochs:
-            checkpoint.save(mngr, step + 1, state)
+            checkpoint.save(mngr, step + 1, _checkpointed(state, best))
     train_seconds = time.perf_counter() - t0
 
-    # Every process takes part in these computations; the first one writes the outputs.
-    per_seed_results = evaluate(predict_fn, state, padded, test, num_classes)
+    # The test pixels, once: the selected state (and, when that is the best validation state,
+    # the last one too, for the record). Every process takes part; the first one writes.
+    selected = selection.selected_params(state["params"], best)
+    per_seed_results = evaluate(predict_fn, selected, padded, data.test, num_classes)
+    last_results = None if best is None else evaluate(predict_fn, state["params"], padded, data.test,
+                                                      num_classes)
     first = jax.jit(lambda tree: jax.tree.map(lambda x: x[0], tree),
-                    out_shardings=replicated)(state["params"])
+                    out_shardings=replicated)((selected, padded))
     pred_map = None
     if config.save_map:
-        pred_map = classify_scene(jax.jit(functools.partial(predict, model=model, geo=geo)), first,
-                                  padded, scene.gt.shape)
-    results = _results(config, scene, splits, seeds, per_seed_results, first, labels, train_seconds)
+        pred_map = classify_scene(jax.jit(functools.partial(predict, model=model, geo=data.geo)),
+                                  *first, data.scene.gt.shape)
+    results = _results(config, data, seeds, per_seed_results, last_results, best, first[0], labels,
+                       train_seconds)
     if primary:
         export_dir = os.path.join(workdir, "adapters")
-        export_adapters(first, config.method, export_dir, base_sha256=_base_sha256(config),
-                        class_names=list(scene.class_names))
+        export_adapters(first[0], config.method, export_dir, base_sha256=_base_sha256(config),
+                        class_names=list(data.scene.class_names))
         results["adapter_bytes"] = os.path.getsize(os.path.join(export_dir, WEIGHTS))
         _write_json(os.path.join(workdir, "results.json"), results)
         if pred_map is not None:
             save_classification_map(
-                os.path.join(workdir, "classification_map.png"), pred_map, scene.gt,
-                scene.class_names, title=f"{config.data.name} · {config.method.name} · seed {seeds[0]}")
+                os.path.join(workdir, "classification_map.png"), pred_map, data.scene.gt,
+                data.scene.class_names,
+                title=f"{config.data.name} · {config.method.name} · seed {seeds[0]}")
         save_training_curves(os.path.join(workdir, "training_curves.png"), metrics_path)
     return results
+
+
+def _checkpointed(state: dict, best: dict | None) -> dict:
+    """What a checkpoint holds: the train state, and the best validation state when selecting."""
+    return {"state": state} if best is None else {"state": state, "best": best}
+
+
+FIT_ON = ("scene", "train")
+SELECT = ("last", "best_val")
+
+
+def check_protocol(config: ml_collections.ConfigDict) -> None:
+    """Refuse evaluation-protocol settings that make no sense, naming the field."""
+    if config.data.fit_on not in FIT_ON:
+        raise ValueError(f"config.data.fit_on={config.data.fit_on!r}; expected one of {FIT_ON}")
+    if config.select not in SELECT:
+        raise ValueError(f"config.select={config.select!r}; expected one of {SELECT}")
+    if config.data.resize not in RESIZE_METHODS:
+        raise ValueError(f"config.data.resize={config.data.resize!r}; expected one of "
+                         f"{tuple(RESIZE_METHODS)}")
+    if config.select == "best_val" and not config.data.val_per_class:
+        raise ValueError("config.select='best_val' selects on validation pixels: set "
+                         "config.data.val_per_class (a count per class, or a fraction in (0, 1))")
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """A scene prepared for training, per seed.
+
+    Attributes:
+      scene: the loaded scene.
+      splits: one split per seed.
+      pcas: the PCA of each seed (one shared object when fitted on the scene; None without PCA).
+      padded: `(S, H + 2r, W + 2r, k)` each seed's preprocessed cube, reflect-padded by
+        r = patch_size // 2.
+      geo: how a pixel becomes a model input.
+      train, val, test: each seed's pixels, padded to a common length: `coords` `(S, N, 2)`,
+        `labels` and `valid` `(S, N)`.
+      leakage: per seed, `split.leakage` of the model's input window.
+    """
+
+    scene: Any
+    splits: list
+    pcas: list
+    padded: np.ndarray
+    geo: Geometry
+    train: dict
+    val: dict
+    test: dict
+    leakage: list
+
+    @property
+    def has_val(self) -> bool:
+        return bool(self.val["valid"].any())
+
+
+def load_data(config: ml_collections.ConfigDict, seeds: list[int]) -> Data:
+    """The scene of `config.data`, split for each seed, its PCA and normalisation fitted on the
+    scene or on each seed's training pixels (`data.fit_on`), padded for patch extraction."""
+    cfg = config.data
+    scene = load_scene(cfg.name, cfg.data_dir or None, **_file_args(cfg))
+    num_classes = len(scene.class_names)
+    if cfg.get("num_classes", num_classes) != num_classes:
+        raise ValueError(f"config.data.num_classes={cfg.num_classes} but scene {scene.name!r} has "
+                         f"{num_classes} classes: {list(scene.class_names)}")
+    splits = [_split(scene, cfg, seed) for seed in seeds]
+    radius = cfg.patch_size // 2
+    if cfg.fit_on == "scene":
+        cube, pca = prepare(scene.cube, pca_components=cfg.pca, normalization=cfg.normalize)
+        pcas, padded = [pca] * len(seeds), np.stack([np.asarray(pad_cube(cube, radius))] * len(seeds))
+    else:
+        prepared = [prepare(scene.cube, pca_components=cfg.pca, normalization=cfg.normalize,
+                            fit_pixels=split.train) for split in splits]
+        pcas = [pca for _, pca in prepared]
+        padded = np.stack([np.asarray(pad_cube(cube, radius)) for cube, _ in prepared])
+    return Data(
+        scene=scene, splits=splits, pcas=pcas, padded=padded,
+        geo=Geometry(cfg.patch_size, cfg.input_size, RESIZE_METHODS[cfg.resize]),
+        **{part: _stack_pixels([(getattr(s, part), getattr(s, f"{part}_labels")) for s in splits])
+           for part in ("train", "val", "test")},
+        leakage=[leakage(s, cfg.patch_size, scene.gt.shape) for s in splits])
+
+
+def _write_data_records(workdir: str, data: Data, seeds: list[int], per_seed_pca: bool) -> None:
+    """`split_seed{N}.json`, and `pca.npz` (fitted on the scene) or `pca_seed{N}.npz` (per seed)."""
+    for seed, split, pca in zip(seeds, data.splits, data.pcas):
+        split.save(os.path.join(workdir, f"split_seed{seed}.json"))
+        if pca is not None and per_seed_pca:
+            pca.save(os.path.join(workdir, f"pca_seed{seed}.npz"))
+    if data.pcas[0] is not None and not per_seed_pca:
+        data.pcas[0].save(os.path.join(workdir, "pca.npz"))
 
 
 # Model fields a converted checkpoint fixes (its manifest records them).
@@ -195,20 +298,20 @@ def init_params(model, key, backbone: dict | None) -> dict:
     return params if backbone is None else {**params, "backbone": backbone}
 
 
-def evaluate(predict_fn, state, padded, test: dict, num_classes: int) -> list[dict]:
-    """Metrics of each seed on its test pixels."""
-    n_seeds, n = test["labels"].shape
+def evaluate(predict_fn, params, padded, pixels: dict, num_classes: int) -> list[dict]:
+    """Metrics of each seed's `params` `(S, ...)` on its `pixels` (`coords` `(S, N, 2)`, ...)."""
+    n_seeds, n = pixels["labels"].shape
     conf = jnp.zeros((n_seeds, num_classes, num_classes), jnp.int32)
     for start in range(0, n, EVAL_BATCH):
         sl = slice(start, start + EVAL_BATCH)
-        coords, labels, valid = (_pad_to(test[k][:, sl], EVAL_BATCH) for k in ("coords", "labels", "valid"))
-        preds = predict_fn(state["params"], padded, coords)
+        coords, labels, valid = (_pad_to(pixels[k][:, sl], EVAL_BATCH) for k in ("coords", "labels", "valid"))
+        preds = predict_fn(params, padded, coords)
         conf = _update_confusions(conf, labels, preds, valid)
     return [summarize(c) for c in _fetch(conf)]
 
 
 def classify_scene(predict_fn, params, padded, shape: tuple[int, int]) -> np.ndarray:
-    """Class map `(H, W)` in 1..C of one model (`params`) over every pixel of the scene."""
+    """Class map `(H, W)` in 1..C of one model (`params`, its cube `padded`) over every pixel."""
     out = np.zeros(shape, np.int32)
     for coords, valid in batch_coords(scene_coords(np.zeros(shape)), EVAL_BATCH):
         c = coords[valid]
@@ -216,33 +319,70 @@ def classify_scene(predict_fn, params, padded, shape: tuple[int, int]) -> np.nda
     return out
 
 
-def _results(config, scene, splits, seeds, per_seed, first, labels, train_seconds) -> dict:
+def _results(config, data, seeds, per_seed, last, best, first, labels, train_seconds) -> dict:
     trainable = sum(int(np.size(p)) for p, lab in zip(jax.tree.leaves(first), jax.tree.leaves(labels))
                     if lab != "frozen")
     results = {
         "dataset": config.data.name, "method": config.method.name, "config": config.to_dict(),
-        "class_names": list(scene.class_names),
+        "class_names": list(data.scene.class_names),
         "trainable_params": trainable,
         "total_params": sum(int(np.size(p)) for p in jax.tree.leaves(first)),
         "train_seconds": train_seconds,
-        "split": {"rows": splits[0].table()},
+        "protocol": protocol(config, data),
+        "leakage": {"window": int(config.data.patch_size),
+                    **{part: _mean_or_none([lk[part] for lk in data.leakage]) for part in ("test", "val")}},
+        "split": {"rows": data.splits[0].table()},
+        **_means(per_seed, len(seeds) > 1),
     }
-    for key in ("oa", "aa", "kappa"):  # kappa is NaN when every pixel falls in one class
-        values = np.array([r[key] for r in per_seed], dtype=float)
-        results[key] = _nan_to_none(np.mean(values, keepdims=True))[0]
-        if len(seeds) > 1:
-            results[f"{key}_std"] = _nan_to_none(np.std(values, keepdims=True))[0]
     # A class without test pixels has no accuracy: NaN here, null in the JSON file.
     per_class = np.array([r["per_class"] for r in per_seed], dtype=float)
     results["per_class"] = _nan_to_none(_nanmean(per_class))
     results["confusion"] = per_seed[0]["confusion"]
     if len(seeds) > 1:
         results["per_class_std"] = _nan_to_none(np.sqrt(_nanmean((per_class - _nanmean(per_class)) ** 2)))
-        results["seeds"] = [
-            {"seed": s, **{k: _nan_to_none(np.array([r[k]], dtype=float))[0] for k in ("oa", "aa", "kappa")},
-             "per_class": _nan_to_none(np.array(r["per_class"], dtype=float))}
-            for s, r in zip(seeds, per_seed)]
+    results["seeds"] = [
+        {"seed": s, **{k: _nan_to_none(np.array([r[k]], dtype=float))[0] for k in ("oa", "aa", "kappa")},
+         "per_class": _nan_to_none(np.array(r["per_class"], dtype=float)), "leakage": lk}
+        for s, r, lk in zip(seeds, per_seed, data.leakage)]
+    if best is not None:  # the selected state of each seed, and the test metrics of the last state
+        val_oa, epochs = _fetch(best["val_oa"]), _fetch(best["epoch"])
+        for entry, oa, epoch in zip(results["seeds"], val_oa, epochs):
+            entry.update(val_oa=float(oa), selected_epoch=int(epoch))
+        results["last"] = _means(last, len(seeds) > 1)
     return results
+
+
+def protocol(config, data: Data) -> dict:
+    """How the numbers were obtained: split, window, pixel counts, fitting and selection."""
+    split = data.splits[0]
+    kind = ("per_class" if split.config["per_class"] is not None else
+            "fraction" if split.config["fraction"] is not None else "given")
+    counts = {part: len(getattr(split, part)) for part in ("train", "val", "test")}
+    disjoint = bool(config.data.spatially_disjoint)
+    select = "the last state" if config.select == "last" else "the state with the best validation OA"
+    leak = np.mean([lk["test"] for lk in data.leakage]) if counts["test"] else float("nan")
+    summary = (f"{'spatially disjoint ' if disjoint else ''}{kind.replace('_', ' ')} split, "
+               f"{counts['train']} train / {counts['val']} val / {counts['test']} test pixels, "
+               f"{100 * leak:.2f} % of test pixels inside a {config.data.patch_size}-pixel training "
+               f"window; PCA and normalisation fitted on the {config.data.fit_on} pixels; "
+               f"tested once, with {select}")
+    return {"split": kind, "spatially_disjoint": disjoint, "window": int(config.data.patch_size),
+            **counts, "fit_on": config.data.fit_on, "select": config.select, "summary": summary}
+
+
+def _means(per_seed: list[dict], with_std: bool) -> dict:
+    """`oa`, `aa`, `kappa` means over seeds (and their `_std`); None for NaN (kappa of one class)."""
+    out = {}
+    for key in ("oa", "aa", "kappa"):
+        values = np.array([r[key] for r in per_seed], dtype=float)
+        out[key] = _nan_to_none(np.mean(values, keepdims=True))[0]
+        if with_std:
+            out[f"{key}_std"] = _nan_to_none(np.std(values, keepdims=True))[0]
+    return out
+
+
+def _mean_or_none(values: list) -> float | None:
+    return None if any(v is None for v in values) else float(np.mean(values))
 
 
 def _nanmean(a: np.ndarray) -> np.ndarray:
@@ -261,7 +401,7 @@ def _split(scene, data_cfg, seed):
         per_class = per_class.to_dict()
     return make_split(scene, seed=seed, per_class=per_class,
                       spatially_disjoint=data_cfg.spatially_disjoint,
-                      patch_size=data_cfg.patch_size)
+                      patch_size=data_cfg.patch_size, val=data_cfg.val_per_class)
 
 
 def _file_args(data_cfg) -> dict:

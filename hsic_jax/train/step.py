@@ -19,18 +19,25 @@ from hsic_jax.data.patches import extract_patches, resize_patches
 from hsic_jax.train.optimizer import freeze, keep_frozen
 
 
+# `config.data.resize` → `jax.image.resize` method. 'bicubic' is PyTorch's (a = -0.75, the
+# official SpectralGPT transforms' interpolation), not jax's default Keys (a = -0.5) kernel.
+RESIZE_METHODS = {"bilinear": "bilinear", "bicubic": "bicubic-pytorch"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Geometry:
-    """How a pixel becomes a model input: `patch_size`² neighbourhood resized to `input_size`²."""
+    """How a pixel becomes a model input: `patch_size`² neighbourhood resized to `input_size`²
+    with the `jax.image.resize` method `resize`."""
 
     patch_size: int
     input_size: int
+    resize: str = "bilinear"
 
 
 def inputs(padded: jax.Array, coords: jax.Array, geo: Geometry) -> jax.Array:
     """Model inputs `(N, input_size, input_size, B)` for pixel coordinates `(N, 2)`."""
     patches = extract_patches(padded, coords, geo.patch_size)
-    return resize_patches(patches, geo.input_size)
+    return resize_patches(patches, geo.input_size, geo.resize)
 
 
 def epoch_order(key: jax.Array, epoch: jax.Array, valid: jax.Array) -> jax.Array:

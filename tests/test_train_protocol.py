@@ -1,0 +1,191 @@
+"""The evaluation protocol through the real training loop (in-process, tiny encoder, seconds).
+
+These tests fail when the pipeline is subtly wrong while still producing plausible numbers:
+evaluation on the wrong pixels, the test set looked at before the end, patches cut
+off-centre, labels misaligned with their patches, a selected state that is not the best
+validation state.
+"""
+
+import json
+import shutil
+
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import demo
+from hsic_jax.data.split import Split
+from hsic_jax.train import checkpoint, loop
+from hsic_jax.train.step import inputs
+
+TINY = dict(width=24, depth=1, heads=2, img_size=8, patch_size=4)
+
+
+def tiny_demo(**data):
+    """The demo config on a tiny encoder: 7-pixel windows resized to 8, two epochs."""
+    config = demo.get_config()
+    config.model.update(TINY)
+    config.data = ml_collections.ConfigDict({**config.data.to_dict(), "patch_size": 7,
+                                             "input_size": 8, **data})
+    config.update(dict(epochs=2, batch_size=32, eval_every_epochs=1, checkpoint_every_epochs=1,
+                       save_map=False))
+    config.optim.warmup_epochs = 1
+    return config
+
+
+class Recorder:
+    """Wraps `loop.evaluate`, recording the pixel sets it is given, in call order."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        original = loop.evaluate
+
+        def evaluate(predict_fn, params, padded, pixels, num_classes):
+            self.calls.append({k: np.asarray(v) for k, v in pixels.items()})
+            return original(predict_fn, params, padded, pixels, num_classes)
+
+        monkeypatch.setattr(loop, "evaluate", evaluate)
+
+    def sets(self, splits: list[Split]) -> list[str]:
+        """Which part ('train', 'val', 'test') of every seed's split each call evaluated."""
+        names = []
+        for pixels in self.calls:
+            for part in ("train", "val", "test"):
+                if all(np.array_equal(pixels["coords"][s][pixels["valid"][s]], getattr(split, part))
+                       for s, split in enumerate(splits)):
+                    names.append(part)
+                    break
+            else:
+                names.append("other")
+        return names
+
+
+def splits_of(workdir, seeds):
+    return [Split.load(workdir / f"split_seed{s}.json") for s in seeds]
+
+
+def test_test_pixels_are_predicted_once_at_the_end_and_fill_the_confusion_matrix(tmp_path, monkeypatch):
+    recorder = Recorder(monkeypatch)
+    results = loop.train_and_evaluate(tiny_demo(), str(tmp_path))
+    split, = splits_of(tmp_path, [0])
+    assert recorder.sets([split]) == ["test"]  # no validation pixels: no in-loop evaluation
+    confusion = np.array(results["confusion"])
+    assert confusion.sum() == len(split.test) == 10249 - 695
+    per_class_test = [row["test"] for row in split.table()[:-1]]
+    assert confusion.sum(axis=1).tolist() == per_class_test
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert not any(k.startswith(("test", "val")) for row in rows for k in row)
+
+
+def test_best_val_selection_looks_at_validation_pixels_only_until_the_end(tmp_path, monkeypatch):
+    recorder = Recorder(monkeypatch)
+    config = tiny_demo(val_per_class=4)
+    config.update(dict(select="best_val", num_seeds=2, epochs=3))
+    results = loop.train_and_evaluate(config, str(tmp_path))
+    splits = splits_of(tmp_path, [0, 1])
+    # Validation after each epoch, then the selected state and the last state on the test set.
+    assert recorder.sets(splits) == ["val", "val", "val", "test", "test"]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val_oa = [row["val_oa"] for row in rows]
+    assert len(val_oa) == 3
+    for s, entry in enumerate(results["seeds"]):
+        assert 1 <= entry["selected_epoch"] <= 3 and 0 <= entry["val_oa"] <= 1
+    assert results["protocol"]["select"] == "best_val" and results["protocol"]["val"] == 64
+    assert set(results["last"]) == {"oa", "oa_std", "aa", "aa_std", "kappa", "kappa_std"}
+    confusion = np.array(results["confusion"])
+    assert confusion.sum(axis=1).tolist() == [row["test"] for row in splits[0].table()[:-1]]
+
+
+def test_a_resumed_run_selects_the_same_state(tmp_path):
+    config = tiny_demo(val_per_class=0.1)
+    config.update(dict(select="best_val", epochs=3))
+    first = loop.train_and_evaluate(config, str(tmp_path / "a"))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    mngr = checkpoint.manager(str(tmp_path / "b"))
+    steps = mngr.all_steps()
+    assert len(steps) == 2
+    restored = mngr.restore(steps[0])
+    assert set(restored) == {"state", "best"}  # the best validation state is checkpointed
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / str(max(steps)))
+    (tmp_path / "b" / "results.json").unlink()
+    second = loop.train_and_evaluate(config, str(tmp_path / "b"))
+    for key in ("oa", "aa", "kappa", "confusion", "seeds"):
+        assert first[key] == second[key], key
+
+
+def test_protocol_and_leakage_are_recorded(tmp_path):
+    results = loop.train_and_evaluate(tiny_demo(fit_on="train"), str(tmp_path))
+    protocol = results["protocol"]
+    assert {k: protocol[k] for k in ("split", "spatially_disjoint", "window", "train", "val",
+                                     "test", "fit_on", "select")} == {
+        "split": "per_class", "spatially_disjoint": False, "window": 7, "train": 695, "val": 0,
+        "test": 9554, "fit_on": "train", "select": "last"}
+    assert 0.6 < results["leakage"]["test"] < 1 and results["leakage"]["val"] is None
+    assert results["seeds"][0]["leakage"]["test"] == results["leakage"]["test"]
+    assert (tmp_path / "pca_seed0.npz").exists() and not (tmp_path / "pca.npz").exists()
+    assert "tested once" in protocol["summary"]
+
+
+def test_spatially_disjoint_split_has_no_leakage(tmp_path):
+    results = loop.train_and_evaluate(tiny_demo(spatially_disjoint=True), str(tmp_path))
+    assert results["leakage"]["test"] == 0.0 and results["protocol"]["spatially_disjoint"]
+
+
+CLASSES = 5
+
+
+def synthetic_scene(tmp_path, size=40, bands=6, seed=0):
+    """Every pixel labelled 1..5 at random; its spectrum is the one-hot of its class (over the first
+    5 of 6 bands) plus noise, so a pixel's class is a function of that pixel alone and its
+    neighbours say nothing. (More than two classes: with two, a model trained on labels shuffled
+    against their pixels still gets 0 % or 100 % by a coin flip.)"""
+    rng = np.random.default_rng(seed)
+    gt = rng.integers(1, CLASSES + 1, (size, size)).astype(np.int32)
+    cube = np.eye(bands)[gt - 1] + 0.1 * rng.normal(size=(size, size, bands))
+    np.save(tmp_path / "cube.npy", cube.astype(np.float32))
+    np.save(tmp_path / "gt.npy", gt)
+    return cube.astype(np.float32), gt
+
+
+def scene_config(tmp_path, window, **data):
+    config = tiny_demo(name="files", cube_path=str(tmp_path / "cube.npy"),
+                       gt_path=str(tmp_path / "gt.npy"), train_per_class=40, num_classes=CLASSES,
+                       pca=None, normalize="none", patch_size=window, input_size=window, **data)
+    config.model.update(dict(img_size=window, patch_size=window, bands=6, pool_skip_first=False))
+    config.augment.update(dict(flip=False, radiation_noise=0.0, mixture_noise=0.0))
+    return config
+
+
+def test_the_centre_of_every_model_input_is_the_labelled_pixel(tmp_path):
+    cube, _ = synthetic_scene(tmp_path)
+    data = loop.load_data(scene_config(tmp_path, 7), [0])
+    for part in (data.train, data.test):
+        coords = part["coords"][0][part["valid"][0]]
+        x = np.asarray(inputs(data.padded[0], coords, data.geo))
+        assert x.shape == (len(coords), 7, 7, 6)
+        np.testing.assert_array_equal(x[:, 3, 3], cube[coords[:, 0], coords[:, 1]])
+
+
+def test_a_pixel_only_task_is_learnt_through_the_real_step_and_predict(tmp_path):
+    """A 1-pixel window: any misalignment of patches, labels or predictions gives chance (20 %)."""
+    synthetic_scene(tmp_path)
+    config = scene_config(tmp_path, 1)
+    config.update(dict(epochs=15, eval_every_epochs=15))
+    config.optim.lr = 1e-2
+    results = loop.train_and_evaluate(config, str(tmp_path / "run"))
+    assert results["oa"] >= 0.97, results["oa"]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("select", "best", r"config.select='best'; expected one of \('last', 'best_val'\)"),
+    ("data.fit_on", "test", r"config.data.fit_on='test'; expected one of \('scene', 'train'\)"),
+    ("data.resize", "lanczos", r"config.data.resize='lanczos'; expected one of"),
+    ("select", "best_val", r"set config.data.val_per_class"),
+])
+def test_bad_protocol_fields_are_refused_before_any_work(tmp_path, field, value, message):
+    config = tiny_demo()
+    node, _, key = field.rpartition(".")
+    (config[node] if node else config)[key] = value
+    with pytest.raises(ValueError, match=message):
+        loop.train_and_evaluate(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
