@@ -1,5 +1,6 @@
 """Encoder options beyond the official forward: variants, pooling, drop path, bf16, input checks."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -87,3 +88,44 @@ def test_bad_geometry_is_named(change, message):
     with pytest.raises(ValueError, match=message):
         model = model_from_config({**TINY, **change})
         init(model, size=model.img_size, bands=model.bands)
+
+
+def record_calls(model, params, x, **kwargs):
+    """`[(module, args, output)]` of every module call during `model.apply` (flax interceptors)."""
+    calls = []
+
+    def interceptor(next_fun, args, kwargs_, context):
+        out = next_fun(*args, **kwargs_)
+        if context.method_name == "__call__":
+            calls.append((context.module, args, out))
+        return out
+
+    with nn.intercept_methods(interceptor):
+        model.apply({"params": params}, x, **kwargs)
+    return calls
+
+
+def test_drop_path_rate_rises_linearly_from_zero_over_the_blocks():
+    """Official rule: block i drops its branches with rate linspace(0, drop_path, depth)[i]."""
+    model = model_from_config({**TINY, "depth": 5, "drop_path": 0.2})
+    params = init(model)
+    blocks = [m for m, _, _ in record_calls(model, params, jnp.zeros((1, 16, 16, 12)))
+              if type(m).__name__ == "Block"]
+    assert [m.name for m in blocks] == [f"block_{i}" for i in range(5)]
+    np.testing.assert_allclose([m.drop_path for m in blocks], [0.0, 0.05, 0.1, 0.15, 0.2])
+
+
+@pytest.mark.parametrize("skip_first", [True, False])
+def test_pooled_feature_is_the_mean_over_tokens_1_to_n(skip_first):
+    """The official pooling `x[:, 1:].mean(1)` drops token 0 (spectral group 0, top-left patch)."""
+    model = model_from_config({**TINY, "pool_skip_first": skip_first})
+    params = init(model)
+    x = jax.random.normal(jax.random.key(4), (2, 16, 16, 12))
+    calls = record_calls(model, params, x)
+    tokens = np.asarray(next(out for m, _, out in calls if m.name == f"block_{TINY['depth'] - 1}"))
+    pooled = np.asarray(next(args[0] for m, args, _ in calls if m.name == "norm"))
+    assert tokens.shape == (2, 4 * 16, 48)
+    want = tokens[:, 1:].sum(1) / (tokens.shape[1] - 1) if skip_first else tokens.mean(1)
+    np.testing.assert_allclose(pooled, want, rtol=1e-6, atol=1e-6)
+    other = tokens[:, :-1].mean(1) if skip_first else tokens[:, 1:].mean(1)
+    assert np.abs(pooled - other).max() > 1e-3  # the check above can tell the tokens apart
