@@ -73,14 +73,18 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
         resize="bilinear"))
 
     # Flips, and the probabilities of radiation and mixture noise per sample
-    # (DeepHyperX's 0.1 and 0.2; see hsic_jax.data.augment).
+    # (DeepHyperX's 0.1 and 0.2; see hsic_jax.data.augment). mixup / cutmix: the alphas of
+    # timm's batch mixing (off in the paper; the official SpectralGPT recipe: 0.8 / 1.0).
     config.augment = ml_collections.ConfigDict(
-        dict(flip=True, radiation_noise=0.1, mixture_noise=0.2))
+        dict(flip=True, radiation_noise=0.1, mixture_noise=0.2, mixup=0.0, cutmix=0.0))
 
+    # Linear warm-up over warmup_epochs, then cosine to min_lr; layer_decay scales block i's
+    # learning rate by decay^(depth - i) (1 = off, the paper; the official recipe: 0.75 with
+    # 20 warm-up epochs, min_lr 1e-14, label smoothing 0.1; see configs/indian_pines_fft_official.py).
     peft = method not in ("fft", "linear_probe")
     config.optim = ml_collections.ConfigDict(dict(
         lr=1e-3 if peft else 2.5e-4, weight_decay=0.05, b1=0.9, b2=0.999, eps=1e-8,
-        warmup_epochs=5, min_lr=0.0))
+        warmup_epochs=5, min_lr=0.0, layer_decay=1.0))
     config.batch_size = 64
     config.epochs = 50
     config.label_smoothing = 0.0

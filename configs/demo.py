@@ -32,9 +32,9 @@ def get_config():
                   patch_size=15, input_size=16, pca=12, normalize="zscore",
                   spatially_disjoint=False, num_classes=16, val_per_class=0.0, fit_on="scene",
                   resize="bilinear")
-    c.augment = dict(flip=True, radiation_noise=0.0, mixture_noise=0.0)
+    c.augment = dict(flip=True, radiation_noise=0.0, mixture_noise=0.0, mixup=0.0, cutmix=0.0)
     c.optim = dict(lr=1e-3, weight_decay=0.05, b1=0.9, b2=0.999, eps=1e-8, warmup_epochs=5,
-                   min_lr=0.0)
+                   min_lr=0.0, layer_decay=1.0)
     c.batch_size = 64
     c.epochs = 60
     c.label_smoothing = 0.0

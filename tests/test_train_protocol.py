@@ -189,3 +189,43 @@ def test_bad_protocol_fields_are_refused_before_any_work(tmp_path, field, value,
     with pytest.raises(ValueError, match=message):
         loop.train_and_evaluate(config, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_official_recipe_reaches_the_optimizer_and_the_step(tmp_path, monkeypatch):
+    """configs/indian_pines_fft_official.py on a tiny encoder: layer decay, mixup/cutmix, label
+    smoothing and bicubic resizing are what the loop hands to the optimizer and the step."""
+    from configs import indian_pines_fft_official
+    from hsic_jax.train import step
+
+    config = indian_pines_fft_official.get_config()
+    config.model.update(dict(width=24, depth=2, heads=2, img_size=8, patch_size=4))
+    config.data.update(dict(patch_size=7, input_size=8))
+    config.update(dict(init="random", epochs=2, batch_size=32, save_map=False))
+    config.optim.warmup_epochs = 1
+    seen = {}
+    make_optimizer, mix_batch, resize_patches = loop.make_optimizer, step.mix_batch, step.resize_patches
+
+    def spy_optimizer(*args, lr_scales=None):
+        seen["lr_scales"] = lr_scales
+        return make_optimizer(*args, lr_scales=lr_scales)
+
+    def spy_mix(*args, **kwargs):
+        seen["mix"] = kwargs
+        return mix_batch(*args, **kwargs)
+
+    def spy_resize(patches, size, method):
+        seen["resize"] = method
+        return resize_patches(patches, size, method)
+
+    monkeypatch.setattr(loop, "make_optimizer", spy_optimizer)
+    monkeypatch.setattr(step, "mix_batch", spy_mix)
+    monkeypatch.setattr(step, "resize_patches", spy_resize)
+    results = loop.train_and_evaluate(config, str(tmp_path))
+    scales = seen["lr_scales"]
+    assert scales["backbone"]["patch_embed"]["kernel"] == pytest.approx(0.75 ** 3)
+    assert scales["backbone"]["block_0"]["attn"]["q"]["kernel"] == pytest.approx(0.75 ** 2)
+    assert scales["backbone"]["block_1"]["mlp"]["fc1"]["bias"] == pytest.approx(0.75)
+    assert scales["head"]["kernel"] == scales["backbone"]["norm"]["scale"] == 1.0
+    assert seen["mix"] == dict(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1)
+    assert seen["resize"] == "bicubic"
+    assert 0 <= results["oa"] <= 1

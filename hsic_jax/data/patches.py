@@ -16,6 +16,9 @@ import numpy as np
 
 from hsic_jax.data.io import DataError
 
+# The values of `config.data.resize` (see `resize_patches`).
+RESIZE_METHODS = ("bilinear", "bicubic")
+
 
 def pad_cube(cube, radius: int) -> jax.Array:
     """Reflect-pads a (H, W, B) cube by `radius` pixels on each side: (H + 2r, W + 2r, B).
@@ -49,15 +52,41 @@ def extract_patches(padded: jax.Array, coords: jax.Array, patch_size: int) -> ja
 
 @partial(jax.jit, static_argnames=("size", "method"))
 def resize_patches(patches: jax.Array, size: int, method: str = "bilinear") -> jax.Array:
-    """Resizes (N, p, p, B) patches to (N, size, size, B) with `jax.image.resize`.
+    """Resizes (N, p, p, B) patches to (N, size, size, B).
 
-    'bilinear' (default) samples at half-pixel centres, like PyTorch's
-    `F.interpolate(mode='bilinear', align_corners=False)`; when upsampling (p < size, the paper's
-    case: 9, 15 or 27 to 32) the two agree. When downsampling, jax.image.resize also antialiases.
-    Other methods: those of `jax.image.resize` ('nearest', 'bicubic' (Keys, a = -0.5), 'lanczos3', ...).
+    'bilinear' (default) is `jax.image.resize`'s, which samples at half-pixel centres like
+    PyTorch's `F.interpolate(mode='bilinear', align_corners=False)`; when upsampling (p < size,
+    the paper's case: 9, 15 or 27 to 32) the two agree. When downsampling, it also antialiases.
+    'bicubic' is PyTorch's `F.interpolate(mode='bicubic', align_corners=False)` exactly (cubic
+    kernel a = -0.75, border taps clamped to the edge pixel, no antialiasing), the interpolation
+    of the official SpectralGPT transforms; jax's own 'bicubic' (Keys, a = -0.5, renormalised at
+    the borders) differs. Any other `jax.image.resize` method name is passed through.
     """
-    n, _, _, b = patches.shape
+    n, p, _, b = patches.shape
+    if method == "bicubic":
+        weights = jnp.asarray(_torch_bicubic_weights(p, size))  # (size, p)
+        return jnp.einsum("oh,nhwb,qw->noqb", weights, patches, weights,
+                          precision=jax.lax.Precision.HIGHEST)
     return jax.image.resize(patches, (n, size, size, b), method=method)
+
+
+def _torch_bicubic_weights(n_in: int, n_out: int, a: float = -0.75) -> np.ndarray:
+    """(n_out, n_in) float32 matrix of PyTorch's 1-D bicubic interpolation (align_corners=False)."""
+    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    first = np.floor(src).astype(np.int64)
+    t = src - first
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    taps = np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=1)  # (n_out, 4)
+    weights = np.zeros((n_out, n_in))
+    for k in range(4):  # four taps per output pixel, clamped to the border
+        np.add.at(weights, (np.arange(n_out), np.clip(first - 1 + k, 0, n_in - 1)), taps[:, k])
+    return weights.astype(np.float32)
 
 
 def scene_coords(gt: np.ndarray, *, labelled_only: bool = False) -> np.ndarray:

@@ -39,17 +39,18 @@ from tqdm import tqdm
 from hsic_jax.adapters import method_from_config
 from hsic_jax.adapters.export import WEIGHTS, export_adapters
 from hsic_jax.data.io import atomic_write
-from hsic_jax.data.patches import batch_coords, pad_cube, scene_coords
+from hsic_jax.data.patches import RESIZE_METHODS, batch_coords, pad_cube, scene_coords
 from hsic_jax.data.preprocess import prepare
 from hsic_jax.data.scenes import load_scene
 from hsic_jax.data.split import leakage, make_split
 from hsic_jax.evaluation.maps import save_classification_map, save_training_curves
 from hsic_jax.evaluation.metrics import summarize, update_confusion
 from hsic_jax.model.converted import load_params, read_manifest
-from hsic_jax.model.spectralgpt import model_from_config
+from hsic_jax.model.spectralgpt import layer_index, model_from_config
 from hsic_jax.train import checkpoint, selection
-from hsic_jax.train.optimizer import make_optimizer, make_schedule, param_labels
-from hsic_jax.train.step import RESIZE_METHODS, Geometry, predict, train_step
+from hsic_jax.train.optimizer import (layer_decay_scales, make_optimizer, make_schedule,
+                                      param_labels)
+from hsic_jax.train.step import Geometry, predict, train_step
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                          f"than one batch of config.batch_size={config.batch_size}")
     total_steps = steps_per_epoch * config.epochs
     schedule = make_schedule(config.optim, total_steps, steps_per_epoch)
-    tx = make_optimizer(config.optim, labels, schedule, method.lam)
+    tx = make_optimizer(config.optim, labels, schedule, method.lam,
+                        lr_scales=_layer_decay(config.optim.layer_decay, model, labels))
     state = {"step": np.zeros((len(seeds),), np.int32), "params": params,
              "opt_state": jax.vmap(tx.init)(params)}
 
@@ -176,6 +178,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return results
 
 
+def _layer_decay(decay: float, model, labels):
+    """Per-leaf learning-rate scales of layer-wise decay (official: 0.75), or None when 1."""
+    if not 0 < decay <= 1:
+        raise ValueError(f"config.optim.layer_decay={decay}; expected a value in (0, 1] (1 = off)")
+    if decay == 1:
+        return None
+    return layer_decay_scales(labels, functools.partial(layer_index, depth=model.depth),
+                              model.depth + 1, decay)
+
+
 def _checkpointed(state: dict, best: dict | None) -> dict:
     """What a checkpoint holds: the train state, and the best validation state when selecting."""
     return {"state": state} if best is None else {"state": state, "best": best}
@@ -193,7 +205,7 @@ def check_protocol(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.select={config.select!r}; expected one of {SELECT}")
     if config.data.resize not in RESIZE_METHODS:
         raise ValueError(f"config.data.resize={config.data.resize!r}; expected one of "
-                         f"{tuple(RESIZE_METHODS)}")
+                         f"{RESIZE_METHODS}")
     if config.select == "best_val" and not config.data.val_per_class:
         raise ValueError("config.select='best_val' selects on validation pixels: set "
                          "config.data.val_per_class (a count per class, or a fraction in (0, 1))")
@@ -251,7 +263,7 @@ def load_data(config: ml_collections.ConfigDict, seeds: list[int]) -> Data:
         padded = np.stack([np.asarray(pad_cube(cube, radius)) for cube, _ in prepared])
     return Data(
         scene=scene, splits=splits, pcas=pcas, padded=padded,
-        geo=Geometry(cfg.patch_size, cfg.input_size, RESIZE_METHODS[cfg.resize]),
+        geo=Geometry(cfg.patch_size, cfg.input_size, cfg.resize),
         **{part: _stack_pixels([(getattr(s, part), getattr(s, f"{part}_labels")) for s in splits])
            for part in ("train", "val", "test")},
         leakage=[leakage(s, cfg.patch_size, scene.gt.shape) for s in splits])

@@ -14,20 +14,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from hsic_jax.data.augment import augment
+from hsic_jax.data.augment import augment, mix_batch
 from hsic_jax.data.patches import extract_patches, resize_patches
 from hsic_jax.train.optimizer import freeze, keep_frozen
-
-
-# `config.data.resize` → `jax.image.resize` method. 'bicubic' is PyTorch's (a = -0.75, the
-# official SpectralGPT transforms' interpolation), not jax's default Keys (a = -0.5) kernel.
-RESIZE_METHODS = {"bilinear": "bilinear", "bicubic": "bicubic-pytorch"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Geometry:
     """How a pixel becomes a model input: `patch_size`² neighbourhood resized to `input_size`²
-    with the `jax.image.resize` method `resize`."""
+    with `resize` ('bilinear' or 'bicubic', see `hsic_jax.data.patches.resize_patches`)."""
 
     patch_size: int
     input_size: int
@@ -54,7 +49,9 @@ def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Ar
 
     `padded` `(H + 2r, W + 2r, B)` is the scene; `coords` `(N, 2)`, `labels` `(N,)` and
     `valid` `(N,)` are that seed's training pixels (padded to a common N across seeds);
-    `seed` is an int32 scalar. Returns the new state and `{'loss', 'accuracy'}`.
+    `seed` is an int32 scalar. `augment_cfg` holds the flags of `augment` and the `mixup` /
+    `cutmix` alphas of `mix_batch` (which also smooths the labels). Returns the new state and
+    `{'loss', 'accuracy'}` (accuracy against the unmixed labels).
     """
     order_key, steps_key = jax.random.split(jax.random.key(seed))
     step = state["step"]
@@ -62,12 +59,15 @@ def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Ar
     idx = jax.lax.dynamic_slice(epoch_order(order_key, epoch, valid), (i * batch_size,), (batch_size,))
     aug_key, dropout_key = jax.random.split(jax.random.fold_in(steps_key, step))
     y = labels[idx]
-    x = augment(aug_key, inputs(padded, coords[idx], geo), y, **augment_cfg)
+    flips_and_noise = dict(augment_cfg)
+    mixup, cutmix = flips_and_noise.pop("mixup", 0.0), flips_and_noise.pop("cutmix", 0.0)
+    x = augment(aug_key, inputs(padded, coords[idx], geo), y, **flips_and_noise)
+    x, targets = mix_batch(jax.random.fold_in(aug_key, 1), x, y, model.num_classes,
+                           mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=label_smoothing)
 
     def loss_fn(params):
         logits = model.apply({"params": freeze(params, param_labels)}, x, train=True,
                              rngs={"dropout": dropout_key})
-        targets = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), label_smoothing)
         return optax.softmax_cross_entropy(logits, targets).mean(), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
