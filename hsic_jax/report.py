@@ -74,10 +74,10 @@ def load_run(workdir: str) -> dict:
     missing = [k for k in REQUIRED if k not in run]
     if missing:
         raise ReportError(f"{path}: missing key(s) {', '.join(missing)}")
-    for key in ("oa", "aa", "kappa", "trainable_params", "adapter_bytes"):
+    for key in ("oa", "trainable_params", "adapter_bytes"):
         _check_number(path, key, run[key])
-    for key in ("oa_std", "aa_std", "kappa_std"):
-        if key in run:
+    for key in ("aa", "kappa", "oa_std", "aa_std", "kappa_std"):  # null: undefined (e.g. kappa
+        if run.get(key) is not None:                             # when all pixels are one class)
             _check_number(path, key, run[key])
     num_classes = len(run["class_names"])
     for key in ("per_class", "per_class_std"):

@@ -139,6 +139,15 @@ def test_malformed_values(tmp_path, overrides, match):
         report.load_run(_write_run(tmp_path, "run", **overrides))
 
 
+def test_undefined_kappa_written_as_null_is_shown_as_missing(tmp_path):
+    """The loop writes null for a kappa that is NaN (every pixel predicted as one class)."""
+    run = report.load_run(_write_run(tmp_path, "run", kappa=None, kappa_std=None))
+    _, rows = report.dataset_table([run])
+    assert dict((r[0], r[1]) for r in rows)["Kappa (%)"] == report.MISSING
+    with pytest.raises(report.ReportError, match=r"oa must be a number; got None"):
+        report.load_run(_write_run(tmp_path, "bad", oa=None))
+
+
 def test_two_runs_of_the_same_cell_are_an_error(tmp_path):
     runs = [report.load_run(_write_run(tmp_path, n)) for n in ("a", "b")]
     with pytest.raises(report.ReportError, match=r"a/results.json and .*b/results.json are both botswana/lora"):
