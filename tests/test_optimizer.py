@@ -95,13 +95,19 @@ def test_weight_decay_only_on_matrices_not_position_embeddings():
     assert not mask["backbone"]["norm"]["scale"]
 
 
-def test_adamw_decays_matrices_and_scales_b_side_by_lambda():
-    """With zero gradients an AdamW step is pure weight decay: -lr·wd·p on ≥ 2-D leaves."""
+def toy_tree():
+    """Params of ones (a position table, a frozen matrix, two factors, a bias) and their labels."""
     ones = lambda *shape: jnp.ones(shape)
     params = {"backbone": {"pos_embed": ones(1, 4, 3), "k": ones(3, 3)},
               "adapters": {"a": ones(3, 2), "b": ones(2, 3)}, "head": {"bias": ones(3)}}
     labels = {"backbone": {"pos_embed": "base", "k": "frozen"},
               "adapters": {"a": "base", "b": "b_side"}, "head": {"bias": "base"}}
+    return params, labels
+
+
+def test_adamw_decays_matrices_and_scales_b_side_by_lambda():
+    """With zero gradients an AdamW step is pure weight decay: -lr·wd·p on ≥ 2-D leaves."""
+    params, labels = toy_tree()
     tx = make_optimizer(OPTIM, labels, make_schedule(OPTIM, 100, 10), lam=3.0)
     updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
     decay = -OPTIM["lr"] * OPTIM["weight_decay"]
@@ -218,11 +224,7 @@ def test_layer_index_of_adapter_factors_and_bad_blocks():
 
 def test_lr_scale_multiplies_the_whole_adamw_step_including_weight_decay():
     """Under scale s a leaf's update is s × its unscaled update, its weight decay part too."""
-    ones = lambda *shape: jnp.ones(shape)
-    params = {"backbone": {"pos_embed": ones(1, 4, 3), "k": ones(3, 3)},
-              "adapters": {"a": ones(3, 2), "b": ones(2, 3)}, "head": {"bias": ones(3)}}
-    labels = {"backbone": {"pos_embed": "base", "k": "frozen"},
-              "adapters": {"a": "base", "b": "b_side"}, "head": {"bias": "base"}}
+    params, labels = toy_tree()
     scales = {"backbone": {"pos_embed": 0.25, "k": 0.5}, "adapters": {"a": 0.5, "b": 0.125},
               "head": {"bias": 1.0}}
     schedule = make_schedule(OPTIM, 100, 10)
