@@ -155,17 +155,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     per_seed_results = evaluate(predict_fn, selected, padded, data.test, num_classes)
     last_results = None if best is None else evaluate(predict_fn, state["params"], padded, data.test,
                                                       num_classes)
-    first = jax.jit(lambda tree: jax.tree.map(lambda x: x[0], tree),
-                    out_shardings=replicated)((selected, padded))
+    first_params, first_cube = jax.jit(lambda tree: jax.tree.map(lambda x: x[0], tree),
+                                       out_shardings=replicated)((selected, padded))
     pred_map = None
     if config.save_map:
         pred_map = classify_scene(jax.jit(functools.partial(predict, model=model, geo=data.geo)),
-                                  *first, data.scene.gt.shape)
-    results = _results(config, data, seeds, per_seed_results, last_results, best, first[0], labels,
-                       train_seconds)
+                                  first_params, first_cube, data.scene.gt.shape)
+    results = _results(config, data, seeds, per_seed_results, last_results, best, first_params,
+                       labels, train_seconds)
     if primary:
         export_dir = os.path.join(workdir, "adapters")
-        export_adapters(first[0], config.method, export_dir, base_sha256=_base_sha256(config),
+        export_adapters(first_params, config.method, export_dir, base_sha256=_base_sha256(config),
                         class_names=list(data.scene.class_names))
         results["adapter_bytes"] = os.path.getsize(os.path.join(export_dir, WEIGHTS))
         _write_json(os.path.join(workdir, "results.json"), results)
@@ -180,8 +180,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def _layer_decay(decay: float, model, labels):
     """Per-leaf learning-rate scales of layer-wise decay (official: 0.75), or None when 1."""
-    if not 0 < decay <= 1:
-        raise ValueError(f"config.optim.layer_decay={decay}; expected a value in (0, 1] (1 = off)")
     if decay == 1:
         return None
     return layer_decay_scales(labels, functools.partial(layer_index, depth=model.depth),
@@ -206,6 +204,9 @@ def check_protocol(config: ml_collections.ConfigDict) -> None:
     if config.data.resize not in RESIZE_METHODS:
         raise ValueError(f"config.data.resize={config.data.resize!r}; expected one of "
                          f"{RESIZE_METHODS}")
+    if not 0 < config.optim.layer_decay <= 1:
+        raise ValueError(f"config.optim.layer_decay={config.optim.layer_decay}; expected a value "
+                         "in (0, 1] (1 = off)")
     if config.select == "best_val" and not config.data.val_per_class:
         raise ValueError("config.select='best_val' selects on validation pixels: set "
                          "config.data.val_per_class (a count per class, or a fraction in (0, 1))")
