@@ -45,8 +45,10 @@ def main(argv):
         results = train_and_evaluate(config, workdir)
     except (ValueError, FileNotFoundError) as e:  # bad input: the message names what and where
         sys.exit(f"error: {e}")
-    summary = "  ".join(f"{k.upper()} {100 * results[k]:.2f}%" for k in ("oa", "aa", "kappa"))
+    summary = "  ".join(f"{k.upper()} {100 * results[k]:.2f}%" for k in ("oa", "aa", "kappa")
+                        if results[k] is not None)
     print(f"{summary}  ({results['train_seconds']:.0f} s training; outputs in {workdir})")
+    print(f"protocol: {results['protocol']['summary']}")
 
 
 def parse_flags(argv):
