@@ -1,4 +1,5 @@
-"""Scene loading: the real Indian Pines from tensorly, every file format, remapping, bad input."""
+"""Scene loading: the real Indian Pines from tensorly, every file format, remapping, class-name files,
+GeoTIFF georeferencing, bad input."""
 
 import logging
 
@@ -8,7 +9,7 @@ import pytest
 import scipy.io
 import tifffile
 
-from hsic_jax.data.io import DataError
+from hsic_jax.data.io import GEOTIFF_TAGS, DataError, save_geotiff
 from hsic_jax.data.scenes import SCENES, load_scene
 
 # Per-class labelled pixels of Indian Pines, from docs/datasets.md (independent of the registry).
@@ -121,6 +122,42 @@ def test_user_scene_with_label_codes_and_names(tmp_path, user_arrays):
     scene = load_scene("files", cube_path=path, gt_path=path, label_codes=[1, 10, 11, 12, 13, 14], class_names=names)
     assert scene.class_names == tuple(names)
     assert scene.class_counts().tolist() == [2, 2, 1, 1, 1, 2]
+
+
+@pytest.mark.parametrize("fmt", ["v5", "v73", "npz"])
+def test_one_file_with_cube_and_labels_under_keys(tmp_path, user_arrays, fmt):
+    """A file holding X (cube) and Y (labels) beside other arrays of the same ranks: the keys pick them."""
+    cube, gt = user_arrays
+    path = str(tmp_path / f"scene{EXT[fmt]}")
+    write(path, {"X": cube, "Y": gt, "X_pca": cube[..., :2] + 1, "mask": gt > 0}, fmt)
+    scene = load_scene("files", cube_path=path, gt_path=path, cube_key="X", gt_key="Y")
+    np.testing.assert_array_equal(scene.cube, cube)
+    assert scene.label_codes == (1, 10, 11, 12, 13, 14) and scene.class_counts().tolist() == [2, 2, 1, 1, 1, 2]
+    assert scene.source == f"cube: {path}[X]; gt: {path}[Y]"
+    with pytest.raises(DataError, match=r"several arrays of rank 2 \(Y, mask\)"):
+        load_scene("files", cube_path=path, gt_path=path, cube_key="X")
+
+
+@pytest.mark.parametrize("fmt", ["v5", "v73", "npz"])
+def test_one_file_with_one_cube_and_one_label_map_needs_no_keys(tmp_path, user_arrays, fmt):
+    cube, gt = user_arrays
+    path = str(tmp_path / f"scene{EXT[fmt]}")
+    write(path, {"X": cube, "Y": gt}, fmt)
+    scene = load_scene("files", cube_path=path, gt_path=path)
+    np.testing.assert_array_equal(scene.cube, cube)
+    np.testing.assert_array_equal(scene.gt > 0, gt > 0)
+    assert scene.source == f"cube: {path}[X]; gt: {path}[Y]"
+
+
+def test_class_names_from_a_file(tmp_path, user_arrays):
+    cube, gt = user_arrays
+    names = tmp_path / "classes.txt"
+    names.write_text("# my field survey, codes 1, 10..14\ncorn\nsoy\n\nrice\nwater\n# roads\nroad\nweed\n")
+    scene = user_scene(tmp_path, cube, gt, class_names_path=names)
+    assert scene.class_names == ("corn", "soy", "rice", "water", "road", "weed")
+    assert scene.class_names[scene.gt[0, 1] - 1] == "soy"  # label code 10, the second code
+    scene = user_scene(tmp_path, cube, gt, class_names_path=str(names), label_codes=[14, 13, 12, 11, 10, 1])
+    assert scene.class_names[scene.gt[0, 1] - 1] == "road"  # label code 10, the fifth code given
 
 
 def houston_maps(h=4, w=10):
@@ -275,3 +312,90 @@ def test_overlapping_given_maps(tmp_path):
     scipy.io.savemat(tmp_path / "Houston.mat", {"input": cube, "TR": train, "TE": test})
     with pytest.raises(DataError, match=r"overlap at 1 pixels, the first at \(row 0, col 0\)"):
         load_scene("houston2013", tmp_path)
+
+
+def test_class_names_file_errors(tmp_path, user_arrays):
+    cube, gt = user_arrays
+    names = tmp_path / "classes.txt"
+    names.write_text("corn\nsoy\n# rice\nwater\n")
+    with pytest.raises(DataError, match=r"^\S*classes\.txt: found 3 class names; expected 6, one per label value of "
+                                        r"\S*gt\.npy \[1, 10, 11, 12, 13, 14\]$"):
+        user_scene(tmp_path, cube, gt, class_names_path=names)
+    with pytest.raises(DataError, match=r"classes\.txt: found 3 class names; expected 2, one per label code given"):
+        user_scene(tmp_path, cube, gt, class_names_path=names, label_codes=[1, 10])
+    with pytest.raises(DataError, match=r"missing\.txt: no such file"):
+        user_scene(tmp_path, cube, gt, class_names_path=tmp_path / "missing.txt")
+    with pytest.raises(DataError, match=r"give class_names or class_names_path \(\S*classes\.txt\), not both"):
+        user_scene(tmp_path, cube, gt, class_names=list("abcdef"), class_names_path=names)
+    with pytest.raises(DataError, match="class_names, class_names_path and label_codes are fixed by the registry"):
+        load_scene("indian_pines", class_names_path=names)
+
+
+# ----------------------------------------------------------------------------- GeoTIFF
+
+
+GEO_TAGS = {  # a UTM zone 18N grid of 30 m pixels, as GDAL writes it
+    33550: (30.0, 30.0, 0.0),
+    33922: (0.0, 0.0, 0.0, 500000.0, 4100000.0, 0.0),
+    34735: (1, 1, 0, 4, 1024, 0, 1, 1, 1025, 0, 1, 1, 1026, 34737, 17, 0, 3072, 0, 1, 32618),
+    34736: (6378137.0, 298.257223563),
+    34737: "WGS 84 / UTM 18N|",
+}
+
+
+def write_geotiff(path, array, tags):
+    """A band-first (B, H, W) GeoTIFF as GDAL writes multiband rasters with INTERLEAVE=BAND."""
+    extratags = [(code, GEOTIFF_TAGS[code], 0 if isinstance(v, str) else len(v), v, True) for code, v in tags.items()]
+    tifffile.imwrite(path, np.moveaxis(array, -1, 0), photometric="minisblack", planarconfig="separate",
+                     extratags=extratags)
+    return str(path)
+
+
+def read_tiff(path):
+    """(pixels, {code: value} of the GeoTIFF tags) of a TIFF, as tifffile reads them."""
+    with tifffile.TiffFile(path) as tif:
+        tags = {t.code: t.value for t in tif.pages[0].tags if t.code in GEOTIFF_TAGS}
+        return tif.asarray(), tags
+
+
+def test_geotiff_cube_keeps_its_georeference_for_the_maps(tmp_path, user_arrays):
+    cube, gt = user_arrays
+    cube_path = write_geotiff(tmp_path / "cube.tif", cube, GEO_TAGS)
+    np.save(tmp_path / "gt.npy", gt)
+    scene = load_scene("files", cube_path=cube_path, gt_path=str(tmp_path / "gt.npy"))
+    np.testing.assert_array_equal(scene.cube, cube)
+    assert scene.georef.shape == (5, 7) and scene.georef.source == cube_path
+    assert dict(scene.georef.tags) == GEO_TAGS
+
+    pred = (scene.gt + 1).astype(np.uint8)
+    save_geotiff(tmp_path / "classification_map.tif", pred, scene.georef)
+    pixels, tags = read_tiff(tmp_path / "classification_map.tif")
+    np.testing.assert_array_equal(pixels, pred)
+    assert pixels.dtype == np.uint8 and tags == GEO_TAGS
+
+    probabilities = np.random.default_rng(0).random((5, 7, 3)).astype(np.float32)
+    save_geotiff(tmp_path / "probabilities.tif", probabilities, scene.georef)
+    pixels, tags = read_tiff(tmp_path / "probabilities.tif")
+    np.testing.assert_array_equal(pixels, probabilities)
+    assert tags == GEO_TAGS
+    assert load_scene("files", cube_path=str(tmp_path / "probabilities.tif"), gt_path=str(tmp_path / "gt.npy"),
+                      ).georef.tags == GEO_TAGS  # a written map is itself a georeferenced raster
+
+
+def test_geotiff_with_a_transformation_matrix(tmp_path, user_arrays):
+    cube, gt = user_arrays
+    rotated = {34264: tuple(np.eye(4).ravel() * 2), 34735: (1, 1, 0, 1, 3072, 0, 1, 32618)}
+    cube_path = write_geotiff(tmp_path / "cube.tiff", cube, rotated)
+    np.save(tmp_path / "gt.npy", gt)
+    scene = load_scene("files", cube_path=cube_path, gt_path=str(tmp_path / "gt.npy"))
+    save_geotiff(tmp_path / "map.tif", scene.gt, scene.georef)
+    assert read_tiff(tmp_path / "map.tif")[1] == rotated
+
+
+def test_no_georeference_without_geo_tags_or_tiff(tmp_path, user_arrays):
+    cube, gt = user_arrays
+    for fmt in ("tif_last", "npy", "v5"):
+        cube_path = write(str(tmp_path / f"cube{EXT[fmt]}"), {"cube": cube}, fmt)
+        gt_path = write(str(tmp_path / "gt.npy"), {"gt": gt}, "npy")
+        assert load_scene("files", cube_path=cube_path, gt_path=gt_path).georef is None
+    assert load_scene("indian_pines").georef is None

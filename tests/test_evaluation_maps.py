@@ -3,12 +3,13 @@
 import json
 import os
 
+import matplotlib
 import matplotlib.image
 import numpy as np
 import pytest
 
-from hsic_jax.evaluation.maps import (metric_series, palette, read_metrics, save_classification_map,
-                                      save_plot_oa_vs_params, save_training_curves)
+from hsic_jax.evaluation.maps import (map_title, metric_series, palette, read_metrics, save_classification_map,
+                                      save_confidence_map, save_plot_oa_vs_params, save_training_curves)
 
 
 def _has_colour(image: np.ndarray, rgb) -> bool:
@@ -60,6 +61,67 @@ def test_classification_map_rejects_bad_maps(tmp_path, pred_shape, value, match)
     with pytest.raises(ValueError, match=match):
         save_classification_map(str(tmp_path / "m.png"), pred, np.zeros((5, 5), int), ["a", "b"])
     assert not os.listdir(tmp_path)
+
+
+def _colour_share(image: np.ndarray, rgb) -> float:
+    """Fraction of the image's pixels that have colour `rgb`."""
+    return float((np.abs(image[..., :3] - np.asarray(rgb)[:3]) < 1 / 255).all(axis=-1).mean())
+
+
+def test_classification_map_can_mask_the_unlabelled_background(tmp_path):
+    gt = np.zeros((40, 40), int)
+    gt[:, :20] = 1                                                # the right half is unlabelled
+    pred = np.full((40, 40), 2)                                   # predicted everywhere
+    black, grass = palette(2)[0], palette(2)[2]
+    shares = {}
+    for mask in (False, True):
+        path = tmp_path / f"map_{mask}.png"
+        save_classification_map(str(path), pred, gt, ["Water", "Grass"], mask_unlabelled=mask)
+        left = matplotlib.image.imread(path)
+        left = left[:, : int(left.shape[1] * 0.4)]               # the prediction panel
+        shares[mask] = _colour_share(left, black), _colour_share(left, grass)
+    (black_plain, grass_plain), (black_masked, grass_masked) = shares[False], shares[True]
+    assert black_plain < 0.01 and grass_plain > 0.4               # default: the whole prediction
+    assert black_masked > 0.2 and 0.4 * grass_plain < grass_masked < 0.6 * grass_plain
+
+
+def test_confidence_map_colours_follow_the_values_on_a_fixed_scale(tmp_path):
+    confidence = np.full((40, 60), 0.25, np.float32)
+    confidence[:, 30:] = 0.75
+    path = tmp_path / "confidence.png"
+    save_confidence_map(str(path), confidence, title="indian_pines · fft · seed 0 · OA 89.67 %")
+    image = matplotlib.image.imread(path)
+    viridis = matplotlib.colormaps["viridis"]
+    low, high, lowest = (_colour_share(image, viridis(v)) for v in (0.25, 0.75, 0.0))
+    assert low > 0.15 and high > 0.15                             # each half of the scene
+    assert lowest < 0.02                                          # only in the colour bar: no rescaling
+    assert os.listdir(tmp_path) == ["confidence.png"]
+
+
+@pytest.mark.parametrize("confidence, match", [
+    (np.full((4, 5, 2), 0.5), r"c\.png: confidence must be \(H, W\); got shape \(4, 5, 2\)"),
+    (np.full((4, 5), 1.5), r"c\.png: confidence must be in \[0, 1\]; 20 values are not, the first 1\.5 at \(row 0"),
+    (np.where(np.eye(4, 5) > 0, -0.1, 0.5), r"c\.png: confidence must be in \[0, 1\]; 4 values .* first -0\.1"),
+    (np.where(np.eye(4, 5) > 0, np.nan, 0.5), r"c\.png: confidence must be in \[0, 1\]; 4 values .* first nan"),
+    (np.full((4, 5), "0.5"), r"c\.png: confidence must hold real numbers; got dtype <U3"),
+])
+def test_confidence_map_rejects_bad_input(tmp_path, confidence, match):
+    with pytest.raises(ValueError, match=match):
+        save_confidence_map(str(tmp_path / "c.png"), confidence)
+    assert not os.listdir(tmp_path)
+
+
+def test_confidence_map_of_a_wide_scene(tmp_path):
+    save_confidence_map(str(tmp_path / "c.png"), np.linspace(0, 1, 20 * 110).reshape(20, 110))
+    image = matplotlib.image.imread(tmp_path / "c.png")
+    assert image.shape[1] > image.shape[0]                        # colour bar below, not beside
+
+
+def test_map_title():
+    assert map_title("indian_pines", "fft", 0, 0.89671) == "indian_pines · fft · seed 0 · OA 89.67 %"
+    assert map_title("botswana", "krona_plus", 3, 1.0) == "botswana · krona_plus · seed 3 · OA 100.00 %"
+    with pytest.raises(ValueError, match=r"oa must be a fraction in \[0, 1\]; got 89\.67"):
+        map_title("indian_pines", "fft", 0, 89.67)
 
 
 def _write_metrics(path, rows):

@@ -6,21 +6,28 @@ Supported formats, chosen by file extension:
                 reversed (a (H, W, B) cube reads as (B, W, H)); `read_arrays` reverses them back.
   .npy / .npz   numpy, without pickles.
   .tif / .tiff  (Geo)TIFF through `tifffile`; a band-first (B, H, W) series ('SYX', 'QYX', ...)
-                is moved to band-last (H, W, B).
+                is moved to band-last (H, W, B). `read_georef` keeps a GeoTIFF's georeferencing and
+                `save_geotiff` writes a map with it.
 
 Containers with several arrays (.mat, .npz) are searched for the array by key: an explicit key, else
 the first present of a list of known keys, else the only array of the requested rank. When several
-arrays qualify, the error lists them and asks for the key.
+arrays qualify, the error lists them and asks for the key. MATLAB text (char) and empty variables
+are not arrays: scipy leaves them out of v5 files, `read_arrays` leaves them out of v7.3 files.
+
+Every write goes through `atomic_write`: the file appears whole or not at all, with the mode that the
+umask gives a new file (0644 under umask 022), so that colleagues can read results on a shared disk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from io import BytesIO
 from typing import IO
 
 import h5py
@@ -32,6 +39,17 @@ from scipy.io.matlab import matfile_version
 log = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS = (".mat", ".npy", ".npz", ".tif", ".tiff")
+
+# GeoTIFF georeferencing tags: code -> tifffile data type ('d' double, 'H' short, 's' ASCII).
+GEOTIFF_TAGS = {
+    33550: "d",  # ModelPixelScaleTag
+    33922: "d",  # ModelTiepointTag
+    34264: "d",  # ModelTransformationTag
+    34735: "H",  # GeoKeyDirectoryTag
+    34736: "d",  # GeoDoubleParamsTag
+    34737: "s",  # GeoAsciiParamsTag
+}
+_PROC_STATUS = "/proc/self/status"
 
 
 class DataError(ValueError):
@@ -142,10 +160,19 @@ def _read_mat73(path: str) -> dict[str, np.ndarray]:
             return {
                 k: np.asarray(v[()]).T  # MATLAB is column-major: h5py sees the axes reversed
                 for k, v in f.items()
-                if isinstance(v, h5py.Dataset) and _is_numeric(v)
+                if isinstance(v, h5py.Dataset) and _is_numeric(v) and not _is_mat73_text_or_empty(v)
             }
     except OSError as e:
         raise DataError(f"{path}: MATLAB v7.3 header but not a readable HDF5 file ({e})") from e
+
+
+def _is_mat73_text_or_empty(dataset: h5py.Dataset) -> bool:
+    # MATLAB stores text as uint16 codes (MATLAB_class 'char') and an empty array as its shape
+    # (attribute MATLAB_empty); neither is data.
+    matlab_class = dataset.attrs.get("MATLAB_class", b"")
+    if isinstance(matlab_class, bytes):
+        matlab_class = matlab_class.decode("ascii", "replace")
+    return matlab_class == "char" or bool(dataset.attrs.get("MATLAB_empty", 0))
 
 
 def _is_numeric(v) -> bool:
@@ -166,8 +193,87 @@ def _read_tiff(path: str) -> np.ndarray:
     return array
 
 
+@dataclasses.dataclass(frozen=True)
+class GeoRef:
+    """The georeferencing of a GeoTIFF raster.
+
+    Attributes:
+      shape: (H, W) of the raster that the tags place on the ground.
+      tags: {code: value} of the `GEOTIFF_TAGS` present, as tifffile reads them: tuples of numbers,
+        a str for GeoAsciiParamsTag (34737).
+      source: the file they were read from.
+    """
+
+    shape: tuple[int, int]
+    tags: Mapping[int, tuple | str]
+    source: str
+
+
+def read_georef(path: str | os.PathLike) -> GeoRef | None:
+    """The georeferencing of a TIFF's first page; None for other formats or a TIFF without geo tags."""
+    path = os.fspath(path)
+    if os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
+        return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            found = {code: page.tags[code].value for code in GEOTIFF_TAGS if code in page.tags}
+            shape = (int(page.imagelength), int(page.imagewidth))
+    except Exception as e:
+        raise DataError(f"{path}: not a valid TIFF file ({e})") from e
+    if not found:
+        return None
+    tags = {code: v if isinstance(v, str) else tuple(np.atleast_1d(v).tolist()) for code, v in found.items()}
+    return GeoRef(shape, tags, path)
+
+
+def save_geotiff(path: str | os.PathLike, array, georef: GeoRef | None) -> None:
+    """Writes a map as a TIFF carrying `georef`'s geo tags (a plain TIFF when `georef` is None).
+
+    Args:
+      path: the .tif to write (atomically).
+      array: (H, W) or (H, W, K) integer or float map (a classification map, per-class scores, a
+        confidence map), written with its dtype, K bands interleaved by pixel.
+      georef: the georeferencing of the scene the map covers; its shape must be (H, W).
+    """
+    path, array = os.fspath(path), np.asarray(array)
+    if array.ndim not in (2, 3):
+        raise DataError(f"{path}: map has shape {array.shape}; expected (H, W) or (H, W, K)")
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise DataError(f"{path}: map has dtype {array.dtype}; expected an integer or float type")
+    if georef is not None and array.shape[:2] != georef.shape:
+        raise DataError(f"{path}: map has shape {array.shape} but the georeference of {georef.source} is "
+                        f"for an (H, W) = {georef.shape} raster")
+    extratags = [(code, GEOTIFF_TAGS[code], 0 if isinstance(v, str) else len(v), v, True)
+                 for code, v in (georef.tags.items() if georef is not None else ())]
+    buffer = BytesIO()  # tifffile needs a named file or a buffer, not atomic_write's descriptor
+    tifffile.imwrite(buffer, array, photometric="minisblack", planarconfig="contig", metadata=None,
+                     extratags=extratags)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
+    """Class names from a text file: one per line, in increasing label-code order.
+
+    Surrounding spaces are dropped; blank lines and lines starting with '#' are skipped (a '#' inside
+    a name is kept).
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable UTF-8 text file ({e})") from e
+    return tuple(name for name in map(str.strip, lines) if name and not name.startswith("#"))
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Calls `write(f)` on a temporary file in `path`'s folder, then renames it onto `path`."""
+    """Calls `write(f)` on a temporary file in `path`'s folder, then renames it onto `path`.
+
+    The file gets mode `0o666 & ~umask`, as `open` would give a new file (mkstemp's is 0600).
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -175,11 +281,27 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process umask, from /proc when it is there, else by setting it (to the strict 077 for that
+    instant) and setting it back."""
+    try:
+        with open(_PROC_STATUS) as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o077)
+    os.umask(old)
+    return old
 
 
 def file_sha256(path: str | os.PathLike) -> str:

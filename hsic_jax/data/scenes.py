@@ -4,7 +4,8 @@
 when they are there and otherwise the copy bundled with the `tensorly` package (the log says which).
 The other four scenes are read from `data_dir` (see `python -m hsic_jax.data.download`).
 `load_scene('files', cube_path=..., gt_path=...)` loads a user scene from any format of
-`hsic_jax.data.io`.
+`hsic_jax.data.io`; the cube and the label map may be two arrays of one .mat/.npz file. A GeoTIFF
+cube's georeferencing is kept as `Scene.georef` (write maps with it through `io.save_geotiff`).
 
 Every scene is checked (finite cube, label map of the cube's height and width with integer values
 from the class list, no empty class) and its label codes are remapped to 1..C (0 = unlabelled);
@@ -25,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hsic_jax.data.io import DataError, pick_array, read_arrays
+from hsic_jax.data.io import DataError, GeoRef, pick_array, read_arrays, read_class_names, read_georef
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ class Scene:
       source: where it was loaded from (file paths with array keys, or the tensorly package).
       train_gt, test_gt: (H, W) int32 given training and test maps (same coding as `gt`; disjoint;
         `gt` is their union), or None.
+      georef: the georeferencing of a GeoTIFF cube, for an (H, W) raster; None for other inputs.
     """
 
     name: str
@@ -234,6 +236,7 @@ class Scene:
     source: str
     train_gt: np.ndarray | None = None
     test_gt: np.ndarray | None = None
+    georef: GeoRef | None = None
 
     @property
     def num_classes(self) -> int:
@@ -257,6 +260,7 @@ def load_scene(
     train_key: str | None = None,
     test_key: str | None = None,
     class_names: Sequence[str] | None = None,
+    class_names_path: str | os.PathLike | None = None,
     label_codes: Sequence[int] | None = None,
 ) -> Scene:
     """Loads a registered scene (`SCENES`) or, with name='files', a user scene.
@@ -265,12 +269,15 @@ def load_scene(
       name: a key of `SCENES`, or 'files'.
       data_dir: folder holding the scene's files (see `SCENES[name].cube_files` etc.).
       cube_path, gt_path: explicit files; override the registry's file names. A user scene needs
-        `cube_path` and either `gt_path` or both `train_gt_path` and `test_gt_path`.
+        `cube_path` and either `gt_path` or both `train_gt_path` and `test_gt_path`; `gt_path` may be
+        `cube_path` when one .mat/.npz file holds both arrays.
       train_gt_path, test_gt_path: given training and test label maps (H, W).
       cube_key, gt_key, train_key, test_key: array names inside .mat/.npz files; needed only when a
         file holds several candidate arrays.
       class_names: user scenes only; the names of the classes in increasing label-code order
         (default 'class <code>').
+      class_names_path: user scenes only, instead of `class_names`: a text file with one name per
+        line in increasing label-code order (see `io.read_class_names`).
       label_codes: user scenes only; the label values of the classes (default: the distinct nonzero
         values of the label map). A value in the map outside this list is an error.
     """
@@ -278,26 +285,31 @@ def load_scene(
     keys = dict(cube=cube_key, gt=gt_key, train=train_key, test=test_key)
     if gt_path is not None and (train_gt_path is not None or test_gt_path is not None):
         raise DataError(f"{name}: give gt_path or train_gt_path and test_gt_path, not both")
+    if class_names is not None and class_names_path is not None:
+        raise DataError(f"{name}: give class_names or class_names_path ({os.fspath(class_names_path)}), not both")
     if name == "files":
         if cube_path is None or (gt_path is None and (train_gt_path is None or test_gt_path is None)):
             raise DataError("a user scene (name='files') needs cube_path and gt_path "
                             "(or train_gt_path and test_gt_path)")
         spec = None
     elif name in SCENES:
-        if class_names is not None or label_codes is not None:
-            raise DataError(f"{name}: class_names and label_codes are fixed by the registry; "
+        if class_names is not None or class_names_path is not None or label_codes is not None:
+            raise DataError(f"{name}: class_names, class_names_path and label_codes are fixed by the registry; "
                             "use name='files' to set them")
         spec = SCENES[name]
         class_names, label_codes = spec.class_names, spec.label_codes
     else:
         raise DataError(f"unknown scene {name!r}; expected 'files' or one of {sorted(SCENES)}")
+    names_file = None if class_names_path is None else os.fspath(class_names_path)
+    if names_file is not None:
+        class_names = read_class_names(names_file)
     no_paths = all(p is None for p in paths.values())
     if name == "indian_pines" and no_paths and not _has_any(data_dir, spec.cube_files):
         raw = _from_tensorly(data_dir)
     else:
         raw = _from_files(name, spec, data_dir, paths, keys)
     log.info("%s: loaded from %s", name, raw.source)
-    return _finish(name, spec, raw, class_names, label_codes)
+    return _finish(name, spec, raw, class_names, label_codes, names_file)
 
 
 class _Raw(NamedTuple):
@@ -309,6 +321,7 @@ class _Raw(NamedTuple):
     test: np.ndarray | None
     cube_source: str
     gt_source: str
+    georef: GeoRef | None = None
 
     @property
     def source(self) -> str:
@@ -369,11 +382,11 @@ def _from_files(name, spec, data_dir, paths, keys) -> _Raw:
             raise DataError(f"{name}: found a {have} map ({(train or test)[2]}) but no {lack} map")
     if train is not None:
         gt_source = f"train: {train[2]}; test: {test[2]}"
-        return _Raw(cube[0], _union(train, test), train[0], test[0], cube[2], gt_source)
+        return _Raw(cube[0], _union(train, test), train[0], test[0], cube[2], gt_source, read_georef(cube[1]))
     gt = find("gt", 2)
     if gt is None:
         raise DataError(_missing(name, spec, data_dir, "gt", paths["gt"]))
-    return _Raw(cube[0], gt[0], None, None, cube[2], gt[2])
+    return _Raw(cube[0], gt[0], None, None, cube[2], gt[2], read_georef(cube[1]))
 
 
 def _missing(name, spec, data_dir, role, path) -> str:
@@ -400,11 +413,11 @@ def _union(train, test) -> np.ndarray:
     return np.where(tr != 0, tr, te)
 
 
-def _finish(name, spec, raw: _Raw, class_names, label_codes) -> Scene:
+def _finish(name, spec, raw: _Raw, class_names, label_codes, names_file) -> Scene:
     """Checks the arrays, remaps label codes to 1..C, and builds the Scene."""
     cube = _check_cube(raw.cube, raw.cube_source)
     _check_labels(raw.gt, cube.shape, raw.gt_source)
-    codes = _class_codes(raw.gt, raw.gt_source, class_names, label_codes)
+    codes = _class_codes(raw.gt, raw.gt_source, class_names, label_codes, names_file)
     names = tuple(class_names) if class_names is not None else tuple(f"class {c}" for c in codes)
     lut = np.zeros(int(raw.gt.max()) + 1, np.int32)
     lut[list(codes)] = np.arange(1, len(codes) + 1, dtype=np.int32)
@@ -412,7 +425,8 @@ def _finish(name, spec, raw: _Raw, class_names, label_codes) -> Scene:
     def remap(labels: np.ndarray | None) -> np.ndarray | None:
         return None if labels is None else lut[labels.astype(np.int64)]
 
-    scene = Scene(name, cube, remap(raw.gt), names, codes, raw.source, remap(raw.train), remap(raw.test))
+    scene = Scene(name, cube, remap(raw.gt), names, codes, raw.source, remap(raw.train), remap(raw.test),
+                  raw.georef)
     if spec is not None:
         _compare_published(spec, scene)
     return scene
@@ -447,20 +461,15 @@ def _check_labels(gt: np.ndarray, cube_shape: tuple[int, ...], source: str) -> N
         raise DataError(f"{source}: label map has negative value {gt.min()}; expected 0 (unlabelled) or a class code")
 
 
-def _class_codes(gt, source, class_names, label_codes) -> tuple[int, ...]:
+def _class_codes(gt, source, class_names, label_codes, names_file) -> tuple[int, ...]:
     present = tuple(int(v) for v in np.unique(gt) if v != 0)
     if label_codes is None:
-        if class_names is not None and len(class_names) != len(present):
-            raise DataError(
-                f"{source}: the label map has {len(present)} label values {list(present)} but {len(class_names)} "
-                f"class names were given; pass label_codes to say which value each name has"
-            )
+        _check_name_count(class_names, names_file, present, source, codes_given=False)
         if not present:
             raise DataError(f"{source}: the label map has no labelled pixel")
         return present
     codes = tuple(int(c) for c in label_codes)
-    if class_names is not None and len(class_names) != len(codes):
-        raise DataError(f"{len(class_names)} class names but {len(codes)} label codes were given")
+    _check_name_count(class_names, names_file, codes, source, codes_given=True)
     if len(set(codes)) != len(codes) or min(codes) <= 0:
         raise DataError(f"label codes {list(codes)} must be distinct and positive (0 means unlabelled)")
     extra = sorted(set(present) - set(codes))
@@ -471,6 +480,20 @@ def _class_codes(gt, source, class_names, label_codes) -> tuple[int, ...]:
         if code not in present:
             raise DataError(f"{source}: class {cname!r} (label code {code}) is empty: no pixel has that label")
     return codes
+
+
+def _check_name_count(class_names, names_file, codes, source, *, codes_given: bool) -> None:
+    """One name per class code, else an error naming the names file, or the label map, or the codes given."""
+    if class_names is None or len(class_names) == len(codes):
+        return
+    if names_file is not None:
+        per = "label code given" if codes_given else f"label value of {source}"
+        raise DataError(f"{names_file}: found {len(class_names)} class names; expected {len(codes)}, "
+                        f"one per {per} {list(codes)}")
+    if codes_given:
+        raise DataError(f"{len(class_names)} class names but {len(codes)} label codes were given")
+    raise DataError(f"{source}: the label map has {len(codes)} label values {list(codes)} but {len(class_names)} "
+                    "class names were given; pass label_codes to say which value each name has")
 
 
 def _compare_published(spec: SceneSpec, scene: Scene) -> None:
