@@ -67,10 +67,13 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     # statistics fitted on every pixel of the scene (the paper's and the field's practice) or
     # on the training pixels only ('train'). resize: interpolation of the neighbourhood to
     # input_size ('bicubic' = PyTorch's, as the official SpectralGPT transforms).
+    # train_per_class: a count per class, a fraction of each class in (0, 1), a
+    # {class name: count} mapping, or None for the scene's given train/test maps; cap: a class
+    # with too few pixels for its count trains on half of them instead of being an error.
     config.data = ml_collections.ConfigDict(dict(
         name=dataset, data_dir="data", cube_path="", gt_path="", cube_key="", gt_key="",
         input_size=32, pca=12, spatially_disjoint=False, val_per_class=0.0, fit_on="scene",
-        resize="bilinear"))
+        resize="bilinear", train_per_class=placeholder(object), cap=False))
 
     # Flips, and the probabilities of radiation and mixture noise per sample
     # (DeepHyperX's 0.1 and 0.2; see hsic_jax.data.augment). mixup / cutmix: the alphas of
@@ -84,7 +87,7 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     peft = method not in ("fft", "linear_probe")
     config.optim = ml_collections.ConfigDict(dict(
         lr=1e-3 if peft else 2.5e-4, weight_decay=0.05, b1=0.9, b2=0.999, eps=1e-8,
-        warmup_epochs=5, min_lr=0.0, layer_decay=1.0))
+        warmup_epochs=5.0, min_lr=0.0, layer_decay=1.0))
     config.batch_size = 64
     config.epochs = 50
     config.label_smoothing = 0.0
@@ -93,7 +96,9 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     # with the best validation OA.
     config.eval_every_epochs = 5
     config.select = "last"
+    # Checkpoints every 10 epochs, and after any epoch ending 10 minutes after the last one.
     config.checkpoint_every_epochs = 10
+    config.checkpoint_every_seconds = 600.0
     config.save_map = True  # classification map of the whole scene (seed 0) at the end
     return config
 

@@ -46,3 +46,34 @@ def test_missing_data_names_the_file_and_the_download_command(tmp_path):
 def test_missing_weights_name_the_folder_and_the_convert_command(tmp_path):
     line = run_py(tmp_path, "indian_pines_lora.py", f"--config.pretrained_dir={tmp_path}/weights")
     assert f"{tmp_path}/weights" in line and "python -m convert.spectralgpt" in line
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("--config.batch_size=0", "error: config.batch_size=0; expected an integer >= 1"),
+    ("--config.batch_size=-8", "error: config.batch_size=-8; expected an integer >= 1"),
+    ("--config.epochs=0", "error: config.epochs=0; expected an integer >= 1"),
+    ("--config.optim.lr=-1", "error: config.optim.lr=-1.0; expected a number in (0, ∞)"),
+    ("--config.data.train_per_class=abc", "error: config.data.train_per_class='abc'; expected a "
+                                          "count per class (e.g. 30), a fraction"),
+    ("--config.data.train_per_class=30", "ask for fewer, or set cap=True (--config.data.cap=True;"),
+    ("--config.epochs=many", "error: flag --config.epochs=many:"),
+])
+def test_values_that_make_no_sense_are_refused_in_the_users_terms(tmp_path, override, expected):
+    assert expected in run_py(tmp_path, "demo.py", override)
+    assert not (tmp_path / "config.json").exists()  # nothing written for a refused run
+
+
+def test_a_missing_config_file_is_one_line(tmp_path):
+    assert run_py(tmp_path, "nosuch.py") == (
+        "error: --config=configs/nosuch.py: no such file (the configs are in configs/, e.g. "
+        "--config=configs/demo.py)")
+
+
+def test_an_unwritable_workdir_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "run.py", "--config=configs/demo.py",
+                           "--workdir=/sys/hsic_jax_test"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "error: cannot write /sys/hsic_jax_test: operation not permitted; free space or use "
+        "another --workdir")

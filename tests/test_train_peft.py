@@ -97,5 +97,12 @@ def test_pretrained_of_another_shape_is_refused(tmp_path, pretrained_dir):
     with config.unlocked():
         config.model.img_size = 16
         config.data.input_size = 16
-    with pytest.raises(ValueError, match=r"converted for another model .*'img_size': \(8, 16\)"):
+    with pytest.raises(ValueError, match=r"converted for another model .*'img_size': \(8, 16\)\}; "
+                                         r"set --config.model.img_size=8; or convert again with "
+                                         r"--img-size to fit the config"):
         train_and_evaluate(config, str(tmp_path))
+    with config.unlocked():
+        config.model.img_size = config.data.input_size = 8
+        config.model.depth = 2  # fixed by the weights: converting again cannot help
+    with pytest.raises(ValueError, match=r"'depth': \(1, 2\)\}; set --config.model.depth=1$"):
+        train_and_evaluate(config, str(tmp_path / "depth"))

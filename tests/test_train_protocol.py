@@ -181,7 +181,7 @@ def test_a_pixel_only_task_is_learnt_through_the_real_step_and_predict(tmp_path)
     ("data.fit_on", "test", r"config.data.fit_on='test'; expected one of \('scene', 'train'\)"),
     ("data.resize", "lanczos", r"config.data.resize='lanczos'; expected one of"),
     ("select", "best_val", r"set config.data.val_per_class"),
-    ("optim.layer_decay", 1.5, r"config.optim.layer_decay=1.5; expected a value in \(0, 1\]"),
+    ("optim.layer_decay", 1.5, r"config.optim.layer_decay=1.5; expected a number in \(0, 1\]"),
 ])
 def test_bad_protocol_fields_are_refused_before_any_work(tmp_path, field, value, message):
     config = tiny_demo()

@@ -273,6 +273,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     """Calls `write(f)` on a temporary file in `path`'s folder, then renames it onto `path`.
 
     The file gets mode `0o666 & ~umask`, as `open` would give a new file (mkstemp's is 0600).
+    A failed write (a full disk) raises an OSError that names `path`; `path` is left as it was.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -283,9 +284,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             write(f)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write: say to which file
+            raise OSError(e.errno, e.strerror, path) from e
         raise
 
 

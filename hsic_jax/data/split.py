@@ -285,7 +285,8 @@ def _training_counts(scene: Scene, per_class, fraction, cap: bool) -> np.ndarray
         if n >= have and not cap:
             raise DataError(
                 f"class {name!r} has {have} labelled pixels but {n} were asked for training, which leaves none for "
-                f"testing; ask for fewer or set cap=True (then such a class trains on half its pixels)"
+                f"testing; ask for fewer, or set cap=True (--config.data.cap=True; then such a class trains on half "
+                f"its pixels)"
             )
     return np.where(wanted >= available, available // 2, wanted)
 

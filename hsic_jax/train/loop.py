@@ -20,6 +20,7 @@ with `fit_on='train'`), `metrics.jsonl`, `checkpoints/`, `results.json`,
 + head, see `hsic_jax.adapters.export`).
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -34,12 +35,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
-from tqdm import tqdm
 
 from hsic_jax.adapters import method_from_config
 from hsic_jax.adapters.export import WEIGHTS, export_adapters
 from hsic_jax.data.io import atomic_write
-from hsic_jax.data.patches import RESIZE_METHODS, batch_coords, pad_cube, scene_coords
+from hsic_jax.data.patches import batch_coords, pad_cube, scene_coords
 from hsic_jax.data.preprocess import prepare
 from hsic_jax.data.scenes import load_scene
 from hsic_jax.data.split import leakage, make_split
@@ -47,10 +47,13 @@ from hsic_jax.evaluation.maps import save_classification_map, save_training_curv
 from hsic_jax.evaluation.metrics import summarize, update_confusion
 from hsic_jax.model.converted import load_params, read_manifest
 from hsic_jax.model.spectralgpt import layer_index, model_from_config
+from hsic_jax.progress import progress
 from hsic_jax.train import checkpoint, selection
+from hsic_jax.train.checks import check_config, training_pixels
 from hsic_jax.train.optimizer import (layer_decay_scales, make_optimizer, make_schedule,
                                       param_labels)
 from hsic_jax.train.step import Geometry, predict, train_step
+from hsic_jax.train.workdir import WorkdirError, claim
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +62,56 @@ EVAL_BATCH = 256
 _update_confusions = jax.jit(jax.vmap(update_confusion))  # one (C, C) matrix per seed
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Train and evaluate every seed of `config`; write outputs to `workdir`; return the results."""
-    primary = jax.process_index() == 0  # the process that writes the outputs
-    check_protocol(config)
-    os.makedirs(workdir, exist_ok=True)
-    if primary:
-        _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       restart: bool = False) -> dict:
+    """Train and evaluate every seed of `config`; write outputs to `workdir`; return the results.
+
+    The config is checked before any work (`hsic_jax.train.checks`) and the workdir claimed
+    for this experiment (`hsic_jax.train.workdir`): a rerun of a finished experiment returns
+    its saved results, another experiment in the same workdir is refused unless `restart`
+    (which moves the old run aside).
+    """
+    check_config(config)
+    primary = jax.process_index() == 0  # the process that takes the workdir and writes outputs
+    with contextlib.ExitStack() as stack:
+        finished = None
+        if primary:
+            try:
+                claimed = stack.enter_context(claim(workdir, config.to_dict(), restart=restart))
+            except BaseException:
+                _agree(REFUSED)
+                raise
+            finished = claimed.finished
+        decision = _agree(GO if finished is None else FINISHED)
+        if decision == REFUSED:
+            raise WorkdirError(f"process 0 refused workdir {workdir} (see its output)")
+        if decision == FINISHED:
+            log.info("%s holds this experiment, finished: its results are kept", workdir)
+            return finished if primary else _read_json(os.path.join(workdir, "results.json"))
+        return _run(config, workdir, primary)
+
+
+# What process 0 decided about the workdir, told to every process of a multi-host run.
+GO, FINISHED, REFUSED = 0, 1, 2
+
+
+def _agree(decision: int) -> int:
+    """Process 0's `decision`, on every process."""
+    if jax.process_count() == 1:
+        return decision
+    return int(multihost_utils.broadcast_one_to_all(np.int32(decision)))
+
+
+def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool) -> dict:
+    """The experiment itself, in a workdir claimed for it.
+
+    Nothing is written before the data and the model are set up, so that a run refused for
+    bad input leaves no trace that a corrected rerun would take for another experiment.
+    """
     seeds = [config.seed + s for s in range(config.num_seeds)]
 
     # Data: the scene, one split and one preprocessed, padded cube per seed.
     data = load_data(config, seeds)
-    if primary:
-        _write_data_records(workdir, data, seeds, per_seed_pca=config.data.fit_on == "train")
     log.info("split of seed %d:\n%s", seeds[0], data.splits[0].to_markdown())
     num_classes = len(data.scene.class_names)
 
@@ -91,6 +131,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                         lr_scales=_layer_decay(config.optim.layer_decay, model, labels))
     state = {"step": np.zeros((len(seeds),), np.int32), "params": params,
              "opt_state": jax.vmap(tx.init)(params)}
+    if primary:
+        _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+        _write_data_records(workdir, data, seeds, per_seed_pca=config.data.fit_on == "train")
 
     # Seeds side by side on one device, or sharded over the seed axis of several devices
     # (of several hosts too: every process builds the same arrays and contributes its shards).
@@ -121,11 +164,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         augment_cfg=dict(config.augment), label_smoothing=config.label_smoothing)), donate_argnums=0)
     predict_fn = jax.jit(jax.vmap(functools.partial(predict, model=model, geo=data.geo)))
 
-    # Training. In-loop evaluation sees the validation pixels only (none without a validation split).
-    t0, totals = time.perf_counter(), []
-    bar = tqdm(range(start, total_steps), initial=start, total=total_steps, desc="train",
-               disable=None)
-    for step in bar:
+    # Training. In-loop evaluation sees the validation pixels only (none without a validation
+    # split). Checkpoints every `checkpoint_every_epochs`, and at the end of any epoch that
+    # comes `checkpoint_every_seconds` after the last one (slow epochs: every epoch).
+    t0, totals, status = time.perf_counter(), [], {}
+    last_save = time.monotonic()
+    for step in progress(range(start, total_steps), "train", total_steps, initial=start,
+                         status=status):
         state, m = step_fn(state, padded, *train_pixels)
         totals.append(m)
         if (step + 1) % steps_per_epoch:
@@ -142,11 +187,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 best = selection.update_best(best, selection.trainable(state["params"], labels),
                                              _global(val_oa, per_seed),
                                              _global(np.full(len(seeds), epoch, np.int32), per_seed))
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.3f}")
+        status.update(epoch=epoch, loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.3f}")
         if primary:
             checkpoint.append_metrics(metrics_path, [row])
-        if epoch % config.checkpoint_every_epochs == 0 or epoch == config.epochs:
+        if (epoch % config.checkpoint_every_epochs == 0 or epoch == config.epochs
+                or time.monotonic() - last_save >= config.checkpoint_every_seconds):
             checkpoint.save(mngr, step + 1, _checkpointed(state, best))
+            last_save = time.monotonic()
     train_seconds = time.perf_counter() - t0
 
     # The test pixels, once: the selected state (and, when that is the best validation state,
@@ -189,27 +236,6 @@ def _layer_decay(decay: float, model, labels):
 def _checkpointed(state: dict, best: dict | None) -> dict:
     """What a checkpoint holds: the train state, and the best validation state when selecting."""
     return {"state": state} if best is None else {"state": state, "best": best}
-
-
-FIT_ON = ("scene", "train")
-SELECT = ("last", "best_val")
-
-
-def check_protocol(config: ml_collections.ConfigDict) -> None:
-    """Refuse evaluation-protocol settings that make no sense, naming the field."""
-    if config.data.fit_on not in FIT_ON:
-        raise ValueError(f"config.data.fit_on={config.data.fit_on!r}; expected one of {FIT_ON}")
-    if config.select not in SELECT:
-        raise ValueError(f"config.select={config.select!r}; expected one of {SELECT}")
-    if config.data.resize not in RESIZE_METHODS:
-        raise ValueError(f"config.data.resize={config.data.resize!r}; expected one of "
-                         f"{RESIZE_METHODS}")
-    if not 0 < config.optim.layer_decay <= 1:
-        raise ValueError(f"config.optim.layer_decay={config.optim.layer_decay}; expected a value "
-                         "in (0, 1] (1 = off)")
-    if config.select == "best_val" and not config.data.val_per_class:
-        raise ValueError("config.select='best_val' selects on validation pixels: set "
-                         "config.data.val_per_class (a count per class, or a fraction in (0, 1))")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,6 +309,8 @@ def _write_data_records(workdir: str, data: Data, seeds: list[int], per_seed_pca
 # Model fields a converted checkpoint fixes (its manifest records them).
 ARCHITECTURE = ("img_size", "patch_size", "tubelet", "bands", "width", "depth", "heads",
                 "mlp_ratio", "pos_embed")
+# The fields the converter can change (the others are fixed by the pretrained weights).
+CONVERT_FLAGS = {"img_size": "--img-size", "pos_embed": "--pos-embed", "bands": "--bands"}
 
 
 def pretrained_backbone(config, model) -> dict | None:
@@ -298,9 +326,13 @@ def pretrained_backbone(config, model) -> dict | None:
     differ = {k: (converted.get(k), getattr(model, k)) for k in ARCHITECTURE
               if converted.get(k) != getattr(model, k)}
     if differ:
+        fixes = [f"--config.model.{k}={v!r}" for k, (v, _) in differ.items()]
+        reconvert = [CONVERT_FLAGS[k] for k in differ if k in CONVERT_FLAGS]
+        hint = f"; or convert again with {'/'.join(reconvert)} to fit the config" if (
+            len(reconvert) == len(differ)) else ""
         raise ValueError(
             f"{config.pretrained_dir} was converted for another model (field: (checkpoint, "
-            f"config)): {differ}; convert again with matching --img-size/--pos-embed/--bands")
+            f"config)): {differ}; set {' '.join(fixes)}{hint}")
     return load_params(config.pretrained_dir)["backbone"]
 
 
@@ -315,7 +347,8 @@ def evaluate(predict_fn, params, padded, pixels: dict, num_classes: int) -> list
     """Metrics of each seed's `params` `(S, ...)` on its `pixels` (`coords` `(S, N, 2)`, ...)."""
     n_seeds, n = pixels["labels"].shape
     conf = jnp.zeros((n_seeds, num_classes, num_classes), jnp.int32)
-    for start in range(0, n, EVAL_BATCH):
+    starts = range(0, n, EVAL_BATCH)
+    for start in progress(starts, f"evaluate {n_seeds} × {n} pixels", len(starts)):
         sl = slice(start, start + EVAL_BATCH)
         coords, labels, valid = (_pad_to(pixels[k][:, sl], EVAL_BATCH) for k in ("coords", "labels", "valid"))
         preds = predict_fn(params, padded, coords)
@@ -326,7 +359,8 @@ def evaluate(predict_fn, params, padded, pixels: dict, num_classes: int) -> list
 def classify_scene(predict_fn, params, padded, shape: tuple[int, int]) -> np.ndarray:
     """Class map `(H, W)` in 1..C of one model (`params`, its cube `padded`) over every pixel."""
     out = np.zeros(shape, np.int32)
-    for coords, valid in batch_coords(scene_coords(np.zeros(shape)), EVAL_BATCH):
+    batches = batch_coords(scene_coords(np.zeros(shape)), EVAL_BATCH)
+    for coords, valid in progress(batches, "map", -(-shape[0] * shape[1] // EVAL_BATCH)):
         c = coords[valid]
         out[c[:, 0], c[:, 1]] = _fetch(predict_fn(params, padded, coords))[valid] + 1
     return out
@@ -409,11 +443,8 @@ def _nan_to_none(a: np.ndarray) -> list:
 
 
 def _split(scene, data_cfg, seed):
-    per_class = data_cfg.train_per_class
-    if isinstance(per_class, ml_collections.ConfigDict):
-        per_class = per_class.to_dict()
-    return make_split(scene, seed=seed, per_class=per_class,
-                      spatially_disjoint=data_cfg.spatially_disjoint,
+    return make_split(scene, seed=seed, **training_pixels(data_cfg.train_per_class),
+                      cap=data_cfg.cap, spatially_disjoint=data_cfg.spatially_disjoint,
                       patch_size=data_cfg.patch_size, val=data_cfg.val_per_class)
 
 
@@ -475,6 +506,11 @@ def _base_sha256(config) -> str | None:
     if config.init != "pretrained":
         return None
     return read_manifest(config.pretrained_dir)["source_sha256"]
+
+
+def _read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
 
 
 def _write_json(path: str, obj) -> None:

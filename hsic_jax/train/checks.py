@@ -1,0 +1,151 @@
+"""The config of a run, checked before any work starts, in the user's terms.
+
+`check_config(config)` raises a `ValueError` naming the first field whose value makes no
+sense and the values it allows (`config.batch_size=0; expected an integer >= 1`), and
+returns the warnings of the adjustments it made: a warm-up as long as the run is shortened to
+a tenth of the run, so that `--config.epochs=2` works on its own.
+"""
+
+import logging
+import math
+import numbers
+from collections.abc import Mapping
+
+import ml_collections
+
+from hsic_jax.adapters.methods import method_from_config
+from hsic_jax.data.patches import RESIZE_METHODS
+from hsic_jax.data.preprocess import NORMALIZATIONS
+from hsic_jax.model.spectralgpt import check_geometry, model_from_config
+
+log = logging.getLogger(__name__)
+
+FIT_ON = ("scene", "train")
+SELECT = ("last", "best_val")
+INIT = ("pretrained", "random")
+WARMUP_SHARE = 0.1  # of the run, when the configured warm-up would fill it
+
+
+def check_config(config: ml_collections.ConfigDict) -> list[str]:
+    """Refuse a config that makes no sense (module docstring); return the warnings issued."""
+    for field in ("batch_size", "epochs", "num_seeds", "eval_every_epochs",
+                  "checkpoint_every_epochs"):
+        _integer(config, field, 1)
+    _integer(config, "seed", 0)
+    _number(config, "checkpoint_every_seconds", low=0, low_open=True)
+    _choice(config, "init", INIT)
+    _choice(config, "select", SELECT)
+    _number(config, "label_smoothing", low=0, high=1, high_open=True)
+    _check_optim(config)
+    _check_data(config)
+    for field in ("radiation_noise", "mixture_noise"):
+        _number(config, f"augment.{field}", low=0, high=1)
+    for field in ("mixup", "cutmix"):
+        _number(config, f"augment.{field}", low=0)
+    method_from_config(config.method)
+    model = model_from_config({**config.model, "num_classes": 1})
+    check_geometry(model.img_size, model.patch_size, model.bands, model.tubelet, model.width,
+                   model.heads, model.pos_embed)
+    if config.data.input_size != model.img_size:
+        raise ValueError(f"config.data.input_size={config.data.input_size} but the model takes "
+                         f"config.model.img_size={model.img_size}: make them equal")
+    if config.select == "best_val" and not config.data.val_per_class:
+        raise ValueError("config.select='best_val' selects on validation pixels: set "
+                         "config.data.val_per_class (a count per class, or a fraction in (0, 1))")
+    return _clip_warmup(config)
+
+
+def training_pixels(value) -> dict:
+    """`make_split` arguments of `config.data.train_per_class`: a count per class (int), a
+    fraction of each class (float in (0, 1)), a {class name: count} mapping, or None (the
+    scene's given training/test maps)."""
+    if value is None:
+        return {}
+    if isinstance(value, ml_collections.ConfigDict):  # a dict in a config file without placeholder
+        value = value.to_dict()
+    if isinstance(value, Mapping):
+        return {"per_class": dict(value)}
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if 0 < value < 1:
+            return {"fraction": float(value)}
+        if value >= 1 and float(value).is_integer():
+            return {"per_class": int(value)}
+    raise ValueError(f"config.data.train_per_class={value!r}; expected a count per class "
+                     "(e.g. 30), a fraction of each class in (0, 1) (e.g. 0.05), a mapping "
+                     "{class name: count}, or None for the scene's given train/test maps")
+
+
+def _check_optim(config) -> None:
+    _number(config, "optim.lr", low=0, low_open=True)
+    _number(config, "optim.min_lr", low=0, high=config.optim.lr)
+    _number(config, "optim.weight_decay", low=0)
+    for field in ("b1", "b2"):
+        _number(config, f"optim.{field}", low=0, high=1, high_open=True)
+    _number(config, "optim.eps", low=0, low_open=True)
+    _number(config, "optim.warmup_epochs", low=0)
+    _number(config, "optim.layer_decay", low=0, high=1, low_open=True)
+
+
+def _check_data(config) -> None:
+    data = config.data
+    if not (isinstance(data.patch_size, int) and data.patch_size >= 1 and data.patch_size % 2):
+        raise ValueError(f"config.data.patch_size={data.patch_size!r}; expected an odd integer "
+                         ">= 1 (the pixel is the centre of its neighbourhood)")
+    _integer(config, "data.input_size", 1)
+    if data.pca is not None:
+        _integer(config, "data.pca", 1)
+    _choice(config, "data.normalize", NORMALIZATIONS)
+    _choice(config, "data.fit_on", FIT_ON)
+    _choice(config, "data.resize", RESIZE_METHODS)
+    val = data.val_per_class
+    if not (isinstance(val, numbers.Real) and not isinstance(val, bool)
+            and (0 <= val < 1 or float(val).is_integer())):
+        raise ValueError(f"config.data.val_per_class={val!r}; expected a count per class "
+                         "(0 = none) or a fraction of each class's training pixels in (0, 1)")
+    training_pixels(data.train_per_class)
+
+
+def _clip_warmup(config) -> list[str]:
+    warmup, epochs = config.optim.warmup_epochs, config.epochs
+    if warmup < epochs:
+        return []
+    clipped = round(WARMUP_SHARE * epochs, 3)
+    if isinstance(warmup, int):  # an int field of a user's config takes whole epochs only
+        clipped = int(clipped)
+    message = (f"config.optim.warmup_epochs={warmup} would fill the {epochs}-epoch run: warming "
+               f"up over {clipped} epochs ({WARMUP_SHARE:.0%} of the run) instead")
+    config.optim.warmup_epochs = clipped
+    log.warning(message)
+    return [message]
+
+
+def _get(config, field: str):
+    node = config
+    for key in field.split("."):
+        node = node[key]
+    return node
+
+
+def _integer(config, field: str, low: int) -> None:
+    value = _get(config, field)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"config.{field}={value!r}; expected an integer >= {low}")
+
+
+def _number(config, field: str, *, low=None, high=None, low_open=False, high_open=False) -> None:
+    value = _get(config, field)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        left = "" if low is None else f"{'(' if low_open else '['}{low}, "
+        right = "∞)" if high is None else f"{high}{')' if high_open else ']'}"
+        raise ValueError(f"config.{field}={value!r}; expected a number in {left or '(-∞, '}{right}")
+
+
+def _choice(config, field: str, allowed: tuple) -> None:
+    value = _get(config, field)
+    if value not in allowed:
+        raise ValueError(f"config.{field}={value!r}; expected one of {allowed}")
