@@ -73,7 +73,8 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict(dict(
         name=dataset, data_dir="data", cube_path="", gt_path="", cube_key="", gt_key="",
         input_size=32, pca=12, spatially_disjoint=False, val_per_class=0.0, fit_on="scene",
-        resize="bilinear", train_per_class=placeholder(object), cap=False))
+        resize="bilinear", train_per_class=placeholder(object), cap=False, class_names="",
+        class_names_path=""))
 
     # Flips, and the probabilities of radiation and mixture noise per sample
     # (DeepHyperX's 0.1 and 0.2; see hsic_jax.data.augment). mixup / cutmix: the alphas of
@@ -99,7 +100,10 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     # Checkpoints every 10 epochs, and after any epoch ending 10 minutes after the last one.
     config.checkpoint_every_epochs = 10
     config.checkpoint_every_seconds = 600.0
-    config.save_map = True  # classification map of the whole scene (seed 0) at the end
+    # Classification and confidence maps of the whole scene (seed 0) at the end; with
+    # map_mask_unlabelled the PNG paints unlabelled pixels as background.
+    config.save_map = True
+    config.map_mask_unlabelled = False
     return config
 
 

@@ -30,10 +30,10 @@ def get_config():
     c.method = dict(name="fft")
     # train_per_class: a count, a fraction or a {class: count} mapping (see configs/base.py).
     c.data = dict(name="indian_pines", data_dir="", cube_path="", gt_path="", cube_key="",
-                  gt_key="", train_per_class=placeholder(object), cap=False,
-                  patch_size=15, input_size=16, pca=12, normalize="zscore",
-                  spatially_disjoint=False, num_classes=16, val_per_class=0.0, fit_on="scene",
-                  resize="bilinear")
+                  gt_key="", train_per_class=placeholder(object), cap=False, class_names="",
+                  class_names_path="", patch_size=15, input_size=16, pca=12, normalize="zscore",
+                  spatially_disjoint=False, num_classes=placeholder(int), val_per_class=0.0,
+                  fit_on="scene", resize="bilinear")
     c.data.train_per_class = INDIAN_PINES_50_15
     c.augment = dict(flip=True, radiation_noise=0.0, mixture_noise=0.0, mixup=0.0, cutmix=0.0)
     c.optim = dict(lr=1e-3, weight_decay=0.05, b1=0.9, b2=0.999, eps=1e-8, warmup_epochs=5.0,
@@ -46,4 +46,5 @@ def get_config():
     c.checkpoint_every_epochs = 10
     c.checkpoint_every_seconds = 600.0
     c.save_map = True
+    c.map_mask_unlabelled = False
     return c

@@ -14,10 +14,11 @@ the selected state (`select='last'`: the final one). `results.json` records the 
 (split, window, pixel counts, `data.fit_on`, selection) and the leakage: the fraction of
 test (and validation) pixels inside some training pixel's input window.
 
-Outputs in `workdir`: `config.json`, `split_seed{N}.json`, `pca.npz` (or `pca_seed{N}.npz`
-with `fit_on='train'`), `metrics.jsonl`, `checkpoints/`, `results.json`,
-`classification_map.png`, `training_curves.png`, `adapters/` (only the trainable subtrees
-+ head, see `hsic_jax.adapters.export`).
+Outputs in `workdir`: `config.json`, `log.txt`, `split_seed{N}.json`, `pca.npz` (or
+`pca_seed{N}.npz` with `fit_on='train'`), `metrics.jsonl`, `checkpoints/`, `results.json`,
+`classification_map.png` and `confidence_map.png` (and `.tif` twins with the input's
+georeference for a GeoTIFF scene), `training_curves.png`, `adapters/` (only the trainable
+subtrees + head, see `hsic_jax.adapters.export`).
 """
 
 import contextlib
@@ -38,12 +39,13 @@ from jax.experimental import multihost_utils
 
 from hsic_jax.adapters import method_from_config
 from hsic_jax.adapters.export import WEIGHTS, export_adapters
-from hsic_jax.data.io import atomic_write
+from hsic_jax.data.io import atomic_write, save_geotiff
 from hsic_jax.data.patches import batch_coords, pad_cube, scene_coords
 from hsic_jax.data.preprocess import prepare
 from hsic_jax.data.scenes import load_scene
 from hsic_jax.data.split import leakage, make_split
-from hsic_jax.evaluation.maps import save_classification_map, save_training_curves
+from hsic_jax.evaluation.maps import (map_title, save_classification_map, save_confidence_map,
+                                      save_training_curves)
 from hsic_jax.evaluation.metrics import summarize, update_confusion
 from hsic_jax.model.converted import load_params, read_manifest
 from hsic_jax.model.spectralgpt import layer_index, model_from_config
@@ -204,10 +206,10 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool) -> dict
                                                       num_classes)
     first_params, first_cube = jax.jit(lambda tree: jax.tree.map(lambda x: x[0], tree),
                                        out_shardings=replicated)((selected, padded))
-    pred_map = None
+    maps = None
     if config.save_map:
-        pred_map = classify_scene(jax.jit(functools.partial(predict, model=model, geo=data.geo)),
-                                  first_params, first_cube, data.scene.gt.shape)
+        maps = classify_scene(jax.jit(functools.partial(predict, model=model, geo=data.geo)),
+                              first_params, first_cube, data.scene.gt.shape)
     results = _results(config, data, seeds, per_seed_results, last_results, best, first_params,
                        labels, train_seconds)
     if primary:
@@ -216,11 +218,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool) -> dict
                         class_names=list(data.scene.class_names))
         results["adapter_bytes"] = os.path.getsize(os.path.join(export_dir, WEIGHTS))
         _write_json(os.path.join(workdir, "results.json"), results)
-        if pred_map is not None:
-            save_classification_map(
-                os.path.join(workdir, "classification_map.png"), pred_map, data.scene.gt,
-                data.scene.class_names,
-                title=f"{config.data.name} · {config.method.name} · seed {seeds[0]}")
+        if maps is not None:
+            save_maps(workdir, config, data.scene, seeds[0], per_seed_results[0]["oa"], *maps)
         save_training_curves(os.path.join(workdir, "training_curves.png"), metrics_path)
     return results
 
@@ -275,7 +274,7 @@ def load_data(config: ml_collections.ConfigDict, seeds: list[int]) -> Data:
     cfg = config.data
     scene = load_scene(cfg.name, cfg.data_dir or None, **_file_args(cfg))
     num_classes = len(scene.class_names)
-    if cfg.get("num_classes", num_classes) != num_classes:
+    if cfg.get("num_classes") not in (None, num_classes):
         raise ValueError(f"config.data.num_classes={cfg.num_classes} but scene {scene.name!r} has "
                          f"{num_classes} classes: {list(scene.class_names)}")
     splits = [_split(scene, cfg, seed) for seed in seeds]
@@ -351,19 +350,38 @@ def evaluate(predict_fn, params, padded, pixels: dict, num_classes: int) -> list
     for start in progress(starts, f"evaluate {n_seeds} × {n} pixels", len(starts)):
         sl = slice(start, start + EVAL_BATCH)
         coords, labels, valid = (_pad_to(pixels[k][:, sl], EVAL_BATCH) for k in ("coords", "labels", "valid"))
-        preds = predict_fn(params, padded, coords)
+        preds, _ = predict_fn(params, padded, coords)
         conf = _update_confusions(conf, labels, preds, valid)
     return [summarize(c) for c in _fetch(conf)]
 
 
-def classify_scene(predict_fn, params, padded, shape: tuple[int, int]) -> np.ndarray:
-    """Class map `(H, W)` in 1..C of one model (`params`, its cube `padded`) over every pixel."""
-    out = np.zeros(shape, np.int32)
+def classify_scene(predict_fn, params, padded, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Class map `(H, W)` in 1..C and confidence map `(H, W)` (the predicted class's softmax
+    probability) of one model (`params`, its cube `padded`) over every pixel of the scene."""
+    classes, confidence = np.zeros(shape, np.int32), np.zeros(shape, np.float32)
     batches = batch_coords(scene_coords(np.zeros(shape)), EVAL_BATCH)
     for coords, valid in progress(batches, "map", -(-shape[0] * shape[1] // EVAL_BATCH)):
         c = coords[valid]
-        out[c[:, 0], c[:, 1]] = _fetch(predict_fn(params, padded, coords))[valid] + 1
-    return out
+        pred, prob = (_fetch(a)[valid] for a in predict_fn(params, padded, coords))
+        classes[c[:, 0], c[:, 1]], confidence[c[:, 0], c[:, 1]] = pred + 1, prob
+    return classes, confidence
+
+
+def save_maps(workdir: str, config, scene, seed: int, oa: float, classes: np.ndarray,
+              confidence: np.ndarray) -> None:
+    """`classification_map.png` (beside the ground truth; title with OA), `confidence_map.png`
+    and, for a georeferenced scene (a GeoTIFF input), both as GeoTIFFs with its georeference."""
+    title = map_title(config.data.name, config.method.name, seed, oa)
+    save_classification_map(os.path.join(workdir, "classification_map.png"), classes, scene.gt,
+                            scene.class_names, title=title,
+                            mask_unlabelled=config.map_mask_unlabelled)
+    save_confidence_map(os.path.join(workdir, "confidence_map.png"), confidence,
+                        title=f"{title} · confidence")
+    if scene.georef is not None:
+        dtype = np.uint8 if len(scene.class_names) < 256 else np.uint16
+        save_geotiff(os.path.join(workdir, "classification_map.tif"), classes.astype(dtype),
+                     scene.georef)
+        save_geotiff(os.path.join(workdir, "confidence_map.tif"), confidence, scene.georef)
 
 
 def _results(config, data, seeds, per_seed, last, best, first, labels, train_seconds) -> dict:
@@ -449,9 +467,15 @@ def _split(scene, data_cfg, seed):
 
 
 def _file_args(data_cfg) -> dict:
-    """Keyword arguments of `load_scene` for a user scene (`data.name = 'files'`)."""
-    keys = ("cube_path", "gt_path", "cube_key", "gt_key")
-    return {k: data_cfg[k] for k in keys if data_cfg.get(k)}
+    """Keyword arguments of `load_scene` for a user scene (`data.name = 'files'`); class names
+    are a list or a comma-separated string (`data.class_names`), or a file of one per line."""
+    keys = ("cube_path", "gt_path", "cube_key", "gt_key", "class_names_path")
+    args = {k: data_cfg[k] for k in keys if data_cfg.get(k)}
+    names = data_cfg.get("class_names")
+    if names:
+        args["class_names"] = ([n.strip() for n in names.split(",")] if isinstance(names, str)
+                               else list(names))
+    return args
 
 
 def _stack_pixels(pairs) -> dict:

@@ -78,7 +78,8 @@ def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Ar
 
 
 def predict(params: Any, padded: jax.Array, coords: jax.Array, *, model: nn.Module,
-            geo: Geometry) -> jax.Array:
-    """Predicted classes `(N,)` in 0..C-1 for pixel coordinates `(N, 2)` (eval mode)."""
+            geo: Geometry) -> tuple[jax.Array, jax.Array]:
+    """Predicted classes `(N,)` in 0..C-1 and their softmax probabilities `(N,)` (the
+    confidence) for pixel coordinates `(N, 2)`, in eval mode."""
     logits = model.apply({"params": params}, inputs(padded, coords, geo), train=False)
-    return jnp.argmax(logits, axis=-1)
+    return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)

@@ -32,7 +32,7 @@ CONFIG, RESULTS, LOCK, LOG = "config.json", "results.json", ".lock", "log.txt"
 
 # Config fields (dotted) that a rerun may change without changing the experiment.
 NOT_THE_EXPERIMENT = ("workdir", "checkpoint_every_epochs", "checkpoint_every_seconds",
-                      "save_map", "data.data_dir")
+                      "save_map", "map_mask_unlabelled", "data.data_dir")
 
 
 class WorkdirError(ValueError):
