@@ -9,7 +9,9 @@ transposed to Flax layout; decoder tensors are dropped; position grids are resam
 the requested image size with PyTorch's bicubic kernel. Anything that does not fit is
 refused with a one-line message naming the key or file. The output folder holds an orbax
 checkpoint (`params/`) and `manifest.json` (source sha256, model config, key map, dropped
-and re-initialised keys).
+and re-initialised keys). `--out` must be a new or empty folder, or an earlier conversion
+with `--replace` (replaced only once the new one is complete); anything else, the current
+folder and a folder holding the checkpoint are refused before any work.
 """
 
 import argparse
@@ -24,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.data.io import file_sha256
-from hsic_jax.model.converted import save_converted
+from hsic_jax.model.converted import MANIFEST, check_out_dir, save_converted
 from hsic_jax.model.posemb import resample_grid, resample_joint
 from hsic_jax.model.spectralgpt import VARIANTS, check_geometry, model_from_config
 
@@ -89,6 +91,7 @@ def load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict]:
 
     if not os.path.isfile(path):
         raise ConversionError(f"{path}: no such file")
+    log.info("reading %s (%.0f MB)", path, os.path.getsize(path) / 1e6)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -183,6 +186,7 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
         num_classes = sd["head.weight"].shape[0]
     config = dict(num_classes=num_classes, img_size=img_size, bands=bands, pos_embed=pos_embed,
                   **arch)
+    log.info("mapping %d tensors onto the model", len(sd))
     model = model_from_config(config)
     x = jnp.zeros((1, img_size, img_size, bands), jnp.float32)
     fresh = model.init(jax.random.key(seed), x)["params"]
@@ -262,7 +266,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoint", required=True, metavar="FILE.pth",
                    help="PyTorch checkpoint {'model': state_dict, ...} as the official scripts save it")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="output folder (orbax params/ + manifest.json); replaced atomically if it exists")
+                   help="output folder (orbax params/ + manifest.json): a new or empty folder, or "
+                        "an earlier conversion with --replace; anything else is refused")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the earlier conversion in --out, once the new one is complete")
     p.add_argument("--img-size", type=int, default=32,
                    help="input size in pixels (square); position grids are resampled to "
                         "img-size / patch with PyTorch bicubic (default: 32, the paper's)")
@@ -288,25 +295,48 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log.setLevel(logging.INFO)  # basicConfig does nothing once orbax's import has set up logging
     args = parse_args(argv)
     try:
+        check_out(args.out, args.checkpoint, args.replace)
         sd, ckpt_args = load_state_dict(args.checkpoint)
         params, report = convert(sd, args.checkpoint, img_size=args.img_size, bands=args.bands,
                                  num_classes=args.num_classes, pos_embed=args.pos_embed,
                                  heads=args.heads, source_img_size=ckpt_args.get("input_size"),
                                  seed=args.seed)
-    except ConversionError as e:
+        log.info("computing the sha256 of %s", args.checkpoint)
+        manifest = dict(source=os.path.abspath(args.checkpoint),
+                        source_sha256=file_sha256(args.checkpoint), **report)
+        log.info("writing %s", args.out)
+        save_converted(args.out, params, manifest, replace=args.replace)
+    except (ConversionError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    manifest = dict(source=os.path.abspath(args.checkpoint), source_sha256=file_sha256(args.checkpoint),
-                    **report)
-    save_converted(args.out, params, manifest)
-    log.info("converted %d tensors from %s into %s", len(report["key_map"]), args.checkpoint, args.out)
+    log.info("wrote %s: %d tensors, %d of them converted from %s; model %s", args.out,
+             len(report["key_map"]) + len(report["reinitialised"]), len(report["key_map"]),
+             args.checkpoint, _config_text(report["model"]))
     if report["dropped"]:
         log.info("dropped %d tensors: %s", len(report["dropped"]), _summary(report["dropped"]))
     if report["reinitialised"]:
         log.info("initialised fresh: %s", ", ".join(report["reinitialised"]))
+    log.info("manifest: %s", os.path.join(args.out, MANIFEST))
     return 0
+
+
+def check_out(out: str, checkpoint: str, replace: bool) -> None:
+    """Refuse an `--out` that is or holds the current folder or the checkpoint, then one that
+    `check_out_dir` refuses (not empty and no earlier conversion, or one without `--replace`)."""
+    real = os.path.realpath(out)
+    for what, folder in (("the current folder", os.getcwd()),
+                         (f"the checkpoint {checkpoint}", os.path.realpath(checkpoint))):
+        if os.path.commonpath([real, folder]) == real:
+            raise ConversionError(f"--out {out} is or holds {what}; give --out a new folder")
+    check_out_dir(out, replace)
+
+
+def _config_text(config: Mapping) -> str:
+    """A model config as one line of `key=value`."""
+    return ", ".join(f"{k}={v}" for k, v in config.items())
 
 
 def _summary(keys: list[str], n: int = 6) -> str:

@@ -19,10 +19,15 @@ Reads `WORKDIR/results.json` of each run and prints
     common seeds, the mean ± sample std of ΔOA in percentage points, and the two-sided p-values
     of the paired t-test and the Wilcoxon signed-rank test (`–` where a test is undefined, e.g.
     all differences zero); pairs whose protocols differ are named in a note under it instead;
+  * per dataset, under its table, a note on the runs that differ from the others in `epochs`
+    (`config.epochs`) or a protocol field: `runs differ in epochs: KronA+ 30, others 50`;
   * a table shaped like Table 11: adapter storage (MiB) per dataset and method, and its mean
     over datasets;
-and writes `oa_vs_params.png` (OA against trainable parameters, log scale) to `--out`.
-Tables are plain text, or Markdown with `--markdown`.
+and writes `oa_vs_params.png` (OA against trainable parameters, log scale) to `--out` (created
+if missing), marked as its own in the PNG metadata (`Software: hsic-jax report`): a file of
+that name that the report did not write is never replaced. Tables are plain text, or Markdown
+with `--markdown`. A workdir without results.json (a run that has not finished) is left out
+with a warning; the command fails when no workdir is left.
 """
 
 import argparse
@@ -30,11 +35,15 @@ import itertools
 import json
 import math
 import os
+import struct
 import sys
+import tempfile
+import zlib
 
 import numpy as np
 from scipy import stats
 
+from hsic_jax.data.io import atomic_write
 from hsic_jax.evaluation.maps import save_plot_oa_vs_params
 
 # Display names, in the paper's column order.
@@ -54,16 +63,28 @@ PROTOCOL_TYPES = {"split": str, "spatially_disjoint": bool, "window": int, "fit_
                   "select": str, "train": int, "val": int, "test": int}
 
 
+PLOT = "oa_vs_params.png"
+# The PNG `Software` text of the plot: what marks a file as written by the report.
+SOFTWARE = "hsic-jax report"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 class ReportError(ValueError):
     """A workdir without a usable results.json."""
+
+
+class UnfinishedRun(ReportError):
+    """A workdir without results.json: its run has not finished."""
 
 
 def load_run(workdir: str) -> dict:
     """The results.json of `workdir`, checked for the keys the report uses; adds `path`."""
     path = os.path.join(workdir, "results.json")
+    if not os.path.isdir(workdir):
+        raise ReportError(f"{workdir}: no such folder")
     if not os.path.isfile(path):
-        raise ReportError(f"{path}: not found; {workdir} is not the workdir of a finished run "
-                          "(results.json is written when training ends)")
+        raise UnfinishedRun(f"{path}: not found; {workdir} is not the workdir of a finished run "
+                            "(results.json is written when training ends)")
     try:
         with open(path) as f:
             run = json.load(f)
@@ -88,6 +109,10 @@ def load_run(workdir: str) -> dict:
         for v in values:
             if v is not None:
                 _check_number(path, key, v)
+    if "config" in run:
+        _check_type(path, "config", run["config"], dict)
+        if "epochs" in run["config"]:
+            _check_type(path, "config.epochs", run["config"]["epochs"], int)
     if "seeds" in run:
         _check_seeds(path, run["seeds"])
     if "protocol" in run:
@@ -143,6 +168,27 @@ def protocol_rows(runs: list[dict]) -> list[list[str]]:
         ["Test px in a train window (%)",
          *(_cell(r.get("leakage", {}).get("test")) for r in runs)],
     ]
+
+
+def differences_note(runs: list[dict]) -> str | None:
+    """The runs of one table that differ from the others in `epochs` or a protocol field, as
+    `runs differ in epochs: KronA+ 30, others 50; in window: FFT 9, LoRA 15`; None when none do.
+
+    A value that more than half of the runs share is `others`; an absent one is `–`.
+    """
+    runs = _in_column_order(runs)
+    fields = {"epochs": [r.get("config", {}).get("epochs") for r in runs],
+              **{k: [r.get("protocol", {}).get(k) for r in runs] for k in PROTOCOL_TYPES}}
+    parts = []
+    for field, values in fields.items():
+        if len(set(map(_value, values))) < 2:
+            continue
+        common = max(values, key=values.count)
+        usual = values.count(common) > len(values) / 2
+        cells = [f"{_name(METHODS, r['method'])} {_value(v)}" for r, v in zip(runs, values)
+                 if not (usual and v == common)]
+        parts.append(f"{field}: " + ", ".join(cells + [f"others {_value(common)}"] * usual))
+    return "runs differ in " + "; in ".join(parts) if parts else None
 
 
 def paired_comparison(a_by_seed: dict[int, float], b_by_seed: dict[int, float]) -> dict:
@@ -243,6 +289,9 @@ def report(runs: list[dict], markdown: bool = False) -> str:
         header, rows = dataset_table([r for r in runs if r["dataset"] == d])
         title = f"{_name(DATASETS, d)}: accuracy (%), mean ± std over seeds"
         parts.append(format_table(title, header, rows, markdown))
+        note = differences_note([r for r in runs if r["dataset"] == d])
+        if note:
+            parts.append(f"{_name(DATASETS, d)}: {note}")
         header, rows, skipped = comparison_table([r for r in runs if r["dataset"] == d])
         if rows:
             title = f"{_name(DATASETS, d)}: paired comparison of OA over seeds"
@@ -267,22 +316,97 @@ def plot_rows(runs: list[dict]) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hsic_jax.report",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="workdir of a finished run")
+    parser.add_argument("workdirs", nargs="+", metavar="WORKDIR",
+                        help="workdir of a run; one without results.json (unfinished) is left out")
     parser.add_argument("--markdown", action="store_true",
                         help="Markdown tables instead of plain text")
-    parser.add_argument("--out", default=".", help="folder for oa_vs_params.png (default: .)")
+    parser.add_argument("--out", default=".",
+                        help=f"folder for {PLOT}, created if missing; a {PLOT} there that the "
+                             "report did not write is never replaced (default: .)")
     args = parser.parse_args(argv)
+    png = os.path.join(args.out, PLOT)
     try:
-        runs = [load_run(w) for w in args.workdirs]
+        runs = load_runs(args.workdirs)
         text = report(runs, args.markdown)
+        check_plot_path(png)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     sys.stdout.write(text)
-    png = os.path.join(args.out, "oa_vs_params.png")
-    save_plot_oa_vs_params(png, plot_rows(runs))
+    save_plot(png, plot_rows(runs))
     print(f"wrote {png}", file=sys.stderr)
     return 0
+
+
+def load_runs(workdirs: list[str]) -> list[dict]:
+    """`load_run` of each workdir, leaving out those whose run has not finished (warned on
+    stderr); fails when none is left."""
+    runs = []
+    for workdir in workdirs:
+        try:
+            runs.append(load_run(workdir))
+        except UnfinishedRun as e:
+            print(f"warning: {e}; left out of the report", file=sys.stderr)
+    if not runs:
+        raise ReportError(f"no finished run among {' '.join(workdirs)} (none has a results.json)")
+    return runs
+
+
+def check_plot_path(png: str) -> None:
+    """Refuse to write `png` where its folder is a file or a file there was not written by the
+    report (no `Software: hsic-jax report` in its PNG metadata)."""
+    folder = os.path.dirname(png) or "."
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ReportError(f"--out {folder} is a file, not a folder; give --out a folder")
+    if not os.path.lexists(png):
+        return
+    try:
+        with open(png, "rb") as f:
+            software = png_text(f.read()).get("Software")
+    except OSError:
+        software = None
+    if software != SOFTWARE:
+        raise ReportError(f"{png} exists and was not written by this report (its PNG metadata "
+                          f"has no 'Software: {SOFTWARE}'); move it away or give --out another "
+                          "folder")
+
+
+def save_plot(png: str, rows: list[dict]) -> None:
+    """`save_plot_oa_vs_params` to `png` (atomically), marked `Software: hsic-jax report`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        save_plot_oa_vs_params(os.path.join(tmp, PLOT), rows)
+        with open(os.path.join(tmp, PLOT), "rb") as f:
+            data = with_png_text(f.read(), "Software", SOFTWARE)
+    atomic_write(png, lambda f: f.write(data))
+
+
+def png_text(data: bytes) -> dict[str, str]:
+    """The `tEXt` entries of PNG `data` ({} when `data` is not a PNG); the last of a key wins."""
+    return {key.decode("latin-1"): value.decode("latin-1")
+            for kind, body in _png_chunks(data) if kind == b"tEXt"
+            for key, _, value in [body.partition(b"\0")]}
+
+
+def with_png_text(data: bytes, key: str, value: str) -> bytes:
+    """PNG `data` with its `tEXt` entries of `key` replaced by one of `value`, after the header."""
+    chunks = [(kind, body) for kind, body in _png_chunks(data)
+              if not (kind == b"tEXt" and body.partition(b"\0")[0] == key.encode("latin-1"))]
+    chunks.insert(1, (b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1")))
+    return _PNG_SIGNATURE + b"".join(struct.pack(">I", len(body)) + kind + body
+                                     + struct.pack(">I", zlib.crc32(kind + body))
+                                     for kind, body in chunks)
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The (type, body) of each chunk of PNG `data`; [] when `data` is not a PNG."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return []
+    chunks, i = [], len(_PNG_SIGNATURE)
+    while i + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[i:i + 8])
+        chunks.append((kind, data[i + 8:i + 8 + length]))
+        i += 12 + length
+    return chunks
 
 
 def _cell(value, std=None) -> str:

@@ -1,6 +1,9 @@
 """Every checkpoint the converter cannot take is refused with one line naming the key or file."""
 
+import json
+import os
 import pickle
+import stat
 import subprocess
 import sys
 
@@ -145,13 +148,146 @@ def test_existing_output_survives_a_failed_conversion(tmp_path, capsys, state_di
     state_dict["blocks.0.norm1.weight"] = torch.zeros(3)
     ref.checkpoint_file(tmp_path / "in.pth", state_dict)
     code = convert_main(["--checkpoint", str(tmp_path / "in.pth"), "--out", str(tmp_path / "out"),
-                         "--img-size", "16", "--heads", "3"])
+                         "--img-size", "16", "--heads", "3", "--replace"])
     assert code == 2 and read_manifest(str(tmp_path / "out")) == before
+
+
+def convert_into(tmp_path, capsys, out, *flags):
+    """Convert the checkpoint tmp_path/in.pth into `out`; return (exit code, stderr)."""
+    code = convert_main(["--checkpoint", str(tmp_path / "in.pth"), "--out", str(out),
+                         "--img-size", "16", "--heads", "3", *flags])
+    return code, capsys.readouterr().err.strip()
+
+
+def tree(folder):
+    """{relative path: bytes or None (a folder)} of everything under `folder`."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes()
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def checkpoint(tmp_path, state_dict):
+    """tmp_path/in.pth: the tiny model, saved as the official scripts save it."""
+    ref.checkpoint_file(tmp_path / "in.pth", state_dict)
+
+
+@pytest.mark.usefixtures("checkpoint")
+def test_a_folder_that_is_not_a_conversion_is_refused_untouched(tmp_path, capsys):
+    out = tmp_path / "photos"
+    (out / "2024").mkdir(parents=True)
+    (out / "2024" / "a.jpg").write_bytes(b"jpeg")
+    (out / "notes.txt").write_text("mine")
+    before = tree(out)
+    for flags in ((), ("--replace",)):
+        code, err = convert_into(tmp_path, capsys, out, *flags)
+        assert code == 2 and err == (f"error: --out {out} is not empty (it holds 2024) and is not an "
+                                     "earlier conversion; give --out a new or empty folder")
+        assert tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pth", "photos"]  # no staging left
+
+
+@pytest.mark.usefixtures("checkpoint")
+def test_an_earlier_conversion_is_replaced_only_with_the_flag(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert convert_into(tmp_path, capsys, out)[0] == 0
+    before = tree(out)
+    code, err = convert_into(tmp_path, capsys, out, "--num-classes", "7")
+    assert code == 2 and err == (f"error: --out {out} holds an earlier conversion; pass --replace "
+                                 "to replace it, or give --out another folder")
+    assert tree(out) == before
+    assert convert_into(tmp_path, capsys, out, "--num-classes", "7", "--replace")[0] == 0
+    assert read_manifest(str(out))["model"]["num_classes"] == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pth", "out"]  # old one removed
+
+
+@pytest.mark.usefixtures("checkpoint")
+def test_a_manifest_from_before_the_format_field_is_an_earlier_conversion(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert convert_into(tmp_path, capsys, out)[0] == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest.pop("format") == "hsic-jax-converted/1"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert convert_into(tmp_path, capsys, out, "--replace")[0] == 0
+    (out / "manifest.json").write_text(json.dumps({"format": "something/else", "model": {}}))
+    code, err = convert_into(tmp_path, capsys, out, "--replace")
+    assert code == 2 and "is not empty (it holds manifest.json) and is not an earlier conversion" in err
+
+
+@pytest.mark.usefixtures("checkpoint")
+def test_a_conversion_holding_other_files_is_not_replaced(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert convert_into(tmp_path, capsys, out)[0] == 0
+    (out / "zz_notes.md").write_text("my notes")
+    before = tree(out)
+    code, err = convert_into(tmp_path, capsys, out, "--replace")
+    assert code == 2 and err == (f"error: --out {out} is not empty (it holds zz_notes.md) and is not "
+                                 "an earlier conversion; give --out a new or empty folder")
+    assert tree(out) == before
+
+
+@pytest.mark.usefixtures("checkpoint")
+def test_the_current_folder_and_the_checkpoints_folder_are_refused(tmp_path, capsys, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for out in (".", str(work), str(tmp_path)):
+        code, err = convert_into(tmp_path, capsys, out, "--replace")
+        assert code == 2 and err.startswith(f"error: --out {out} is or holds ")
+        assert err.endswith("; give --out a new folder") and len(err.splitlines()) == 1
+    assert "the current folder" in convert_into(tmp_path, capsys, ".")[1]
+    ckpt = work / "ckpts" / "in.pth"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes((tmp_path / "in.pth").read_bytes())
+    for out in (ckpt.parent, "ckpts"):
+        code = convert_main(["--checkpoint", str(ckpt), "--out", str(out), "--img-size", "16",
+                             "--heads", "3", "--replace"])
+        assert code == 2 and capsys.readouterr().err.strip() == (
+            f"error: --out {out} is or holds the checkpoint {ckpt}; give --out a new folder")
+    assert tree(tmp_path) == {"in.pth": ckpt.read_bytes(), "work": None, "work/ckpts": None,
+                              "work/ckpts/in.pth": ckpt.read_bytes()}
+
+
+@pytest.mark.usefixtures("checkpoint")
+def test_an_empty_folder_is_written_and_kept(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.chmod(out, 0o751)
+    inode = out.stat().st_ino
+    assert convert_into(tmp_path, capsys, out)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "params"]
+    assert out.stat().st_ino == inode and stat.S_IMODE(out.stat().st_mode) == 0o751
+    assert read_manifest(str(out))["format"] == "hsic-jax-converted/1"
+
+
+@pytest.mark.usefixtures("checkpoint")
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o755), (0o027, 0o750)])
+def test_the_new_folder_respects_the_umask(tmp_path, capsys, umask, mode):
+    old = os.umask(umask)
+    try:
+        for flags in ((), ("--replace",)):
+            assert convert_into(tmp_path, capsys, tmp_path / "out", *flags)[0] == 0
+            assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == mode
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.usefixtures("checkpoint")
+def test_the_log_says_what_was_written(tmp_path):
+    """In a process of its own, where orbax's import has set up logging before `main` runs."""
+    out = tmp_path / "deep" / "out"
+    err = subprocess.run([sys.executable, "-m", "convert.spectralgpt", "--checkpoint",
+                          str(tmp_path / "in.pth"), "--out", str(out), "--img-size", "16",
+                          "--heads", "3"], check=True, capture_output=True, text=True).stderr
+    n = len(read_manifest(str(out))["key_map"])
+    assert f"wrote {out}: {n} tensors, {n} of them converted from {tmp_path / 'in.pth'}; " in err
+    assert "model num_classes=5, img_size=16, bands=12, pos_embed=joint, width=48, depth=2, " in err
+    assert f"manifest: {out / 'manifest.json'}" in err
+    assert f"reading {tmp_path / 'in.pth'} (" in err
 
 
 def test_help_documents_every_flag():
     out = subprocess.run([sys.executable, "-m", "convert.spectralgpt", "--help"], check=True,
                          capture_output=True, text=True).stdout
-    for flag in ("--checkpoint", "--out", "--img-size", "--bands", "--num-classes", "--pos-embed",
-                 "--heads", "--seed"):
+    for flag in ("--checkpoint", "--out", "--replace", "--img-size", "--bands", "--num-classes",
+                 "--pos-embed", "--heads", "--seed"):
         assert flag in out

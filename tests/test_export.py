@@ -130,6 +130,51 @@ def test_export_is_written_atomically_over_an_old_one(tmp_path):
         assert json.load(f)["method"] == json.loads(json.dumps(cfg))
 
 
+@pytest.fixture(scope="module")
+def lora_params():
+    """The LoRA params of `adapted`, built once (their jit takes seconds)."""
+    return adapted(CFGS["lora"])[2]
+
+
+@pytest.mark.parametrize("files, match", [
+    ({"notes.txt": b"mine"}, r"exp holds notes.txt, which is not part of an adapter export \(only "
+                             r"adapters.npz and manifest.json are replaced\); move it out of the folder"),
+    ({"manifest.json": b'{"format": "hsic-jax-converted/1"}'},
+     r"exp/manifest.json is not the manifest of an adapter export; move it out of the folder"),
+    ({"manifest.json": b"not json", "adapters.npz": b"x"}, r"exp/manifest.json is not the manifest"),
+    ({"adapters.npz": b"x", "sub/a.txt": b"y"}, r"exp holds sub, which is not part of"),
+])
+def test_export_into_a_folder_of_other_files_is_refused_untouched(tmp_path, lora_params, files,
+                                                                  match):
+    for name, data in files.items():
+        (tmp_path / "exp" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "exp" / name).write_bytes(data)
+    with pytest.raises(FileExistsError, match=match):
+        export_adapters(lora_params, CFGS["lora"], str(tmp_path / "exp"), base_sha256=SHA,
+                        class_names=CLASSES)
+    assert {str(p.relative_to(tmp_path / "exp")): p.read_bytes()
+            for p in (tmp_path / "exp").rglob("*") if p.is_file()} == files
+
+
+def test_export_onto_a_file_is_refused(tmp_path, lora_params):
+    (tmp_path / "exp").write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="exp is a file, not an adapter export folder"):
+        export_adapters(lora_params, CFGS["lora"], str(tmp_path / "exp"), base_sha256=SHA,
+                        class_names=CLASSES)
+    assert (tmp_path / "exp").read_bytes() == b"mine"
+
+
+def test_export_into_an_empty_folder_or_beside_a_torn_export(tmp_path, lora_params):
+    """An empty folder, and one left with only adapters.npz (a crash between the two writes)."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "adapters.npz").write_bytes(b"old")
+    for name in ("empty", "torn"):
+        export_adapters(lora_params, CFGS["lora"], str(tmp_path / name), base_sha256=SHA,
+                        class_names=CLASSES)
+        assert sorted(os.listdir(tmp_path / name)) == ["adapters.npz", "manifest.json"]
+
+
 # Table 11 of the paper: mean adapter storage over the five datasets, MB.
 TABLE_11 = {"linear_probe": 0.04, "bitfit": 0.12, "lora": 0.62, "lora_plus": 0.62,
             "lokr": 0.22, "krona": 0.20, "krona_plus": 0.20, "fft": 326}

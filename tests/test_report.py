@@ -1,13 +1,16 @@
 """The report CLI on results.json files written here, checking the numbers in its tables."""
 
+import io
 import json
 import warnings
 
 import matplotlib.image
 import pytest
+from PIL import Image, PngImagePlugin
 from scipy import stats
 
 from hsic_jax import report
+from hsic_jax.evaluation.maps import save_plot_oa_vs_params
 
 CLASSES = ["Water", "Hippo grass", "Reeds"]
 PROTOCOL = {"split": "per_class", "spatially_disjoint": False, "window": 15, "train": 695, "val": 0,
@@ -284,3 +287,88 @@ def test_new_keys_are_accepted(tmp_path):
     run = report.load_run(_write_run(tmp_path, "run", protocol=PROTOCOL, seeds=_seeds({0: 0.9}),
                                      leakage={"window": 15, "test": 0.991, "val": None}))
     assert run["protocol"] == PROTOCOL and run["leakage"]["val"] is None
+
+
+def test_unfinished_workdirs_are_left_out_with_a_warning(workdirs, tmp_path, capsys):
+    unfinished = tmp_path / "fft_running"
+    unfinished.mkdir()
+    assert report.main([workdirs[1], str(unfinished), "--out", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert f"warning: {unfinished}/results.json: not found; {unfinished} is not the workdir of a " in err
+    assert err.splitlines()[0].endswith("; left out of the report")
+    assert list(_table(out, "Botswana")["OA (%)"]) == ["LoRA"]
+
+    assert report.main([str(unfinished), str(unfinished), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (f"error: no finished run among {unfinished} {unfinished} (none "
+                                    "has a results.json)")
+    assert report.main([workdirs[1], str(tmp_path / "typo"), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'typo'}: no such folder\n"
+
+
+def test_runs_that_differ_in_epochs_or_protocol_are_noted(tmp_path, capsys):
+    workdirs = [_write_run(tmp_path, m, method=m, config={"seed": 0, "epochs": e}, protocol=p)
+                for m, e, p in (("lora", 50, PROTOCOL), ("krona", 50, PROTOCOL),
+                                ("krona_plus", 30, PROTOCOL),
+                                ("fft", 50, {**PROTOCOL, "window": 9, "fit_on": "train"}))]
+    assert report.main([*workdirs, "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    note = ("Botswana: runs differ in epochs: KronA+ 30, others 50; in window: FFT 9, others 15; "
+            "in fit_on: FFT train, others scene")
+    table = next(b for b in text.split("\n\n") if b.startswith("Botswana: accuracy"))
+    assert text.split("\n\n")[text.split("\n\n").index(table) + 1] == note
+
+    runs = [report.load_run(w) for w in workdirs]
+    assert report.differences_note(runs[:2]) is None
+    assert report.differences_note([runs[0], runs[2]]) == "runs differ in epochs: LoRA 50, KronA+ 30"
+    old = report.load_run(_write_run(tmp_path, "bitfit", method="bitfit"))   # before these keys
+    assert report.differences_note([runs[0], runs[1], old]).startswith(
+        "runs differ in epochs: BitFit –, others 50; in split: BitFit –, others per_class; ")
+    with pytest.raises(report.ReportError, match=r"config.epochs must be an integer; got '50'"):
+        report.load_run(_write_run(tmp_path, "bad", config={"epochs": "50"}))
+
+
+def test_the_plot_is_marked_and_only_its_own_file_is_replaced(workdirs, tmp_path, capsys):
+    out = tmp_path / "reports" / "new"                     # created, parents included
+    assert report.main([*workdirs, "--out", str(out)]) == 0
+    png = out / "oa_vs_params.png"
+    with Image.open(png) as image:
+        assert image.text["Software"] == "hsic-jax report"
+    assert matplotlib.image.imread(png).ndim == 3
+    capsys.readouterr()
+    assert report.main([*workdirs, "--out", str(out)]) == 0   # its own file: replaced
+    assert "wrote " in capsys.readouterr().err
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    save_plot_oa_vs_params(str(tmp_path / "plain.png"), report.plot_rows([report.load_run(workdirs[0])]))
+    foreign = {"notes": b"not a png", "matplotlib": (tmp_path / "plain.png").read_bytes()}
+    assert "Matplotlib" in report.png_text(foreign["matplotlib"])["Software"]
+    for kind, data in foreign.items():
+        (mine / "oa_vs_params.png").write_bytes(data)
+        assert report.main([*workdirs, "--out", str(mine)]) == 2
+        out_text, err = capsys.readouterr()
+        assert out_text == "" and err == (
+            f"error: {mine / 'oa_vs_params.png'} exists and was not written by this report (its PNG "
+            "metadata has no 'Software: hsic-jax report'); move it away or give --out another folder\n")
+        assert (mine / "oa_vs_params.png").read_bytes() == data
+    assert report.main([*workdirs, "--out", str(mine / "oa_vs_params.png")]) == 2
+    assert capsys.readouterr().err == (f"error: --out {mine / 'oa_vs_params.png'} is a file, not a "
+                                       "folder; give --out a folder\n")
+
+
+def test_png_text_chunks():
+    buffer = io.BytesIO()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "Matplotlib")
+    Image.new("RGB", (1, 1)).save(buffer, format="png", pnginfo=info)
+    plain = buffer.getvalue()
+    png = report.with_png_text(plain, "Software", "hsic-jax report")
+    assert report.png_text(plain) == {"Software": "Matplotlib"}
+    assert report.png_text(png) == {"Software": "hsic-jax report"}
+    assert report.png_text(report.with_png_text(png, "Title", "x")) == {"Software": "hsic-jax report",
+                                                                        "Title": "x"}
+    assert report.png_text(b"GIF89a") == {}
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()                                      # CRCs and layout are valid
+        assert image.size == (1, 1) and image.text == {"Software": "hsic-jax report"}

@@ -10,8 +10,10 @@ folder, then `os.replace`):
                  arrays' shapes and the sha256 of adapters.npz (so a torn pair of files
                  or a corrupted npz is detected on load)
 
-Loading onto another base checkpoint or with another method config is refused with a
-message that names both values.
+Exporting replaces only those two files of an earlier export: a folder that holds anything
+else (or a manifest.json that is not an export's) is refused, naming the file. Loading onto
+another base checkpoint or with another method config is refused with a message that names
+both values.
 """
 
 import functools
@@ -95,7 +97,11 @@ def _normal(cfg: Mapping) -> dict:
 
 def export_adapters(params, method_cfg: Mapping, path: str, *, base_sha256: str,
                     class_names: Sequence[str]) -> dict:
-    """Write the trainable leaves of `params` and a manifest into folder `path`; return the manifest."""
+    """Write the trainable leaves of `params` and a manifest into folder `path`; return the manifest.
+
+    `path` must be missing, empty or an earlier export (`check_export_dir`).
+    """
+    check_export_dir(path)
     method = method_from_config(method_cfg)
     arrays = {k: np.asarray(v) for k, v in stored_arrays(params, method).items()}
     n_classes = params["head"]["kernel"].shape[-1]
@@ -113,6 +119,34 @@ def export_adapters(params, method_cfg: Mapping, path: str, *, base_sha256: str,
     text = json.dumps(manifest, indent=2).encode()
     atomic_write(os.path.join(path, MANIFEST), lambda f: f.write(text))
     return manifest
+
+
+def check_export_dir(path: str) -> None:
+    """Refuse (FileExistsError, naming the file) a `path` that is a file, or a folder holding
+    anything but the two files of an export or a manifest.json that is not an export's."""
+    if os.path.isfile(path):
+        raise FileExistsError(f"{path} is a file, not an adapter export folder; move it away")
+    if not os.path.isdir(path):
+        return
+    for name in sorted(os.listdir(path)):
+        if name not in (WEIGHTS, MANIFEST):
+            raise FileExistsError(f"{path} holds {name}, which is not part of an adapter export "
+                                  f"(only {WEIGHTS} and {MANIFEST} are replaced); move it out of "
+                                  "the folder")
+    file = os.path.join(path, MANIFEST)
+    if os.path.exists(file) and _format(file) not in (FORMAT, _KRONA_TRANSPOSED):
+        raise FileExistsError(f"{file} is not the manifest of an adapter export; move it out of "
+                              "the folder")
+
+
+def _format(file: str):
+    """The `format` of a JSON manifest; None when the file is not a JSON object."""
+    try:
+        with open(file) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return manifest.get("format") if isinstance(manifest, dict) else None
 
 
 def read_adapter_manifest(path: str) -> dict:

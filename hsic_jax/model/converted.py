@@ -1,7 +1,9 @@
 """A converted SpectralGPT checkpoint on disk: `DIR/params` (orbax) + `DIR/manifest.json`.
 
-`save_converted` writes both into a temporary sibling folder and moves it into place only
-when complete, so an existing checkpoint is never lost to a failed write.
+`save_converted` writes into a missing or empty folder, or replaces an earlier conversion
+when asked to; it refuses any other folder, so that nothing it did not write is lost. It
+builds the checkpoint in a temporary folder and moves it into place only when complete, so
+an existing checkpoint is never lost to a failed write either.
 `load_converted(DIR)` gives a ready classifier: `clf(x)` maps `(N, H, W, B)` float32 to
 logits `(N, C)`.
 """
@@ -23,26 +25,78 @@ from hsic_jax.model.spectralgpt import SpectralGPT, model_from_config
 
 MANIFEST = "manifest.json"
 PARAMS = "params"
+FORMAT = "hsic-jax-converted/1"
+# Manifests written before `format` existed are recognised by these keys.
+_FORMAT_0_KEYS = {"source_sha256", "model", "key_map"}
 
 
-def save_converted(out_dir: str, params: Mapping, manifest: Mapping) -> None:
+def save_converted(out_dir: str, params: Mapping, manifest: Mapping, *,
+                   replace: bool = False) -> None:
     """Write `params` (nested dict of arrays) and `manifest` (JSON-able) to `out_dir` atomically.
 
-    `manifest['model']` must hold the model config accepted by `model_from_config`.
+    `out_dir` must be missing, empty, or (with `replace`) an earlier conversion, which is
+    removed only after the new one is complete (`check_out_dir`). `manifest['model']` must
+    hold the model config accepted by `model_from_config`; `format` is added.
     """
     out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", dir=parent)
+    state = check_out_dir(out_dir, replace)
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+    stage = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.",
+                             dir=out_dir if state == "empty" else os.path.dirname(out_dir))
     try:
+        new = os.path.join(stage, "x")
+        os.mkdir(new)  # mode 0o777 less the umask (mkdtemp's would be 0o700)
         with ocp.StandardCheckpointer() as ckptr:
-            ckptr.save(os.path.join(tmp, PARAMS), jax.tree.map(np.asarray, dict(params)))
-        with open(os.path.join(tmp, MANIFEST), "w") as f:
-            json.dump(manifest, f, indent=2)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            ckptr.save(os.path.join(new, PARAMS), jax.tree.map(np.asarray, dict(params)))
+        with open(os.path.join(new, MANIFEST), "w") as f:
+            json.dump({"format": FORMAT, **manifest}, f, indent=2)
+        if state == "empty":  # the user's folder stays, with its own mode; the manifest last
+            for name in (PARAMS, MANIFEST):
+                os.replace(os.path.join(new, name), os.path.join(out_dir, name))
+        elif state == "missing":  # fails on a non-empty folder made meanwhile
+            os.replace(new, out_dir)
+        else:
+            _replace_dir(new, out_dir)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def check_out_dir(out_dir: str, replace: bool) -> str:
+    """What `out_dir` is: `missing`, `empty` or (with `replace`) `conversion`; else refused.
+
+    Raises FileExistsError, naming the folder, for a file, a folder holding anything but an
+    earlier conversion (`manifest.json` of the converter and `params/`), and an earlier
+    conversion without `replace`.
+    """
+    if not os.path.lexists(out_dir):
+        return "missing"
+    if not os.path.isdir(out_dir):
+        raise FileExistsError(f"--out {out_dir} is a file, not a folder; give --out a new folder")
+    entries = sorted(os.listdir(out_dir))
+    if not entries:
+        return "empty"
+    if not is_conversion(out_dir):
+        named = next((e for e in entries if e not in (PARAMS, MANIFEST)), entries[0])
+        raise FileExistsError(f"--out {out_dir} is not empty (it holds {named}) and is not "
+                              "an earlier conversion; give --out a new or empty folder")
+    if not replace:
+        raise FileExistsError(f"--out {out_dir} holds an earlier conversion; pass --replace to "
+                              "replace it, or give --out another folder")
+    return "conversion"
+
+
+def is_conversion(folder: str) -> bool:
+    """Whether `folder` holds an earlier conversion and nothing else: `params/` and a converter
+    manifest (with this `format`, or the keys of the manifests written before it had one)."""
+    if not set(os.listdir(folder)) <= {PARAMS, MANIFEST}:
+        return False
+    try:
+        with open(os.path.join(folder, MANIFEST)) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and (manifest.get("format") == FORMAT
+                                           or _FORMAT_0_KEYS <= manifest.keys())
 
 
 def _replace_dir(src: str, dst: str) -> None:
