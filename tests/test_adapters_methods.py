@@ -111,7 +111,7 @@ def test_params_of_another_method_are_refused():
 def test_kron_shapes_must_fit_the_targets():
     method = method_from_config(dict(name="krona", a_shape=(8, 6), b_shape=(6, 8),
                                      targets=("fc1",)))
-    with pytest.raises(ValueError, match=r"\(48, 48\) kernel but the targeted layer is \(48, 192\)"):
+    with pytest.raises(ValueError, match=r"\(48, 48\) = \(out, in\) weight but the targeted layer is \(192, 48\)"):
         tiny_params(method)
 
 
