@@ -46,7 +46,7 @@ def metric_rows(workdir):
 
 @pytest.mark.slow
 def test_kill_and_resume_ends_like_an_uninterrupted_run(tmp_path):
-    args = ["--config.epochs=30", "--config.checkpoint_every_epochs=2", "--config.eval_every_epochs=10"]
+    args = ["--config.epochs=12", "--config.checkpoint_every_epochs=2"]
     run(tmp_path / "straight", *args)
 
     killed = tmp_path / "killed"

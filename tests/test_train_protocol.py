@@ -60,35 +60,62 @@ class Recorder:
         return names
 
 
-def splits_of(workdir, seeds):
-    return [Split.load(workdir / f"split_seed{s}.json") for s in seeds]
+def recorded_run(workdir, config):
+    """(results, the pixel sets evaluated, in order, the splits) of a run of `config`."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        recorder = Recorder(monkeypatch)
+        results = loop.train_and_evaluate(config, str(workdir))
+    splits = [Split.load(workdir / f"split_seed{s}.json") for s in range(config.num_seeds)]
+    return results, recorder.sets(splits), splits
 
 
-def test_test_pixels_are_predicted_once_at_the_end_and_fill_the_confusion_matrix(tmp_path, monkeypatch):
-    recorder = Recorder(monkeypatch)
-    results = loop.train_and_evaluate(tiny_demo(), str(tmp_path))
-    split, = splits_of(tmp_path, [0])
-    assert recorder.sets([split]) == ["test"]  # no validation pixels: no in-loop evaluation
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory):
+    """The paper's protocol (no validation, last state), statistics fitted on training pixels."""
+    workdir = tmp_path_factory.mktemp("plain")
+    return (workdir, *recorded_run(workdir, tiny_demo(fit_on="train")))
+
+
+@pytest.fixture(scope="module")
+def best_val_run(tmp_path_factory):
+    """Two seeds selected on 4 validation pixels per class over 3 epochs."""
+    workdir = tmp_path_factory.mktemp("best_val")
+    config = tiny_demo(val_per_class=4)
+    config.update(dict(select="best_val", num_seeds=2, epochs=3))
+    return (workdir, config, *recorded_run(workdir, config))
+
+
+def test_test_pixels_are_predicted_once_at_the_end_and_fill_the_confusion_matrix(plain_run):
+    workdir, results, evaluated, (split,) = plain_run
+    assert evaluated == ["test"]  # no validation pixels: no in-loop evaluation
     confusion = np.array(results["confusion"])
     assert confusion.sum() == len(split.test) == 10249 - 695
     per_class_test = [row["test"] for row in split.table()[:-1]]
     assert confusion.sum(axis=1).tolist() == per_class_test
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert not any(k.startswith(("test", "val")) for row in rows for k in row)
 
 
-def test_best_val_selection_looks_at_validation_pixels_only_until_the_end(tmp_path, monkeypatch):
-    recorder = Recorder(monkeypatch)
-    config = tiny_demo(val_per_class=4)
-    config.update(dict(select="best_val", num_seeds=2, epochs=3))
-    results = loop.train_and_evaluate(config, str(tmp_path))
-    splits = splits_of(tmp_path, [0, 1])
+def test_protocol_and_leakage_are_recorded(plain_run):
+    workdir, results, _, _ = plain_run
+    protocol = results["protocol"]
+    assert {k: protocol[k] for k in ("split", "spatially_disjoint", "window", "train", "val",
+                                     "test", "fit_on", "select")} == {
+        "split": "per_class", "spatially_disjoint": False, "window": 7, "train": 695, "val": 0,
+        "test": 9554, "fit_on": "train", "select": "last"}
+    assert 0.6 < results["leakage"]["test"] < 1 and results["leakage"]["val"] is None
+    assert results["seeds"][0]["leakage"]["test"] == results["leakage"]["test"]
+    assert (workdir / "pca_seed0.npz").exists() and not (workdir / "pca.npz").exists()
+    assert "tested once" in protocol["summary"]
+
+
+def test_best_val_selection_looks_at_validation_pixels_only_until_the_end(best_val_run):
+    workdir, _, results, evaluated, splits = best_val_run
     # Validation after each epoch, then the selected state and the last state on the test set.
-    assert recorder.sets(splits) == ["val", "val", "val", "test", "test"]
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    val_oa = [row["val_oa"] for row in rows]
-    assert len(val_oa) == 3
-    for s, entry in enumerate(results["seeds"]):
+    assert evaluated == ["val", "val", "val", "test", "test"]
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert len([row["val_oa"] for row in rows]) == 3
+    for entry in results["seeds"]:
         assert 1 <= entry["selected_epoch"] <= 3 and 0 <= entry["val_oa"] <= 1
     assert results["protocol"]["select"] == "best_val" and results["protocol"]["val"] == 64
     assert set(results["last"]) == {"oa", "oa_std", "aa", "aa_std", "kappa", "kappa_std"}
@@ -96,11 +123,9 @@ def test_best_val_selection_looks_at_validation_pixels_only_until_the_end(tmp_pa
     assert confusion.sum(axis=1).tolist() == [row["test"] for row in splits[0].table()[:-1]]
 
 
-def test_a_resumed_run_selects_the_same_state(tmp_path):
-    config = tiny_demo(val_per_class=0.1)
-    config.update(dict(select="best_val", epochs=3))
-    first = loop.train_and_evaluate(config, str(tmp_path / "a"))
-    shutil.copytree(tmp_path / "a", tmp_path / "b")
+def test_a_resumed_run_selects_the_same_state(best_val_run, tmp_path):
+    workdir, config, first, _, _ = best_val_run
+    shutil.copytree(workdir, tmp_path / "b")
     mngr = checkpoint.manager(str(tmp_path / "b"))
     steps = mngr.all_steps()
     assert len(steps) == 2
@@ -111,19 +136,6 @@ def test_a_resumed_run_selects_the_same_state(tmp_path):
     second = loop.train_and_evaluate(config, str(tmp_path / "b"))
     for key in ("oa", "aa", "kappa", "confusion", "seeds"):
         assert first[key] == second[key], key
-
-
-def test_protocol_and_leakage_are_recorded(tmp_path):
-    results = loop.train_and_evaluate(tiny_demo(fit_on="train"), str(tmp_path))
-    protocol = results["protocol"]
-    assert {k: protocol[k] for k in ("split", "spatially_disjoint", "window", "train", "val",
-                                     "test", "fit_on", "select")} == {
-        "split": "per_class", "spatially_disjoint": False, "window": 7, "train": 695, "val": 0,
-        "test": 9554, "fit_on": "train", "select": "last"}
-    assert 0.6 < results["leakage"]["test"] < 1 and results["leakage"]["val"] is None
-    assert results["seeds"][0]["leakage"]["test"] == results["leakage"]["test"]
-    assert (tmp_path / "pca_seed0.npz").exists() and not (tmp_path / "pca.npz").exists()
-    assert "tested once" in protocol["summary"]
 
 
 def test_spatially_disjoint_split_has_no_leakage(tmp_path):
@@ -201,7 +213,7 @@ def test_official_recipe_reaches_the_optimizer_and_the_step(tmp_path, monkeypatc
     config = indian_pines_fft_official.get_config()
     config.model.update(dict(width=24, depth=2, heads=2, img_size=8, patch_size=4))
     config.data.update(dict(patch_size=7, input_size=8))
-    config.update(dict(init="random", epochs=2, batch_size=32, save_map=False))
+    config.update(dict(init="random", epochs=1, batch_size=32, save_map=False))
     config.optim.warmup_epochs = 1
     seen = {}
     make_optimizer, mix_batch, resize_patches = loop.make_optimizer, step.mix_batch, step.resize_patches
