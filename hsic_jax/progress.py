@@ -44,9 +44,9 @@ def progress(items: Iterable[T], desc: str, total: int, *, initial: int = 0,
             log.info("%s: %d/%d (%.0f %%), %s elapsed, ETA %s%s", desc, done, total,
                      100 * done / total, _clock(now - start),
                      _clock((now - start) / (done - initial) * (total - done)), _status(status))
-    if time.monotonic() - start >= interval:  # short phases pass silently
-        log.info("%s: %d/%d done in %s%s", desc, done, total, _clock(time.monotonic() - start),
-                 _status(status))
+    elapsed = time.monotonic() - start
+    if elapsed >= interval:  # short phases pass silently
+        log.info("%s: %d/%d done in %s%s", desc, done, total, _clock(elapsed), _status(status))
 
 
 def _status(status: dict | None) -> str:
