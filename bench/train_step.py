@@ -23,7 +23,7 @@ import numpy as np
 from hsic_jax.adapters import METHODS, method_from_config
 from hsic_jax.adapters.export import stored_arrays
 from hsic_jax.data.io import atomic_write
-from hsic_jax.model.spectralgpt import model_from_config, model_kwargs
+from hsic_jax.models.spectralgpt import model_from_config, model_kwargs
 from hsic_jax.train.optimizer import make_optimizer, make_schedule, param_labels
 from hsic_jax.train.step import Geometry, train_step
 

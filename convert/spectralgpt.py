@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.data.io import file_sha256
-from hsic_jax.model.converted import MANIFEST, check_out_dir, save_converted
-from hsic_jax.model.posemb import resample_grid, resample_joint
-from hsic_jax.model.spectralgpt import VARIANTS, check_geometry, model_from_config
+from hsic_jax.models.converted import MANIFEST, check_out_dir, save_converted
+from hsic_jax.models.posemb import resample_grid, resample_joint
+from hsic_jax.models.spectralgpt import VARIANTS, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralgpt")
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from hsic_jax.adapters.export import npz_bytes, stored_arrays
 from hsic_jax.adapters.methods import method_from_config
-from hsic_jax.model.spectralgpt import model_from_config
+from hsic_jax.models.spectralgpt import model_from_config
 
 MIB = 2 ** 20
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hsic_jax.adapters import B_SIDE, BASE, FROZEN, METHODS, method_from_config, param_labels
-from hsic_jax.model import model_from_config
+from hsic_jax.models import model_from_config
 
 D, DEPTH, C, HIDDEN = 48, 2, 5, 192
 TINY = dict(num_classes=C, img_size=16, patch_size=8, tubelet=3, bands=12, width=D,

@@ -13,7 +13,7 @@ import torch
 
 import torch_reference as ref
 from convert.spectralgpt import main as convert_main
-from hsic_jax.model.converted import read_manifest
+from hsic_jax.models.converted import read_manifest
 
 TINY = dict(width=48, depth=2, heads=3, patch_size=4, bands=12, tubelet=3)
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import torch_reference as ref
 from convert.spectralgpt import main as convert_main
 from hsic_jax import load_converted
-from hsic_jax.model.posemb import resample_grid
+from hsic_jax.models.posemb import resample_grid
 
 VIT_B = dict(width=768, depth=12, heads=12, patch_size=8, bands=12, tubelet=3)
 TOL = 1e-5

@@ -12,7 +12,7 @@ from hsic_jax.adapters import method_from_config
 from hsic_jax.adapters.export import (export_adapters, load_adapters, merge, npz_bytes,
                                       stored_arrays)
 from hsic_jax.count import MIB, load_config, param_shapes
-from hsic_jax.model import model_from_config
+from hsic_jax.models import model_from_config
 
 C = 5
 TINY = dict(num_classes=C, img_size=16, patch_size=8, tubelet=3, bands=12, width=48, depth=1,

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hsic_jax.model import VARIANTS, model_from_config
+from hsic_jax.models import VARIANTS, model_from_config
 
 TINY = dict(width=48, depth=3, heads=3, patch_size=4, img_size=16, bands=12, num_classes=5)
 

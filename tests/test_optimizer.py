@@ -14,8 +14,8 @@ from hsic_jax.adapters import method_from_config, param_labels
 from hsic_jax.adapters.export import npz_bytes, stored_arrays
 from hsic_jax.count import load_config, param_shapes
 from hsic_jax.adapters.methods import path_name
-from hsic_jax.model import model_from_config
-from hsic_jax.model.spectralgpt import layer_index
+from hsic_jax.models import model_from_config
+from hsic_jax.models.spectralgpt import layer_index
 from hsic_jax.train.optimizer import (decay_mask, freeze, keep_frozen, layer_decay_scales,
                                       make_optimizer, make_schedule)
 

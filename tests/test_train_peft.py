@@ -10,7 +10,7 @@ import torch_reference as ref
 from configs import indian_pines_krona_plus, indian_pines_linear_probe
 from convert.spectralgpt import main as convert_main
 from hsic_jax.adapters.export import read_adapter_manifest
-from hsic_jax.model.converted import load_params
+from hsic_jax.models.converted import load_params
 from hsic_jax.train import checkpoint
 from hsic_jax.train.loop import train_and_evaluate
 

@@ -16,7 +16,7 @@ import ml_collections
 from hsic_jax.adapters.methods import method_from_config
 from hsic_jax.data.patches import RESIZE_METHODS
 from hsic_jax.data.preprocess import NORMALIZATIONS
-from hsic_jax.model.spectralgpt import check_geometry, model_from_config
+from hsic_jax.models.spectralgpt import check_geometry, model_from_config
 
 log = logging.getLogger(__name__)
 

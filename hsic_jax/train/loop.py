@@ -47,8 +47,8 @@ from hsic_jax.data.split import leakage, make_split
 from hsic_jax.evaluation.maps import (map_title, save_classification_map, save_confidence_map,
                                       save_training_curves)
 from hsic_jax.evaluation.metrics import summarize, update_confusion
-from hsic_jax.model.converted import load_params, read_manifest
-from hsic_jax.model.spectralgpt import layer_index, model_from_config
+from hsic_jax.models.converted import load_params, read_manifest
+from hsic_jax.models.spectralgpt import layer_index, model_from_config
 from hsic_jax.progress import progress
 from hsic_jax.train import checkpoint, selection
 from hsic_jax.train.checks import check_config, training_pixels

@@ -16,7 +16,7 @@ bit for bit (a zero update would turn -0.0 into +0.0).
 
 Layer-wise learning-rate decay (the official recipe: 0.75 over depth + 1 layers) passes
 `lr_scales=layer_decay_scales(params, lambda p: layer_index(p, depth), depth + 1, 0.75)`
-(`layer_index` from `hsic_jax.model.spectralgpt`) to `make_optimizer`.
+(`layer_index` from `hsic_jax.models.spectralgpt`) to `make_optimizer`.
 """
 
 import math

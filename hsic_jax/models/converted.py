@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from hsic_jax.model.spectralgpt import SpectralGPT, model_from_config
+from hsic_jax.models.spectralgpt import SpectralGPT, model_from_config
 
 MANIFEST = "manifest.json"
 PARAMS = "params"
