@@ -2,7 +2,7 @@
 
 Any config field can be overridden on the command line, e.g. `--config.num_seeds=5` or
 `--config.data.data_dir=/data/hsi`; a field that does not exist is an error. Outputs go to
-`config.workdir` (default: `workdirs/{dataset}_{method}`, or `--workdir`); rerunning the
+`config.workdir` (default: `workdirs/{dataset}_{model}_{method}`, or `--workdir`); rerunning the
 same command resumes from its latest checkpoint (or, when the run has finished, keeps and
 prints its results). A workdir belongs to one experiment and one run at a time: another
 config is refused (`--restart` moves the old run aside), and so is a second run while the
@@ -46,7 +46,7 @@ def main(argv):
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
     config = FLAGS.config
     workdir = FLAGS.workdir or config.workdir or os.path.join(
-        "workdirs", f"{config.data.name}_{config.method.name}")
+        "workdirs", f"{config.data.name}_{config.model.name}_{config.method.name}")
     try:
         results = train_and_evaluate(config, workdir, restart=FLAGS.restart)
     except (ValueError, OSError) as e:  # bad input or a failed write: one line that says what

@@ -20,11 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsic_jax.adapters import METHODS, method_from_config
+from hsic_jax.adapters import METHODS
 from hsic_jax.adapters.export import stored_arrays
 from hsic_jax.data.io import atomic_write
-from hsic_jax.models.spectralgpt import model_from_config, model_kwargs
-from hsic_jax.train.optimizer import make_optimizer, make_schedule, param_labels
+from hsic_jax.models.spectralgpt import model_kwargs
+from hsic_jax.train.state import create_train_state, tuned_model
 from hsic_jax.train.step import Geometry, train_step
 
 from configs import base
@@ -32,25 +32,19 @@ from configs import base
 
 def bench_method(method_name: str, args) -> dict:
     config = base.get_config("indian_pines", method_name)
-    model_cfg = dict(config.model, num_classes=16, dtype=args.dtype)
+    config.model.dtype = args.dtype
     if args.variant == "small":
-        del model_cfg["variant"]
-        model_cfg.update(width=args.width, depth=args.depth, heads=max(args.width // 64, 1),
-                         tubelet=3)
+        config.model.update(dict(variant=None, width=args.width, depth=args.depth,
+                                 heads=max(args.width // 64, 1), tubelet=3))
     else:
-        model_cfg["variant"] = args.variant
+        config.model.variant = args.variant
     if method_name.startswith("krona"):  # the paper's Indian Pines shapes, at this width
-        width = model_kwargs(model_cfg)["width"]
+        width = model_kwargs(config.model)["width"]
         config.method.a_shape, config.method.b_shape = (width // 2, 2), (2, width // 2)
-    method = method_from_config(config.method)
-    model = model_from_config(model_cfg, method.adapter)
-    x = jnp.zeros((1, model.img_size, model.img_size, model.bands))
-    params = model.init(jax.random.key(0), x)["params"]
-    labels = param_labels(params, method)
-    schedule = make_schedule(config.optim, 1000, 10)
-    tx = make_optimizer(config.optim, labels, schedule, method.lam)
-    state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
-
+    tuned = tuned_model(config, num_classes=16, bands=config.data.pca)
+    setup, state = create_train_state(config, tuned, [0], steps_per_epoch=10)
+    state = jax.tree.map(lambda x: x[0], state)  # one seed, unbatched
+    params = state["params"]
     rng = np.random.default_rng(0)
     h = w = 64
     padded = jnp.asarray(rng.normal(size=(h + 14, w + 14, 12)), jnp.float32)
@@ -59,8 +53,9 @@ def bench_method(method_name: str, args) -> dict:
     ys = jnp.asarray(rng.integers(0, 16, size=n), jnp.int32)
     valid = jnp.ones(n, bool)
     step = jax.jit(functools.partial(
-        train_step, model=model, tx=tx, param_labels=labels, geo=Geometry(15, model.img_size),
-        batch_size=args.batch, steps_per_epoch=n // args.batch,
+        train_step, tuned=tuned, tx=setup.tx, param_labels=setup.labels,
+        geo=Geometry(15, config.data.input_size), batch_size=args.batch,
+        steps_per_epoch=n // args.batch,
         augment_cfg=dict(flip=True, radiation_noise=0.1, mixture_noise=0.2), label_smoothing=0.0),
         donate_argnums=0)
     seed = jnp.int32(1)
@@ -75,7 +70,7 @@ def bench_method(method_name: str, args) -> dict:
         state, m = step(state, padded, coords, ys, valid, seed)
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t0)
-    trainable = sum(int(np.size(a)) for a in stored_arrays(params, method).values())
+    trainable = sum(int(np.size(a)) for a in stored_arrays(params, tuned).values())
     ms = 1000 * statistics.median(times)
     return {"method": method_name, "trainable": trainable, "step_ms": ms,
             "samples_per_s": args.batch / (ms / 1000), "compile_s": compile_s}

@@ -13,6 +13,7 @@ import ml_collections
 from ml_collections.config_dict import placeholder
 
 from hsic_jax.adapters.methods import METHODS
+from hsic_jax.data.scenes import SCENES
 
 DATASETS = ("indian_pines", "pavia_university", "houston2013", "botswana", "whu_hi_longkou")
 
@@ -51,17 +52,20 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     config.init = "pretrained"  # or 'random' (only when asked for)
     config.pretrained_dir = "checkpoints/spectralgpt_plus_32"
 
-    # ViT-B SpectralGPT (the variant sets width, depth, heads and the 3-band tubelet) on
-    # 32 × 32 inputs: 4 spectral groups × 4 × 4 = 64 tokens, joint
-    # zero-init position embedding (the official classification default, §7).
+    # ViT-B SpectralGPT (the variant sets width, depth, heads and the 3-band tubelet) with
+    # 8-pixel patches on the data's 32 × 32 × 12 inputs (data.input_size, data.pca): 4 spectral
+    # groups × 4 × 4 = 64 tokens, joint zero-init position embedding (the official
+    # classification default, spectralgpt.md §7).
     config.model = ml_collections.ConfigDict(dict(
-        variant="base", img_size=32, patch_size=8, bands=12, pos_embed="joint",
+        name="spectralgpt", variant="base", patch_size=8, pos_embed="joint",
         pool_skip_first=True, drop_path=0.1, dropout=0.0, dtype="float32"))
 
     config.method = ml_collections.ConfigDict(
         dict(name=method, targets=("q", "v"), **METHOD_DEFAULTS[method]))
 
-    # The dataset module sets patch_size, train_per_class, normalize and num_classes.
+    # The scene's facts from the paper (hsic_jax.data.scenes.SCENES): classes, the
+    # neighbourhood (pixels around each labelled pixel) resized to input_size, normalisation,
+    # training pixels per class (None: Houston's given train/test maps).
     # val_per_class: validation pixels per class taken out of the training pixels (a count,
     # or a fraction in (0, 1); 0 = none, the paper's protocol). fit_on: PCA and normalisation
     # statistics fitted on every pixel of the scene (the paper's and the field's practice) or
@@ -70,11 +74,15 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     # train_per_class: a count per class, a fraction of each class in (0, 1), a
     # {class name: count} mapping, or None for the scene's given train/test maps; cap: a class
     # with too few pixels for its count trains on half of them instead of being an error.
+    # padding: of the scene's border, 'reflect' (edge pixel not repeated) or 'symmetric'.
+    spec = SCENES[dataset]
     config.data = ml_collections.ConfigDict(dict(
         name=dataset, data_dir="data", cube_path="", gt_path="", cube_key="", gt_key="",
-        input_size=32, pca=12, spatially_disjoint=False, val_per_class=0.0, fit_on="scene",
-        resize="bilinear", train_per_class=placeholder(object), cap=False, class_names="",
-        class_names_path=""))
+        num_classes=len(spec.class_names), neighborhood=spec.paper_patch_size, input_size=32,
+        pca=12, normalize=spec.paper_normalization, padding="reflect", spatially_disjoint=False,
+        val_per_class=0.0, fit_on="scene", resize="bilinear",
+        train_per_class=placeholder(object), cap=False, class_names="", class_names_path=""))
+    config.data.train_per_class = None if spec.train_files else spec.paper_per_class()
 
     # Flips, and the probabilities of radiation and mixture noise per sample
     # (DeepHyperX's 0.1 and 0.2; see hsic_jax.data.augment). mixup / cutmix: the alphas of
@@ -82,13 +90,16 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     config.augment = ml_collections.ConfigDict(
         dict(flip=True, radiation_noise=0.1, mixture_noise=0.2, mixup=0.0, cutmix=0.0))
 
-    # Linear warm-up over warmup_epochs, then cosine to min_lr; layer_decay scales block i's
-    # learning rate by decay^(depth - i) (1 = off, the paper; the official recipe: 0.75 with
-    # 20 warm-up epochs, min_lr 1e-14, label smoothing 0.1; see configs/indian_pines_fft_official.py).
+    # AdamW ('adam': weight decay added to the gradient, as torch.optim.Adam). schedule
+    # 'cosine': linear warm-up over warmup_epochs, then cosine to min_lr; 'step': lr ×
+    # step_gamma every step_epochs (torch's StepLR). layer_decay scales block i's learning rate
+    # by decay^(depth - i) (1 = off, the paper; the official recipe: 0.75 with 20 warm-up
+    # epochs, min_lr 1e-14, label smoothing 0.1; see configs/indian_pines_fft_official.py).
     peft = method not in ("fft", "linear_probe")
     config.optim = ml_collections.ConfigDict(dict(
-        lr=1e-3 if peft else 2.5e-4, weight_decay=0.05, b1=0.9, b2=0.999, eps=1e-8,
-        warmup_epochs=5.0, min_lr=0.0, layer_decay=1.0))
+        name="adamw", lr=1e-3 if peft else 2.5e-4, weight_decay=0.05, b1=0.9, b2=0.999,
+        eps=1e-8, schedule="cosine", warmup_epochs=5.0, min_lr=0.0, step_epochs=10,
+        step_gamma=0.9, layer_decay=1.0))
     config.batch_size = 64
     config.epochs = 50
     config.label_smoothing = 0.0

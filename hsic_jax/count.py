@@ -17,13 +17,12 @@ import sys
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from hsic_jax.adapters.export import npz_bytes, stored_arrays
-from hsic_jax.adapters.methods import method_from_config
-from hsic_jax.models.spectralgpt import model_from_config
+from hsic_jax.adapters.tuned import example_input
+from hsic_jax.train.state import config_bands, tuned_model
 
 MIB = 2 ** 20
 
@@ -48,21 +47,19 @@ class NotAnExperiment(ValueError):
 
 
 def param_shapes(config: ml_collections.ConfigDict):
-    """The params pytree of `config`'s model as `jax.ShapeDtypeStruct` leaves, and its method."""
-    method = method_from_config(config.method)
-    model = model_from_config({**config.model, "num_classes": config.data.num_classes},
-                              method.adapter)
-    size = config.model.img_size
-    x = jax.ShapeDtypeStruct((1, size, size, config.model.bands), jnp.float32)
-    return jax.eval_shape(model.init, jax.random.key(0), x)["params"], method
+    """The params pytree of `config`'s model as `jax.ShapeDtypeStruct` leaves, and the tuned
+    model (the family's module with the method)."""
+    tuned = tuned_model(config, num_classes=config.data.num_classes, bands=config_bands(config))
+    shapes = jax.eval_shape(tuned.init, jax.random.key(0), example_input(tuned.module))
+    return shapes, tuned
 
 
 def count(config: ml_collections.ConfigDict) -> dict:
-    """`{'dataset', 'method', 'trainable', 'total', 'adapter_bytes'}` of one config."""
-    shapes, method = param_shapes(config)
-    stored = stored_arrays(shapes, method)
+    """`{'dataset', 'model', 'method', 'trainable', 'total', 'adapter_bytes'}` of one config."""
+    shapes, tuned = param_shapes(config)
+    stored = stored_arrays(shapes, tuned)
     size = lambda leaves: sum(int(np.prod(a.shape)) for a in leaves)
-    return dict(dataset=config.data.name, method=method.name,
+    return dict(dataset=config.data.name, model=config.model.name, method=tuned.method.name,
                 trainable=size(stored.values()), total=size(jax.tree.leaves(shapes)),
                 adapter_bytes=npz_bytes(stored))
 

@@ -5,7 +5,8 @@ Usage: `python -m hsic_jax.report WORKDIR... [--markdown] [--out DIR]`.
 Reads `WORKDIR/results.json` of each run and prints
   * per dataset, a table shaped like the paper's Tables 6–10: one row per class (accuracy, %),
     then #Params (trainable, millions), OA, AA and Kappa (×100), and the number of seeds;
-    one column per method, each cell `mean ± std` when the run trained several seeds;
+    one column per run: SpectralGPT's methods (LP … FFT), then the other model families
+    (SpectralFormer, …, SVM, RF), each cell `mean ± std` when the run trained several seeds;
     then the protocol of each run: `Split` (how training pixels were chosen: per class, a
     fraction, or given maps; `, disjoint` when test pixels inside a training window were
     removed), `Window (px)` (the model's input window), `Train / val / test px` (pixel counts of
@@ -46,9 +47,12 @@ from scipy import stats
 from hsic_jax.data.io import atomic_write
 from hsic_jax.evaluation.maps import save_plot_oa_vs_params
 
-# Display names, in the paper's column order.
+# Display names, in the paper's column order: SpectralGPT's fine-tuning methods, then the
+# other model families (trained fully; another method is named beside the family).
 METHODS = {"linear_probe": "LP", "bitfit": "BitFit", "lora": "LoRA", "lora_plus": "LoRA+",
            "lokr": "LoKr", "krona": "KronA", "krona_plus": "KronA+", "fft": "FFT"}
+MODELS = {"spectralgpt": "SpectralGPT", "spectralformer": "SpectralFormer",
+          "mambahsi": "MambaHSI", "hypersigma": "HyperSIGMA", "svm": "SVM", "rf": "RF"}
 DATASETS = {"indian_pines": "Indian Pines", "pavia_university": "Pavia University",
             "houston2013": "Houston 2013", "botswana": "Botswana",
             "whu_hi_longkou": "WHU-Hi-LongKou"}
@@ -140,7 +144,7 @@ def dataset_table(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
         rows.append([label, *(_cell(r[key], r.get(f"{key}_std")) for r in runs)])
     rows.append(["Seeds", *(str(len(r["seeds"]) if "seeds" in r else 1) for r in runs)])
     rows += protocol_rows(runs)
-    return ["Class", *(_name(METHODS, r["method"]) for r in runs)], rows
+    return ["Class", *(column(r) for r in runs)], rows
 
 
 def protocol_rows(runs: list[dict]) -> list[list[str]]:
@@ -185,7 +189,7 @@ def differences_note(runs: list[dict]) -> str | None:
             continue
         common = max(values, key=values.count)
         usual = values.count(common) > len(values) / 2
-        cells = [f"{_name(METHODS, r['method'])} {_value(v)}" for r, v in zip(runs, values)
+        cells = [f"{column(r)} {_value(v)}" for r, v in zip(runs, values)
                  if not (usual and v == common)]
         parts.append(f"{field}: " + ", ".join(cells + [f"others {_value(common)}"] * usual))
     return "runs differ in " + "; in ".join(parts) if parts else None
@@ -235,7 +239,7 @@ def comparison_table(runs: list[dict]) -> tuple[list[str], list[list[str]], list
         oa_a, oa_b = _oa_by_seed(a), _oa_by_seed(b)
         if len(oa_a.keys() & oa_b.keys()) < 2:
             continue
-        pair = f"{_name(METHODS, a['method'])} − {_name(METHODS, b['method'])}"
+        pair = f"{column(a)} − {column(b)}"
         differences = protocol_differences(a, b)
         if differences:
             skipped.append(f"{pair} ({', '.join(differences)})")
@@ -248,16 +252,17 @@ def comparison_table(runs: list[dict]) -> tuple[list[str], list[list[str]], list
 
 def storage_table(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of adapter storage in MiB (Table 11): one row per dataset, then the mean."""
-    methods = sorted({r["method"] for r in runs}, key=lambda m: _order(METHODS, m))
+    columns = [column(r) for r in _in_column_order(runs)]
+    methods = list(dict.fromkeys(columns))
     datasets = sorted({r["dataset"] for r in runs}, key=lambda d: _order(DATASETS, d))
-    mib = {(r["dataset"], r["method"]): r["adapter_bytes"] / 2**20 for r in runs}
+    mib = {(r["dataset"], column(r)): r["adapter_bytes"] / 2**20 for r in runs}
     rows = [[_name(DATASETS, d), *(_mib(mib.get((d, m))) for m in methods)] for d in datasets]
     means = []
     for m in methods:
         values = [mib[d, m] for d in datasets if (d, m) in mib]
         means.append(_mib(sum(values) / len(values)))
     rows.append(["Mean AS (MiB)", *means])
-    return ["Dataset", *(_name(METHODS, m) for m in methods)], rows
+    return ["Dataset", *methods], rows
 
 
 def format_table(title: str, header: list[str], rows: list[list[str]], markdown: bool) -> str:
@@ -279,10 +284,10 @@ def report(runs: list[dict], markdown: bool = False) -> str:
     comparison and the note on pairs not compared, then adapter storage."""
     seen = {}
     for r in runs:
-        key = (r["dataset"], r["method"])
+        key = (r["dataset"], _model(r), r["method"])
         if key in seen:
-            raise ReportError(f"{seen[key]} and {r['path']} are both {r['dataset']}/{r['method']}; "
-                              "pass one workdir per dataset and method")
+            raise ReportError(f"{seen[key]} and {r['path']} are both {'/'.join(key)}; pass one "
+                              "workdir per dataset, model and method")
         seen[key] = r["path"]
     parts = []
     for d in sorted({r["dataset"] for r in runs}, key=lambda d: _order(DATASETS, d)):
@@ -306,9 +311,8 @@ def report(runs: list[dict], markdown: bool = False) -> str:
 
 def plot_rows(runs: list[dict]) -> list[dict]:
     """The points of `save_plot_oa_vs_params`, in table order."""
-    runs = sorted(runs, key=lambda r: (_order(METHODS, r["method"]),
-                                       _order(DATASETS, r["dataset"])))
-    return [{"method": _name(METHODS, r["method"]), "dataset": _name(DATASETS, r["dataset"]),
+    runs = sorted(runs, key=lambda r: (_column_order(r), _order(DATASETS, r["dataset"])))
+    return [{"method": column(r), "dataset": _name(DATASETS, r["dataset"]),
              "trainable_params": r["trainable_params"], "oa": r["oa"],
              **({"oa_std": r["oa_std"]} if "oa_std" in r else {})} for r in runs]
 
@@ -436,8 +440,29 @@ def _oa_by_seed(run: dict) -> dict[int, float]:
     return {s["seed"]: s["oa"] for s in run.get("seeds", [])}
 
 
+def column(run: dict) -> str:
+    """A run's column: the method for SpectralGPT (`KronA+`), the family for the others
+    (`SpectralFormer`, or `SpectralFormer LoRA` when fine-tuned with another method than FFT)."""
+    model = _model(run)
+    if model == "spectralgpt":
+        return _name(METHODS, run["method"])
+    method = "" if run["method"] == "fft" else f" {_name(METHODS, run['method'])}"
+    return _name(MODELS, model) + method
+
+
+def _model(run: dict) -> str:
+    return run.get("model", "spectralgpt")  # results written before models were named
+
+
+def _column_order(run: dict) -> tuple:
+    """SpectralGPT's methods in the paper's order; another family trained fully, then tuned."""
+    model = _model(run)
+    own = model != "spectralgpt" and run["method"] == "fft"
+    return _order(MODELS, model), not own, _order(METHODS, run["method"])
+
+
 def _in_column_order(runs: list[dict]) -> list[dict]:
-    return sorted(runs, key=lambda r: _order(METHODS, r["method"]))
+    return sorted(runs, key=_column_order)
 
 
 def _mib(value) -> str:

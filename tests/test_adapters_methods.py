@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hsic_jax.adapters import B_SIDE, BASE, FROZEN, METHODS, method_from_config, param_labels
+from hsic_jax.adapters import B_SIDE, BASE, FROZEN, METHODS, TunedModel, method_from_config
 from hsic_jax.models import model_from_config
+from hsic_jax.models.spectralgpt import ADAPTABLE
 
 D, DEPTH, C, HIDDEN = 48, 2, 5, 192
 TINY = dict(num_classes=C, img_size=16, patch_size=8, tubelet=3, bands=12, width=D,
@@ -36,9 +37,12 @@ EXPECTED = {
 EXPECTED["lora_plus"], EXPECTED["krona_plus"] = EXPECTED["lora"], EXPECTED["krona"]
 
 
+def tuned(method) -> TunedModel:
+    return TunedModel.create(model_from_config(TINY), method, ADAPTABLE)
+
+
 def tiny_params(method):
-    model = model_from_config(TINY, method.adapter)
-    return jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 12)))["params"]
+    return jax.jit(tuned(method).init)(jax.random.key(0), jnp.zeros((1, 16, 16, 12)))
 
 
 def flat_labels(params, labels):
@@ -51,7 +55,7 @@ def flat_labels(params, labels):
 def test_labels_train_exactly_the_methods_parameters(name):
     method = method_from_config(CFGS[name])
     params = tiny_params(method)
-    labels = flat_labels(params, param_labels(params, method))
+    labels = flat_labels(params, tuned(method).labels(params))
     sizes = {k: int(np.prod(v.shape)) for k, v in
              zip(labels, jax.tree.leaves(params))}
     trainable = sum(sizes[k] for k, l in labels.items() if l != FROZEN)
@@ -78,7 +82,7 @@ def test_targets_select_layers():
     assert set(params["adapters"]["block_0"]) == {"k", "fc1", "fc2"}
     assert params["adapters"]["block_0"]["fc1"]["b"].shape == (4, HIDDEN)
     bitfit = method_from_config(dict(name="bitfit", targets=("proj", "fc2")))
-    labels = flat_labels(params := tiny_params(bitfit), param_labels(params, bitfit))
+    labels = flat_labels(params := tiny_params(bitfit), tuned(bitfit).labels(params))
     assert [k for k, l in labels.items() if l == BASE and k.startswith("backbone")] == [
         f"backbone/block_{i}/{p}/bias" for i in range(DEPTH) for p in ("attn/proj", "mlp/fc2")]
 
@@ -94,8 +98,9 @@ def test_config_errors_name_the_field():
         method_from_config(dict(name="krona", a_shape=None, b_shape=None))
     with pytest.raises(ValueError, match="lam must be > 0"):
         method_from_config(dict(name="lora_plus", lam=0.0))
-    with pytest.raises(ValueError, match="targets"):
-        method_from_config(dict(name="bitfit", targets=("qkv",)))
+    with pytest.raises(ValueError, match=r"method targets \['qkv'\]: \['qkv'\]; the adaptable "
+                                         r"layers of this model are \['fc1', 'fc2', 'k', "):
+        tuned(method_from_config(dict(name="bitfit", targets=("qkv",))))
 
 
 def test_params_of_another_method_are_refused():
@@ -103,22 +108,22 @@ def test_params_of_another_method_are_refused():
     lp = method_from_config(CFGS["linear_probe"])
     plain, adapted = tiny_params(lp), tiny_params(lora)
     with pytest.raises(ValueError, match=r"no parameter matches \['adapters/\.\*/b'"):
-        param_labels(plain, lora)
+        tuned(lora).labels(plain)
     with pytest.raises(ValueError, match="no rule for parameters"):
-        param_labels(adapted, lp)
+        tuned(lp).labels(adapted)
 
 
 def test_kron_shapes_must_fit_the_targets():
     method = method_from_config(dict(name="krona", a_shape=(8, 6), b_shape=(6, 8),
                                      targets=("fc1",)))
-    with pytest.raises(ValueError, match=r"\(48, 48\) = \(out, in\) weight but the targeted layer is \(192, 48\)"):
+    with pytest.raises(ValueError, match=r"\(48, 48\) = \(out, in\) weight but the targeted "
+                                         r"layer is \(192, 48\)"):
         tiny_params(method)
 
 
 def test_labels_work_on_shapes_only():
-    method = method_from_config(CFGS["krona_plus"])
-    model = model_from_config(TINY, method.adapter)
+    model = tuned(method_from_config(CFGS["krona_plus"]))
     shapes = jax.eval_shape(model.init, jax.random.key(0),
-                            jax.ShapeDtypeStruct((1, 16, 16, 12), jnp.float32))["params"]
-    counts = Counter(jax.tree.leaves(param_labels(shapes, method)))
+                            jax.ShapeDtypeStruct((1, 16, 16, 12), jnp.float32))
+    counts = Counter(jax.tree.leaves(model.labels(shapes)))
     assert counts[B_SIDE] == 2 * DEPTH and counts[BASE] == 2 * DEPTH + 2

@@ -41,7 +41,7 @@ def test_config_schema_is_complete():
         config = load_config(f"configs/{dataset}_{method}.py")
         assert fields <= set(config), (dataset, method)
         assert {"name", "data_dir", "cube_path", "gt_path", "cube_key", "gt_key",
-                "train_per_class", "patch_size", "input_size", "pca", "normalize",
+                "train_per_class", "neighborhood", "input_size", "pca", "normalize",
                 "spatially_disjoint", "num_classes", "val_per_class", "fit_on",
                 "resize"} <= set(config.data)
         assert (config.data.val_per_class, config.data.fit_on, config.select) == (0, "scene", "last")
@@ -56,7 +56,7 @@ def test_cli_json_and_table(capsys):
     paths = ["configs/botswana_krona_plus.py", "configs/botswana_linear_probe.py"]
     assert main([*paths, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [set(r) for r in rows] == [{"config", "dataset", "method", "trainable", "total",
+    assert [set(r) for r in rows] == [{"config", "dataset", "model", "method", "trainable", "total",
                                        "adapter_bytes"}] * 2
     kp, lp = rows
     assert kp["config"] == paths[0] and kp["trainable"] == 47_630

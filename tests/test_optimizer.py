@@ -10,20 +10,20 @@ import numpy as np
 import optax
 import pytest
 
-from hsic_jax.adapters import method_from_config, param_labels
+from hsic_jax.adapters import TunedModel, method_from_config
 from hsic_jax.adapters.export import npz_bytes, stored_arrays
 from hsic_jax.count import load_config, param_shapes
 from hsic_jax.adapters.methods import path_name
 from hsic_jax.models import model_from_config
-from hsic_jax.models.spectralgpt import layer_index
+from hsic_jax.models.spectralgpt import ADAPTABLE, layer_index
 from hsic_jax.train.optimizer import (decay_mask, freeze, keep_frozen, layer_decay_scales,
                                       make_optimizer, make_schedule)
 
 D, DEPTH, C = 48, 1, 5
 TINY = dict(num_classes=C, img_size=16, patch_size=8, tubelet=3, bands=12, width=D,
             depth=DEPTH, heads=4)
-OPTIM = dict(lr=1e-2, min_lr=0.0, warmup_epochs=0, b1=0.9, b2=0.999, eps=1e-8,
-             weight_decay=0.05)
+OPTIM = dict(name="adamw", lr=1e-2, min_lr=0.0, schedule="cosine", warmup_epochs=0, b1=0.9,
+             b2=0.999, eps=1e-8, weight_decay=0.05)
 LORA = dict(name="lora", rank=4, alpha=4.0)
 KRONA = dict(name="krona", a_shape=(8, 6), b_shape=(6, 8))
 
@@ -36,14 +36,14 @@ def batch(seed=0, n=4):
 
 def setup(method_cfg):
     method = method_from_config(method_cfg)
-    model = model_from_config(TINY, method.adapter)
-    params = jax.jit(model.init)(jax.random.key(0), batch()[0])["params"]
-    return method, model, params, param_labels(params, method)
+    model = TunedModel.create(model_from_config(TINY), method, ADAPTABLE)
+    params = jax.jit(model.init)(jax.random.key(0), batch()[0])
+    return method, model, params, model.labels(params)
 
 
 def loss_fn(model, labels):
     def loss(params, x, y):
-        logits = model.apply({"params": freeze(params, labels)}, x)
+        logits = model.apply(freeze(params, labels), x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
     return loss
 
@@ -149,12 +149,12 @@ def test_keep_frozen_restores_what_a_zero_update_changes():
 
 
 def test_krona_optimizer_state_is_twice_the_adapter_not_the_model():
-    shapes, method = param_shapes(load_config("configs/botswana_krona.py"))
-    labels = param_labels(shapes, method)
-    tx = make_optimizer(OPTIM, labels, make_schedule(OPTIM, 100, 10), method.lam)
+    shapes, tuned = param_shapes(load_config("configs/botswana_krona.py"))
+    labels = tuned.labels(shapes)
+    tx = make_optimizer(OPTIM, labels, make_schedule(OPTIM, 100, 10), tuned.method.lam)
     state = jax.eval_shape(tx.init, shapes)
     state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(state))
-    stored = stored_arrays(shapes, method)
+    stored = stored_arrays(shapes, tuned)
     trainable_bytes = 4 * sum(a.size for a in stored.values())
     model_bytes = 4 * sum(a.size for a in jax.tree.leaves(shapes))
     assert trainable_bytes == 4 * 47_630
@@ -302,3 +302,34 @@ def test_freeze_computes_no_frozen_weight_gradient():
     forward, lp = grad_dots(dict(name="linear_probe"))
     assert len(lp) == len(forward) + 1  # only the head's weight gradient: no backward pass
     assert sum(s in FROZEN_KERNELS for s in lp) == 0
+
+
+def test_adam_and_step_schedule_equal_torch():
+    """optim.name='adam' with schedule='step' is torch.optim.Adam (L2 weight decay on every
+    leaf) under StepLR stepped every epoch, as the official SpectralFormer trains."""
+    import torch
+
+    cfg = dict(OPTIM, name="adam", lr=5e-3, weight_decay=5e-3, schedule="step", step_epochs=2,
+               step_gamma=0.5)
+    steps_per_epoch = 3
+    rng = np.random.RandomState(0)
+    w0 = rng.randn(4, 3).astype(np.float32)
+    grads = rng.randn(12, 4, 3).astype(np.float32)
+    tx = make_optimizer(cfg, {"w": "base"}, make_schedule(cfg, 12, steps_per_epoch))
+    params, state = {"w": jnp.asarray(w0)}, None
+    state = tx.init(params)
+    ours = []
+    for g in grads:
+        updates, state = tx.update({"w": jnp.asarray(g)}, state, params)
+        params = optax.apply_updates(params, updates)
+        ours.append(np.asarray(params["w"]))
+    w = torch.nn.Parameter(torch.from_numpy(w0.copy()))
+    opt = torch.optim.Adam([w], lr=5e-3, weight_decay=5e-3)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    for i, g in enumerate(grads):
+        w.grad = torch.from_numpy(g.copy())
+        opt.step()
+        np.testing.assert_allclose(ours[i], w.detach().numpy(), rtol=1e-5, atol=1e-6)
+        if (i + 1) % steps_per_epoch == 0:
+            sched.step()
+    assert not np.allclose(ours[-1], ours[-2])

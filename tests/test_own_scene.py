@@ -11,7 +11,7 @@ from test_data_scenes import GEO_TAGS, read_tiff, write_geotiff
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config.model.width=24", "--config.model.depth=1", "--config.model.heads=2",
-        "--config.model.img_size=8", "--config.data.patch_size=5", "--config.data.input_size=8",
+        "--config.model.patch_size=4", "--config.data.neighborhood=5", "--config.data.input_size=8",
         "--config.batch_size=16", "--config.epochs=2"]
 
 

@@ -153,7 +153,8 @@ def test_undefined_kappa_written_as_null_is_shown_as_missing(tmp_path):
 
 def test_two_runs_of_the_same_cell_are_an_error(tmp_path):
     runs = [report.load_run(_write_run(tmp_path, n)) for n in ("a", "b")]
-    with pytest.raises(report.ReportError, match=r"a/results.json and .*b/results.json are both botswana/lora"):
+    with pytest.raises(report.ReportError, match=r"a/results.json and .*b/results.json are both "
+                                                 r"botswana/spectralgpt/lora"):
         report.report(runs)
 
 
@@ -372,3 +373,18 @@ def test_png_text_chunks():
     with Image.open(io.BytesIO(png)) as image:
         image.load()                                      # CRCs and layout are valid
         assert image.size == (1, 1) and image.text == {"Software": "hsic-jax report"}
+
+
+def test_model_families_get_their_own_columns_after_spectralgpts_methods(tmp_path, capsys):
+    runs = [_write_run(tmp_path, "sf", model="spectralformer", method="fft"),
+            _write_run(tmp_path, "sf_lora", model="spectralformer", method="lora"),
+            _write_run(tmp_path, "svm", model="svm", method="fft"),
+            _write_run(tmp_path, "gpt_lora", method="lora"),  # no model key: SpectralGPT
+            _write_run(tmp_path, "gpt_fft", model="spectralgpt", method="fft")]
+    assert report.main([*runs, "--out", str(tmp_path)]) == 0
+    table = _table(capsys.readouterr().out, "Botswana: accuracy")
+    assert list(table["OA (%)"]) == ["LoRA", "FFT", "SpectralFormer", "SpectralFormer LoRA", "SVM"]
+    with pytest.raises(report.ReportError, match="are both botswana/spectralformer/fft; pass one "
+                                                 "workdir per dataset, model and method"):
+        report.report([report.load_run(r) for r in (runs[0], _write_run(
+            tmp_path, "sf2", model="spectralformer", method="fft"))])

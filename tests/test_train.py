@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = ["--config.optim.warmup_epochs=1", "--config.model.width=24", "--config.model.depth=1", "--config.model.heads=2",
-        "--config.model.img_size=8", "--config.data.patch_size=7", "--config.data.input_size=8",
+        "--config.model.patch_size=4", "--config.data.neighborhood=7", "--config.data.input_size=8",
         "--config.batch_size=32", "--config.save_map=False"]
 
 

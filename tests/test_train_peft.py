@@ -14,7 +14,7 @@ from hsic_jax.models.converted import load_params
 from hsic_jax.train import checkpoint
 from hsic_jax.train.loop import train_and_evaluate
 
-TINY_MODEL = dict(img_size=8, patch_size=4, tubelet=3, bands=12, width=24, depth=1, heads=2,
+TINY_MODEL = dict(name="spectralgpt", patch_size=4, tubelet=3, width=24, depth=1, heads=2,
                   pos_embed="joint", pool_skip_first=True, drop_path=0.0, dropout=0.0,
                   dtype="float32")
 
@@ -24,7 +24,7 @@ def tiny(config, pretrained_dir):
     with config.unlocked():
         config.model = TINY_MODEL
         config.pretrained_dir = str(pretrained_dir)
-        config.data.patch_size, config.data.input_size = 5, 8
+        config.data.neighborhood, config.data.input_size = 5, 8
         config.epochs, config.optim.warmup_epochs = 2, 1
         config.eval_every_epochs = config.checkpoint_every_epochs = 2
         config.batch_size, config.save_map = 32, False
@@ -37,8 +37,9 @@ def tiny(config, pretrained_dir):
 def pretrained_dir(tmp_path_factory):
     """A converted tiny SpectralGPT (random weights saved as the official scripts save them)."""
     tmp = tmp_path_factory.mktemp("pretrained")
-    cfg = {k: TINY_MODEL[k] for k in ("patch_size", "bands", "tubelet", "width", "depth", "heads")}
-    model = ref.randomized(ref.VisionTransformer(img_size=8, num_classes=3, sep_pos_embed=True, **cfg), 0)
+    cfg = {k: TINY_MODEL[k] for k in ("patch_size", "tubelet", "width", "depth", "heads")}
+    model = ref.randomized(ref.VisionTransformer(img_size=8, num_classes=3, sep_pos_embed=True,
+                                                 bands=12, **cfg), 0)
     sd = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
     ref.checkpoint_file(tmp / "tiny.pth", sd)
     assert convert_main(["--checkpoint", str(tmp / "tiny.pth"), "--out", str(tmp / "flax"),
@@ -95,14 +96,13 @@ def test_missing_pretrained_weights_name_the_file_and_the_command(tmp_path):
 def test_pretrained_of_another_shape_is_refused(tmp_path, pretrained_dir):
     config = tiny(indian_pines_krona_plus.get_config(), pretrained_dir)
     with config.unlocked():
-        config.model.img_size = 16
         config.data.input_size = 16
     with pytest.raises(ValueError, match=r"converted for another model .*'img_size': \(8, 16\)\}; "
-                                         r"set --config.model.img_size=8; or convert again with "
+                                         r"set --config.data.input_size=8; or convert again with "
                                          r"--img-size to fit the config"):
         train_and_evaluate(config, str(tmp_path))
     with config.unlocked():
-        config.model.img_size = config.data.input_size = 8
+        config.data.input_size = 8
         config.model.depth = 2  # fixed by the weights: converting again cannot help
     with pytest.raises(ValueError, match=r"'depth': \(1, 2\)\}; set --config.model.depth=1$"):
         train_and_evaluate(config, str(tmp_path / "depth"))

@@ -14,18 +14,19 @@ import numpy as np
 import pytest
 
 from configs import demo
+from hsic_jax.data.pipeline import load_data
 from hsic_jax.data.split import Split
 from hsic_jax.train import checkpoint, loop
-from hsic_jax.train.step import inputs
+from hsic_jax.train.step import Geometry, inputs
 
-TINY = dict(width=24, depth=1, heads=2, img_size=8, patch_size=4)
+TINY = dict(width=24, depth=1, heads=2, patch_size=4)
 
 
 def tiny_demo(**data):
     """The demo config on a tiny encoder: 7-pixel windows resized to 8, two epochs."""
     config = demo.get_config()
     config.model.update(TINY)
-    config.data = ml_collections.ConfigDict({**config.data.to_dict(), "patch_size": 7,
+    config.data = ml_collections.ConfigDict({**config.data.to_dict(), "neighborhood": 7,
                                              "input_size": 8, **data})
     config.update(dict(epochs=2, batch_size=32, eval_every_epochs=1, checkpoint_every_epochs=1,
                        save_map=False))
@@ -162,18 +163,20 @@ def synthetic_scene(tmp_path, size=40, bands=6, seed=0):
 def scene_config(tmp_path, window, **data):
     config = tiny_demo(name="files", cube_path=str(tmp_path / "cube.npy"),
                        gt_path=str(tmp_path / "gt.npy"), train_per_class=40, num_classes=CLASSES,
-                       pca=None, normalize="none", patch_size=window, input_size=window, **data)
-    config.model.update(dict(img_size=window, patch_size=window, bands=6, pool_skip_first=False))
+                       pca=None, normalize="none", neighborhood=window, input_size=window, **data)
+    config.model.update(dict(patch_size=window, pool_skip_first=False))
     config.augment.update(dict(flip=False, radiation_noise=0.0, mixture_noise=0.0))
     return config
 
 
 def test_the_centre_of_every_model_input_is_the_labelled_pixel(tmp_path):
     cube, _ = synthetic_scene(tmp_path)
-    data = loop.load_data(scene_config(tmp_path, 7), [0])
+    config = scene_config(tmp_path, 7)
+    data = load_data(config.data, [0])
+    geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
     for part in (data.train, data.test):
         coords = part["coords"][0][part["valid"][0]]
-        x = np.asarray(inputs(data.padded[0], coords, data.geo))
+        x = np.asarray(inputs(data.padded[0], coords, geo))
         assert x.shape == (len(coords), 7, 7, 6)
         np.testing.assert_array_equal(x[:, 3, 3], cube[coords[:, 0], coords[:, 1]])
 
@@ -208,15 +211,15 @@ def test_official_recipe_reaches_the_optimizer_and_the_step(tmp_path, monkeypatc
     """configs/indian_pines_fft_official.py on a tiny encoder: layer decay, mixup/cutmix, label
     smoothing and bicubic resizing are what the loop hands to the optimizer and the step."""
     from configs import indian_pines_fft_official
-    from hsic_jax.train import step
+    from hsic_jax.train import state, step
 
     config = indian_pines_fft_official.get_config()
-    config.model.update(dict(width=24, depth=2, heads=2, img_size=8, patch_size=4))
-    config.data.update(dict(patch_size=7, input_size=8))
+    config.model.update(dict(width=24, depth=2, heads=2, patch_size=4))
+    config.data.update(dict(neighborhood=7, input_size=8))
     config.update(dict(init="random", epochs=1, batch_size=32, save_map=False))
     config.optim.warmup_epochs = 1
     seen = {}
-    make_optimizer, mix_batch, resize_patches = loop.make_optimizer, step.mix_batch, step.resize_patches
+    make_optimizer, mix_batch, resize_patches = state.make_optimizer, step.mix_batch, step.resize_patches
 
     def spy_optimizer(*args, lr_scales=None):
         seen["lr_scales"] = lr_scales
@@ -230,7 +233,7 @@ def test_official_recipe_reaches_the_optimizer_and_the_step(tmp_path, monkeypatc
         seen["resize"] = method
         return resize_patches(patches, size, method)
 
-    monkeypatch.setattr(loop, "make_optimizer", spy_optimizer)
+    monkeypatch.setattr(state, "make_optimizer", spy_optimizer)
     monkeypatch.setattr(step, "mix_batch", spy_mix)
     monkeypatch.setattr(step, "resize_patches", spy_resize)
     results = loop.train_and_evaluate(config, str(tmp_path))

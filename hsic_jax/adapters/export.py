@@ -1,4 +1,5 @@
-"""Merge adapters into the base kernels; export and load only what a method trains.
+"""Export and load only what a method trains (merging adapters into the base kernels is
+`TunedModel.merge`).
 
 An export is a folder with two files, each written atomically (temporary file in the
 folder, then `os.replace`):
@@ -16,7 +17,6 @@ another base checkpoint or with another method config is refused with a message 
 both values.
 """
 
-import functools
 import hashlib
 import io
 import json
@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 import jax
 import numpy as np
 
-from hsic_jax.adapters.base import LAYER_PATHS
-from hsic_jax.adapters.methods import FROZEN, Method, method_from_config, param_labels, path_name
+from hsic_jax.adapters.methods import FROZEN, path_name
+from hsic_jax.adapters.tuned import TunedModel
 from hsic_jax.data.io import atomic_write
 
 FORMAT = "hsic-jax-adapters/2"
@@ -38,34 +38,13 @@ WEIGHTS = "adapters.npz"
 MANIFEST = "manifest.json"
 
 
-@functools.partial(jax.jit, static_argnames="method")
-def merge(params, method: Method):
-    """`params` without the `adapters` subtree, each adapter folded into its base kernel.
-
-    A model built without an adapter gives the adapted model's logits from the result.
-    """
-    if method.adapter is None:
-        return params
-    merged = {k: v for k, v in params.items() if k != "adapters"}
-    backbone = merged["backbone"] = dict(params["backbone"])
-    for block, layers in params["adapters"].items():
-        backbone[block] = _copy_tree(backbone[block])
-        for layer, factors in layers.items():
-            dense = backbone[block]
-            for key in LAYER_PATHS[layer].split("/"):
-                dense = dense[key]
-            delta = method.adapter.delta_kernel(factors)
-            dense["kernel"] = dense["kernel"] + delta.astype(dense["kernel"].dtype)
-    return merged
-
-
 def _copy_tree(tree):
     return {k: _copy_tree(v) for k, v in tree.items()} if isinstance(tree, Mapping) else tree
 
 
-def stored_arrays(params, method: Method) -> dict:
-    """`{path: leaf}` of every leaf `method` trains, i.e. what an export stores."""
-    labels = param_labels(params, method)
+def stored_arrays(params, tuned: TunedModel) -> dict:
+    """`{path: leaf}` of every leaf `tuned`'s method trains, i.e. what an export stores."""
+    labels = tuned.labels(params)
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     return {path_name(path): leaf for (path, leaf), label in
             zip(leaves, jax.tree.leaves(labels)) if label != FROZEN}
@@ -95,15 +74,15 @@ def _normal(cfg: Mapping) -> dict:
     return json.loads(json.dumps({k: cfg[k] for k in cfg}))
 
 
-def export_adapters(params, method_cfg: Mapping, path: str, *, base_sha256: str,
-                    class_names: Sequence[str]) -> dict:
-    """Write the trainable leaves of `params` and a manifest into folder `path`; return the manifest.
+def export_adapters(params, tuned: TunedModel, method_cfg: Mapping, path: str, *,
+                    base_sha256: str, class_names: Sequence[str]) -> dict:
+    """Write the leaves of `params` that `tuned`'s method (configured by `method_cfg`) trains,
+    and a manifest, into folder `path`; return the manifest.
 
     `path` must be missing, empty or an earlier export (`check_export_dir`).
     """
     check_export_dir(path)
-    method = method_from_config(method_cfg)
-    arrays = {k: np.asarray(v) for k, v in stored_arrays(params, method).items()}
+    arrays = {k: np.asarray(v) for k, v in stored_arrays(params, tuned).items()}
     n_classes = params["head"]["kernel"].shape[-1]
     if len(class_names) != n_classes:
         raise ValueError(f"export to {path}: {len(class_names)} class names for a head of "
@@ -165,8 +144,10 @@ def read_adapter_manifest(path: str) -> dict:
     return manifest
 
 
-def load_adapters(base_params, path: str, *, base_sha256: str, method_cfg: Mapping):
-    """`base_params` with the exported leaves of folder `path` put in (adapters, head, …).
+def load_adapters(base_params, path: str, *, tuned: TunedModel, base_sha256: str,
+                  method_cfg: Mapping):
+    """`base_params` with the exported leaves of folder `path` put in (adapters, head, …), for
+    the model `tuned` (its method configured by `method_cfg`).
 
     Refused when the export was made on another base checkpoint, with another method
     config, or its files do not match each other or the base's shapes.
@@ -199,7 +180,7 @@ def load_adapters(base_params, path: str, *, base_sha256: str, method_cfg: Mappi
             raise ValueError(f"{path}: {name} has shape {value.shape} but the base has "
                              f"{None if old is None else tuple(old.shape)}")
         node[leaf] = value
-    trained = set(stored_arrays(params, method_from_config(method_cfg)))
+    trained = set(stored_arrays(params, tuned))
     if trained != set(arrays):
         raise ValueError(f"{path} does not hold what method {want.get('name')!r} trains: "
                          f"missing {sorted(trained - set(arrays))[:5]}, "

@@ -1,8 +1,9 @@
 """Fine-tuning methods: which parameters train, at which learning rate, with which adapter.
 
-A `Method` is an optional `Adapter` plus an ordered list of (regex, label) rules over the
-'/'-joined parameter paths (big_vision's `optax.make` style; the first rule whose regex
-matches the whole path wins). Labels:
+A `Method` is an optional `Adapter`, the names of the layers it targets and λ; against a
+model's adapted layers (`hsic_jax.adapters.tuned.Site`s) it gives an ordered list of
+(regex, label) rules over the '/'-joined parameter paths (big_vision's `optax.make` style;
+the first rule whose regex matches the whole path wins). Labels:
 
   'frozen'  no gradient, no update, no optimizer state
   'base'    AdamW at the base learning rate
@@ -23,11 +24,11 @@ trainable parameter (here `head/bias`) to λ·lr; the paper defines LoRA+ on B a
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 
-from hsic_jax.adapters.base import LAYER_PATHS, Adapter
+from hsic_jax.adapters.base import Adapter
 from hsic_jax.adapters.krona import KronA
 from hsic_jax.adapters.lokr import LoKr
 from hsic_jax.adapters.lora import LoRA
@@ -55,10 +56,10 @@ _ADAPTERS = {"lora": LoRA, "lora_plus": LoRA, "krona": KronA, "krona_plus": Kron
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A fine-tuning method: labelling rules, the optional adapter and the λ of `b_side`."""
+    """A fine-tuning method: its optional adapter, the layers it targets and the λ of `b_side`."""
 
     name: str
-    rules: tuple[tuple[str, str], ...]
+    targets: tuple[str, ...]
     adapter: Adapter | None = None
     lam: float = 1.0
 
@@ -66,13 +67,16 @@ class Method:
 def method_from_config(cfg: Mapping) -> Method:
     """The `Method` of a `config.method` mapping: `name`, `targets` and the method's fields.
 
-    A field of another method, or a missing required field, is an error naming it.
+    A field of another method, or a missing required field, is an error naming it. Whether
+    the targets are layers of the model is checked against the model (`TunedModel.create`).
     """
     cfg = dict(cfg)
     name = cfg.pop("name", None)
     if name not in METHOD_FIELDS:
         raise ValueError(f"method.name {name!r} is not one of {METHODS}")
     targets = tuple(cfg.pop("targets", ("q", "v")))
+    if not targets:
+        raise ValueError(f"method {name!r}: targets must name at least one layer")
     fields = METHOD_FIELDS[name]
     unknown = sorted(set(cfg) - set(fields))
     if unknown:
@@ -89,27 +93,23 @@ def method_from_config(cfg: Mapping) -> Method:
         if missing:
             raise ValueError(f"method {name!r} needs {missing} (the KronA factor shapes)")
         adapter = _ADAPTERS[name](targets=targets, **kwargs)
-    else:
-        bad = sorted(set(targets) - set(LAYER_PATHS))
-        if bad:
-            raise ValueError(f"method {name!r}: targets {bad} are not layers of a block; "
-                             f"valid: {tuple(LAYER_PATHS)}")
-    return Method(name, _rules(name, targets), adapter, lam)
+    return Method(name, targets, adapter, lam)
 
 
-def _rules(name: str, targets: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+def method_rules(method: Method, sites: Sequence) -> tuple[tuple[str, str], ...]:
+    """The (regex, label) rules of `method` on a model whose targeted layers are `sites`."""
     head = ("head/.*", BASE)
     backbone = ("backbone/.*", FROZEN)
-    if name == "fft":
+    if method.name == "fft":
         return ((".*", BASE),)
-    if name == "linear_probe":
+    if method.name == "linear_probe":
         return head, backbone
-    if name == "bitfit":
-        layers = "|".join(re.escape(LAYER_PATHS[t]) for t in targets)
-        return (rf"backbone/block_\d+/({layers})/bias", BASE), head, backbone
-    b_label = B_SIDE if name.endswith("_plus") else BASE
-    if name == "lokr":
+    if method.name == "bitfit":
+        layers = "|".join(sorted({re.escape("/".join(s.path)) for s in sites}))
+        return (rf"backbone/({layers})/bias", BASE), head, backbone
+    if method.name == "lokr":
         return ("adapters/.*", BASE), head, backbone
+    b_label = B_SIDE if method.name.endswith("_plus") else BASE
     return (r"adapters/.*/b", b_label), ("adapters/.*", BASE), head, backbone
 
 
@@ -118,14 +118,15 @@ def path_name(path) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
-def param_labels(params, method: Method):
+def param_labels(params, method: Method, sites: Sequence):
     """A pytree like `params` with one of `LABELS` per leaf.
 
     Every leaf must be matched by a rule, and every rule that trains must match some
     leaf; either failure is an error naming the paths or rule (e.g. LoRA's rules on params
-    built without its adapter).
+    built without its adapter, or BitFit on layers without biases).
     """
-    compiled = [(re.compile(rx), label) for rx, label in method.rules]
+    rules = method_rules(method, sites)
+    compiled = [(re.compile(rx), label) for rx, label in rules]
     used, unmatched = set(), []
 
     def label(path, _):
@@ -142,8 +143,9 @@ def param_labels(params, method: Method):
         raise ValueError(f"method {method.name!r} has no rule for parameters {unmatched[:5]}"
                          f"{' …' if len(unmatched) > 5 else ''}: were the params built for "
                          "another method?")
-    idle = [rx for i, (rx, lab) in enumerate(method.rules) if lab != FROZEN and i not in used]
+    idle = [rx for i, (rx, lab) in enumerate(rules) if lab != FROZEN and i not in used]
     if idle:
         raise ValueError(f"method {method.name!r}: no parameter matches {idle}; were the "
-                         "params built for another method (or without its adapter)?")
+                         "params built for another method (or without its adapter, or are "
+                         "the targeted layers without biases)?")
     return labels

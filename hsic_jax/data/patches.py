@@ -20,14 +20,21 @@ from hsic_jax.data.io import DataError
 RESIZE_METHODS = ("bilinear", "bicubic")
 
 
-def pad_cube(cube, radius: int) -> jax.Array:
-    """Reflect-pads a (H, W, B) cube by `radius` pixels on each side: (H + 2r, W + 2r, B).
+# The values of `config.data.padding`: numpy's pad modes.
+PADDINGS = ("reflect", "symmetric")
 
-    Reflection does not repeat the edge pixel: row -k is row k (numpy's mode='reflect').
+
+def pad_cube(cube, radius: int, mode: str = "reflect") -> jax.Array:
+    """Mirror-pads a (H, W, B) cube by `radius` pixels on each side: (H + 2r, W + 2r, B).
+
+    'reflect' does not repeat the edge pixel (row -k is row k); 'symmetric' does (row -k is
+    row k - 1, the official SpectralFormer's `mirror_hsi`). numpy's modes of the same names.
     """
     if radius < 0:
         raise DataError(f"padding radius must be >= 0, got {radius}")
-    return jnp.pad(jnp.asarray(cube), ((radius, radius), (radius, radius), (0, 0)), mode="reflect")
+    if mode not in PADDINGS:
+        raise DataError(f"padding {mode!r} is not one of {PADDINGS}")
+    return jnp.pad(jnp.asarray(cube), ((radius, radius), (radius, radius), (0, 0)), mode=mode)
 
 
 @partial(jax.jit, static_argnames="patch_size")

@@ -232,6 +232,26 @@ def make_split(
     return split
 
 
+def training_pixels(value) -> dict:
+    """`make_split` arguments of `config.data.train_per_class`: a count per class (int), a
+    fraction of each class (float in (0, 1)), a {class name: count} mapping, or None (the
+    scene's given training/test maps)."""
+    if value is None:
+        return {}
+    if hasattr(value, "to_dict"):  # a ConfigDict: a dict in a config file without placeholder
+        value = value.to_dict()
+    if isinstance(value, Mapping):
+        return {"per_class": dict(value)}
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if 0 < value < 1:
+            return {"fraction": float(value)}
+        if value >= 1 and float(value).is_integer():
+            return {"per_class": int(value)}
+    raise DataError(f"config.data.train_per_class={value!r}; expected a count per class "
+                     "(e.g. 30), a fraction of each class in (0, 1) (e.g. 0.05), a mapping "
+                     "{class name: count}, or None for the scene's given train/test maps")
+
+
 def window_mask(mask: np.ndarray, window: int) -> np.ndarray:
     """(H, W) bool: the pixels inside the `window` x `window` neighbourhood of some True pixel of `mask`."""
     return ndimage.maximum_filter(mask, size=window, mode="constant", cval=False)

@@ -1,7 +1,34 @@
-"""The SpectralGPT encoder and converted checkpoints."""
+"""Model families, one module each, chosen by `config.model.name`, and converted checkpoints.
+
+A family's module `hsic_jax/models/<name>.py` exports:
+
+  build(model_cfg, *, input_size, bands, num_classes) -> nn.Module
+      the classifier: `(N, *module.input_shape)` float32 → logits `(N, C)`, its params a plain
+      dict `{'backbone', 'head'}`, its `input_shape` the `(H, W, B)` of one input;
+  ADAPTABLE
+      `{name: hsic_jax.adapters.tuned.Target}`: the linear layers a fine-tuning method may
+      target (every method then applies to the family without code of its own);
+  layer_ids(module) -> (layer_of, num_layers)   (optional)
+      the layer id of each parameter path, for layer-wise learning-rate decay.
+
+Adding a family touches its module, its configs and its tests: `FAMILIES` below lists it.
+"""
+
+import importlib
+from types import ModuleType
 
 from hsic_jax.models.converted import Classifier, load_converted, load_params, save_converted
 from hsic_jax.models.spectralgpt import VARIANTS, SpectralGPT, model_from_config
 
-__all__ = ["VARIANTS", "Classifier", "SpectralGPT", "load_converted", "load_params",
-           "model_from_config", "save_converted"]
+FAMILIES = ("spectralgpt",)
+
+
+def family(name: str) -> ModuleType:
+    """The module of model family `name` (`config.model.name`)."""
+    if name not in FAMILIES:
+        raise ValueError(f"model.name {name!r} is not one of {FAMILIES}")
+    return importlib.import_module(f"hsic_jax.models.{name}")
+
+
+__all__ = ["FAMILIES", "VARIANTS", "Classifier", "SpectralGPT", "family", "load_converted",
+           "load_params", "model_from_config", "save_converted"]

@@ -7,11 +7,13 @@ token. Blocks are pre-norm (LayerNorm eps 1e-6, exact-erf GELU) with separate q,
 and proj linears. The pooled feature is the mean of the tokens (skipping token 0 by
 default, like the official code), normed by `norm` and classified by `head`.
 
-Parameters form one plain nested dict with three subtrees: `backbone` (the pretrained
-encoder), `head` and, when the model has an adapter, `adapters` (see
-`hsic_jax.adapters.base`).
+Parameters form one plain nested dict with two subtrees: `backbone` (the pretrained
+encoder) and `head`. The model knows nothing about PEFT: `ADAPTABLE` names the linear
+layers a method may target, and `hsic_jax.adapters.tuned` adds adapters to them from
+outside (as a third subtree, `adapters`).
 """
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsic_jax.adapters.base import Adapter, init_adapters
+from hsic_jax.adapters.tuned import Target
 
 # Width, depth, heads and tubelet of the official factory functions
 # (`vit_{base,large,huge}_patch8_128` in models_vit_tensor.py).
@@ -43,12 +45,12 @@ def _dense(features: int, name: str, dtype) -> nn.Dense:
     return nn.Dense(features, kernel_init=nn.initializers.xavier_uniform(), dtype=dtype, name=name)
 
 
-def _linear(x, features, name, dtype, adapter, factors):
-    """A base linear layer plus the adapter's contribution when `name` is adapted."""
-    y = _dense(features, name, dtype)(x)
-    if factors is not None and name in factors:
-        y = y + adapter(x, factors[name]).astype(y.dtype)
-    return y
+# The linear layers a fine-tuning method may target, by name (hsic_jax.adapters.tuned).
+ADAPTABLE = {
+    "q": Target(r"(block_\d+)/attn/q"), "k": Target(r"(block_\d+)/attn/k"),
+    "v": Target(r"(block_\d+)/attn/v"), "proj": Target(r"(block_\d+)/attn/proj"),
+    "fc1": Target(r"(block_\d+)/mlp/fc1"), "fc2": Target(r"(block_\d+)/mlp/fc2"),
+}
 
 
 class Attention(nn.Module):
@@ -56,15 +58,14 @@ class Attention(nn.Module):
 
     heads: int
     dtype: Any = jnp.float32
-    adapter: Adapter | None = None
 
     @nn.compact
-    def __call__(self, x, factors=None):
+    def __call__(self, x):
         n, s, d = x.shape
-        lin = lambda name, h: _linear(h, d, name, self.dtype, self.adapter, factors)
-        q, k, v = (lin(name, x).reshape(n, s, self.heads, d // self.heads) for name in "qkv")
+        q, k, v = (_dense(d, name, self.dtype)(x).reshape(n, s, self.heads, d // self.heads)
+                   for name in "qkv")
         o = jax.nn.dot_product_attention(q, k, v)  # (N, S, heads, D / heads); scale head_dim^-0.5
-        return lin("proj", o.reshape(n, s, d))
+        return _dense(d, "proj", self.dtype)(o.reshape(n, s, d))
 
 
 class Mlp(nn.Module):
@@ -72,14 +73,11 @@ class Mlp(nn.Module):
 
     hidden: int
     dtype: Any = jnp.float32
-    adapter: Adapter | None = None
 
     @nn.compact
-    def __call__(self, x, factors=None):
-        d = x.shape[-1]
-        h = _linear(x, self.hidden, "fc1", self.dtype, self.adapter, factors)
-        h = nn.gelu(h, approximate=False)
-        return _linear(h, d, "fc2", self.dtype, self.adapter, factors)
+    def __call__(self, x):
+        h = nn.gelu(_dense(self.hidden, "fc1", self.dtype)(x), approximate=False)
+        return _dense(x.shape[-1], "fc2", self.dtype)(h)
 
 
 class Block(nn.Module):
@@ -89,17 +87,14 @@ class Block(nn.Module):
     hidden: int
     drop_path: float = 0.0
     dtype: Any = jnp.float32
-    adapter: Adapter | None = None
 
     @nn.compact
-    def __call__(self, x, factors=None, train: bool = False):
+    def __call__(self, x, train: bool = False):
         # DropPath = dropout of the whole residual branch per sample, rescaled by 1/(1-p).
         drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), deterministic=not train)
-        y = Attention(self.heads, self.dtype, self.adapter, name="attn")(
-            _layer_norm("norm1", self.dtype)(x), factors)
-        x = x + drop(y)
-        y = Mlp(self.hidden, self.dtype, self.adapter, name="mlp")(
-            _layer_norm("norm2", self.dtype)(x), factors)
+        x = x + drop(Attention(self.heads, self.dtype, name="attn")(
+            _layer_norm("norm1", self.dtype)(x)))
+        y = Mlp(self.hidden, self.dtype, name="mlp")(_layer_norm("norm2", self.dtype)(x))
         return x + drop(y)
 
 
@@ -121,10 +116,9 @@ class Encoder(nn.Module):
     pool_skip_first: bool
     drop_path: float
     dtype: Any = jnp.float32
-    adapter: Adapter | None = None
 
     @nn.compact
-    def __call__(self, x, adapters=None, train: bool = False):
+    def __call__(self, x, train: bool = False):
         n, h, w, b = x.shape
         if (h, w, b) != (self.img_size, self.img_size, self.bands):
             raise ValueError(
@@ -141,10 +135,8 @@ class Encoder(nn.Module):
 
         rates = np.linspace(0.0, self.drop_path, self.depth)
         for i in range(self.depth):
-            name = f"block_{i}"
-            factors = None if adapters is None else adapters.get(name)
             x = Block(self.heads, int(d * self.mlp_ratio), float(rates[i]), self.dtype,
-                      self.adapter, name=name)(x, factors, train)
+                      name=f"block_{i}")(x, train)
 
         pooled = x[:, 1:].mean(axis=1) if self.pool_skip_first else x.mean(axis=1)
         return _layer_norm("norm", self.dtype)(pooled)
@@ -177,22 +169,22 @@ class SpectralGPT(nn.Module):
     drop_path: float = 0.0
     dropout: float = 0.0
     dtype: Any = jnp.float32
-    adapter: Adapter | None = None
 
     def setup(self):
         check_geometry(self.img_size, self.patch_size, self.bands, self.tubelet, self.width,
                        self.heads, self.pos_embed)
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """`(H, W, B)` of one input."""
+        return self.img_size, self.img_size, self.bands
+
     @nn.compact
     def __call__(self, x, train: bool = False):
-        adapters = None
-        if self.adapter is not None:
-            adapters = self.param("adapters", lambda key: init_adapters(
-                key, self.adapter, self.depth, self.layer_shapes()))
         feats = Encoder(self.img_size, self.patch_size, self.tubelet, self.bands, self.width,
                         self.depth, self.heads, self.mlp_ratio, self.pos_embed,
-                        self.pool_skip_first, self.drop_path, self.dtype, self.adapter,
-                        name="backbone")(x, adapters, train)
+                        self.pool_skip_first, self.drop_path, self.dtype,
+                        name="backbone")(x, train)
         feats = nn.Dropout(self.dropout, deterministic=not train)(feats)
         bound = 1.0 / np.sqrt(self.width)
         head = nn.Dense(
@@ -201,12 +193,6 @@ class SpectralGPT(nn.Module):
             bias_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
                 key, shape, dtype, -bound, bound))
         return head(feats).astype(jnp.float32)
-
-    def layer_shapes(self) -> dict[str, tuple[int, int]]:
-        """`(d_in, d_out)` of each linear layer of a block, by name."""
-        d, hidden = self.width, int(self.width * self.mlp_ratio)
-        return {"q": (d, d), "k": (d, d), "v": (d, d), "proj": (d, d),
-                "fc1": (d, hidden), "fc2": (hidden, d)}
 
 
 def check_geometry(img_size, patch_size, bands, tubelet, width, heads, pos_embed):
@@ -225,8 +211,9 @@ _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def model_kwargs(cfg: Mapping) -> dict:
-    """Keyword arguments of `SpectralGPT` from a config mapping (a `variant` fills the preset)."""
-    cfg = dict(cfg)
+    """Keyword arguments of `SpectralGPT` from a config mapping (a `variant` fills the preset;
+    `name`, the family's, is dropped)."""
+    cfg = {k: v for k, v in cfg.items() if k != "name"}
     variant = cfg.pop("variant", None)
     if variant is not None:
         if variant not in VARIANTS:
@@ -239,9 +226,20 @@ def model_kwargs(cfg: Mapping) -> dict:
     return cfg
 
 
-def model_from_config(cfg: Mapping, adapter: Adapter | None = None) -> SpectralGPT:
-    """A `SpectralGPT` from a config mapping such as `config.model` plus `num_classes`."""
-    return SpectralGPT(**model_kwargs(cfg), adapter=adapter)
+def model_from_config(cfg: Mapping) -> SpectralGPT:
+    """A `SpectralGPT` from a mapping of its fields (as a converted checkpoint's manifest holds)."""
+    return SpectralGPT(**model_kwargs(cfg))
+
+
+def build(model_cfg: Mapping, *, input_size: int, bands: int, num_classes: int) -> SpectralGPT:
+    """The classifier of `config.model` on `(input_size, input_size, bands)` inputs."""
+    return model_from_config({**model_cfg, "img_size": input_size, "bands": bands,
+                              "num_classes": num_classes})
+
+
+def layer_ids(module: SpectralGPT):
+    """`(layer_of(path) -> id, num_layers)` of the official layer-wise lr decay (`layer_index`)."""
+    return functools.partial(layer_index, depth=module.depth), module.depth + 1
 
 
 def layer_index(path: str, depth: int) -> int:

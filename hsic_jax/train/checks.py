@@ -9,14 +9,17 @@ a tenth of the run, so that `--config.epochs=2` works on its own.
 import logging
 import math
 import numbers
-from collections.abc import Mapping
 
 import ml_collections
 
 from hsic_jax.adapters.methods import method_from_config
-from hsic_jax.data.patches import RESIZE_METHODS
+from hsic_jax.data.patches import PADDINGS, RESIZE_METHODS
 from hsic_jax.data.preprocess import NORMALIZATIONS
-from hsic_jax.models.spectralgpt import check_geometry, model_from_config
+from hsic_jax.data.scenes import SCENES
+from hsic_jax.data.split import training_pixels
+from hsic_jax.models import FAMILIES
+from hsic_jax.train.optimizer import OPTIMIZERS, SCHEDULES
+from hsic_jax.train.state import config_bands, tuned_model
 
 log = logging.getLogger(__name__)
 
@@ -42,40 +45,22 @@ def check_config(config: ml_collections.ConfigDict) -> list[str]:
         _number(config, f"augment.{field}", low=0, high=1)
     for field in ("mixup", "cutmix"):
         _number(config, f"augment.{field}", low=0)
+    _choice(config, "model.name", FAMILIES)
     method_from_config(config.method)
-    model = model_from_config({**config.model, "num_classes": 1})
-    check_geometry(model.img_size, model.patch_size, model.bands, model.tubelet, model.width,
-                   model.heads, model.pos_embed)
-    if config.data.input_size != model.img_size:
-        raise ValueError(f"config.data.input_size={config.data.input_size} but the model takes "
-                         f"config.model.img_size={model.img_size}: make them equal")
+    if config.data.pca is not None or config.data.name in SCENES:  # the bands are known
+        tuned_model(config, num_classes=config.data.get("num_classes") or 2,
+                    bands=config_bands(config))  # the model's geometry, the method's targets
     if config.select == "best_val" and not config.data.val_per_class:
         raise ValueError("config.select='best_val' selects on validation pixels: set "
                          "config.data.val_per_class (a count per class, or a fraction in (0, 1))")
     return _clip_warmup(config)
 
 
-def training_pixels(value) -> dict:
-    """`make_split` arguments of `config.data.train_per_class`: a count per class (int), a
-    fraction of each class (float in (0, 1)), a {class name: count} mapping, or None (the
-    scene's given training/test maps)."""
-    if value is None:
-        return {}
-    if isinstance(value, ml_collections.ConfigDict):  # a dict in a config file without placeholder
-        value = value.to_dict()
-    if isinstance(value, Mapping):
-        return {"per_class": dict(value)}
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if 0 < value < 1:
-            return {"fraction": float(value)}
-        if value >= 1 and float(value).is_integer():
-            return {"per_class": int(value)}
-    raise ValueError(f"config.data.train_per_class={value!r}; expected a count per class "
-                     "(e.g. 30), a fraction of each class in (0, 1) (e.g. 0.05), a mapping "
-                     "{class name: count}, or None for the scene's given train/test maps")
-
-
 def _check_optim(config) -> None:
+    _choice(config, "optim.name", OPTIMIZERS)
+    _choice(config, "optim.schedule", SCHEDULES)
+    _integer(config, "optim.step_epochs", 1)
+    _number(config, "optim.step_gamma", low=0, high=1, low_open=True)
     _number(config, "optim.lr", low=0, low_open=True)
     _number(config, "optim.min_lr", low=0, high=config.optim.lr)
     _number(config, "optim.weight_decay", low=0)
@@ -88,9 +73,10 @@ def _check_optim(config) -> None:
 
 def _check_data(config) -> None:
     data = config.data
-    if not (isinstance(data.patch_size, int) and data.patch_size >= 1 and data.patch_size % 2):
-        raise ValueError(f"config.data.patch_size={data.patch_size!r}; expected an odd integer "
-                         ">= 1 (the pixel is the centre of its neighbourhood)")
+    if not (isinstance(data.neighborhood, int) and data.neighborhood >= 1 and data.neighborhood % 2):
+        raise ValueError(f"config.data.neighborhood={data.neighborhood!r}; expected an odd "
+                         "integer >= 1 (the pixel is the centre of its neighbourhood)")
+    _choice(config, "data.padding", PADDINGS)
     _integer(config, "data.input_size", 1)
     if data.pca is not None:
         _integer(config, "data.pca", 1)

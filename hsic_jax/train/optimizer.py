@@ -2,7 +2,7 @@
 
 The train step (in `hsic_jax.train`) is
 
-    labels = param_labels(params, method)              # static: close over it, do not jit it
+    labels = tuned.labels(params)                       # static: close over it, do not jit it
     tx = make_optimizer(config.optim, labels, make_schedule(config.optim, total, per_epoch),
                         method.lam)
     grads = jax.grad(lambda p: loss(freeze(p, labels)))(params)
@@ -15,8 +15,11 @@ leaves get `optax.set_to_zero()` and no optimizer state; `keep_frozen` returns t
 bit for bit (a zero update would turn -0.0 into +0.0).
 
 Layer-wise learning-rate decay (the official recipe: 0.75 over depth + 1 layers) passes
-`lr_scales=layer_decay_scales(params, lambda p: layer_index(p, depth), depth + 1, 0.75)`
-(`layer_index` from `hsic_jax.models.spectralgpt`) to `make_optimizer`.
+`lr_scales=layer_decay_scales(params, *family.layer_ids(module), 0.75)` to `make_optimizer`.
+
+`optim.name` 'adamw' is AdamW (decoupled weight decay on ≥ 2-D leaves but position tables,
+the official SpectralGPT rule); 'adam' is torch.optim.Adam (the decay added to every leaf's
+gradient before the moments, as the official SpectralFormer trains).
 """
 
 import math
@@ -26,18 +29,25 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from hsic_jax.adapters.methods import B_SIDE, BASE, FROZEN, param_labels, path_name
+from hsic_jax.adapters.methods import B_SIDE, BASE, FROZEN, path_name
 
-__all__ = ["decay_mask", "freeze", "keep_frozen", "layer_decay_scales", "make_optimizer",
-           "make_schedule", "param_labels"]
+OPTIMIZERS = ("adamw", "adam")
+SCHEDULES = ("cosine", "step")
 
 
 def make_schedule(optim_cfg: Mapping, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
-    """Linear warm-up from 0 over `warmup_epochs`, then cosine from `lr` to `min_lr`.
+    """The learning rate per step, of `optim.schedule`:
 
-    Per step, as the official SpectralGPT fine-tune does per iteration.
+    'cosine': linear warm-up from 0 over `warmup_epochs`, then cosine from `lr` to `min_lr`,
+      per step, as the official SpectralGPT fine-tune does per iteration;
+    'step': `lr · step_gamma^⌊epoch / step_epochs⌋`, as torch's StepLR stepped every epoch
+      (the official SpectralFormer recipe).
     """
     lr, min_lr = float(optim_cfg["lr"]), float(optim_cfg["min_lr"])
+    if optim_cfg["schedule"] == "step":
+        every = int(optim_cfg["step_epochs"]) * steps_per_epoch
+        gamma = float(optim_cfg["step_gamma"])
+        return lambda step: lr * gamma ** (jnp.asarray(step) // every).astype(jnp.float32)
     warmup = int(round(float(optim_cfg["warmup_epochs"]) * steps_per_epoch))
     if total_steps < 1 or steps_per_epoch < 1:
         raise ValueError(f"schedule needs total_steps ≥ 1 and steps_per_epoch ≥ 1, got "
@@ -80,20 +90,28 @@ def layer_decay_scales(params, layer_of: Callable[[str], int], num_layers: int,
 
 def make_optimizer(optim_cfg: Mapping, labels, schedule: optax.Schedule,
                    lam: float = 1.0, lr_scales=None) -> optax.GradientTransformation:
-    """AdamW at `schedule` for 'base' leaves, at λ·`schedule` for 'b_side', nothing for 'frozen'.
+    """Adam(W) at `schedule` for 'base' leaves, at λ·`schedule` for 'b_side', nothing for 'frozen'.
 
     `lr_scales`, a pytree of floats like `labels`, multiplies each leaf's final update: the
     Adam step and the decoupled weight decay both scale, as the learning rate of a torch
     param group with `lr_scale` does (see `layer_decay_scales`).
     """
 
-    def adamw(scale):
-        return optax.adamw(lambda step: scale * schedule(step), b1=float(optim_cfg["b1"]),
-                           b2=float(optim_cfg["b2"]), eps=float(optim_cfg["eps"]),
-                           weight_decay=float(optim_cfg["weight_decay"]), mask=decay_mask)
+    b1, b2, eps = (float(optim_cfg[k]) for k in ("b1", "b2", "eps"))
+    weight_decay = float(optim_cfg["weight_decay"])
+
+    def adam(scale):
+        def lr(step):
+            return scale * schedule(step)
+
+        if optim_cfg["name"] == "adam":  # torch.optim.Adam: L2 in the gradient, every leaf
+            return optax.chain(optax.add_decayed_weights(weight_decay),
+                               optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
+                               optax.scale_by_learning_rate(lr))
+        return optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=decay_mask)
 
     tx = optax.multi_transform(
-        {FROZEN: optax.set_to_zero(), BASE: adamw(1.0), B_SIDE: adamw(lam)}, labels)
+        {FROZEN: optax.set_to_zero(), BASE: adam(1.0), B_SIDE: adam(lam)}, labels)
     if lr_scales is None:
         return tx
     return optax.chain(tx, optax.stateless(

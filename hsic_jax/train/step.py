@@ -9,11 +9,11 @@ same batches as an uninterrupted one.
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from hsic_jax.adapters.tuned import TunedModel
 from hsic_jax.data.augment import augment, mix_batch
 from hsic_jax.data.patches import extract_patches, resize_patches
 from hsic_jax.train.optimizer import freeze, keep_frozen
@@ -21,17 +21,17 @@ from hsic_jax.train.optimizer import freeze, keep_frozen
 
 @dataclasses.dataclass(frozen=True)
 class Geometry:
-    """How a pixel becomes a model input: `patch_size`² neighbourhood resized to `input_size`²
+    """How a pixel becomes a model input: its `neighborhood`² pixels resized to `input_size`²
     with `resize` ('bilinear' or 'bicubic', see `hsic_jax.data.patches.resize_patches`)."""
 
-    patch_size: int
+    neighborhood: int
     input_size: int
     resize: str = "bilinear"
 
 
 def inputs(padded: jax.Array, coords: jax.Array, geo: Geometry) -> jax.Array:
     """Model inputs `(N, input_size, input_size, B)` for pixel coordinates `(N, 2)`."""
-    patches = extract_patches(padded, coords, geo.patch_size)
+    patches = extract_patches(padded, coords, geo.neighborhood)
     return resize_patches(patches, geo.input_size, geo.resize)
 
 
@@ -42,7 +42,8 @@ def epoch_order(key: jax.Array, epoch: jax.Array, valid: jax.Array) -> jax.Array
 
 
 def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Array,
-               valid: jax.Array, seed: jax.Array, *, model: nn.Module, tx: optax.GradientTransformation,
+               valid: jax.Array, seed: jax.Array, *, tuned: TunedModel,
+               tx: optax.GradientTransformation,
                param_labels: Any, geo: Geometry, batch_size: int, steps_per_epoch: int,
                augment_cfg: dict, label_smoothing: float) -> tuple[dict, dict]:
     """One optimizer step of one seed.
@@ -62,11 +63,11 @@ def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Ar
     flips_and_noise = dict(augment_cfg)
     mixup, cutmix = flips_and_noise.pop("mixup", 0.0), flips_and_noise.pop("cutmix", 0.0)
     x = augment(aug_key, inputs(padded, coords[idx], geo), y, **flips_and_noise)
-    x, targets = mix_batch(jax.random.fold_in(aug_key, 1), x, y, model.num_classes,
+    x, targets = mix_batch(jax.random.fold_in(aug_key, 1), x, y, tuned.module.num_classes,
                            mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=label_smoothing)
 
     def loss_fn(params):
-        logits = model.apply({"params": freeze(params, param_labels)}, x, train=True,
+        logits = tuned.apply(freeze(params, param_labels), x, train=True,
                              rngs={"dropout": dropout_key})
         return optax.softmax_cross_entropy(logits, targets).mean(), logits
 
@@ -77,9 +78,9 @@ def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Ar
     return {"step": step + 1, "params": params, "opt_state": opt_state}, metrics
 
 
-def predict(params: Any, padded: jax.Array, coords: jax.Array, *, model: nn.Module,
+def predict(params: Any, padded: jax.Array, coords: jax.Array, *, tuned: TunedModel,
             geo: Geometry) -> tuple[jax.Array, jax.Array]:
     """Predicted classes `(N,)` in 0..C-1 and their softmax probabilities `(N,)` (the
     confidence) for pixel coordinates `(N, 2)`, in eval mode."""
-    logits = model.apply({"params": params}, inputs(padded, coords, geo), train=False)
+    logits = tuned.apply(params, inputs(padded, coords, geo), train=False)
     return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)

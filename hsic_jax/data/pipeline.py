@@ -1,0 +1,123 @@
+"""A scene prepared for a run: split for each seed, preprocessed, padded for patch extraction.
+
+`load_data(config.data, seeds)` is the data stage of `hsic_jax.train.loop`: the scene
+(`scenes.load_scene`), one split per seed (`split.make_split`), PCA and normalisation
+fitted on the scene or on each seed's training pixels (`data.fit_on`), the cube padded by
+the neighbourhood's radius, and each seed's training, validation and test pixels as
+arrays with a leading seed axis.
+"""
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from hsic_jax.data.io import DataError
+from hsic_jax.data.patches import pad_cube
+from hsic_jax.data.preprocess import prepare
+from hsic_jax.data.scenes import Scene, load_scene
+from hsic_jax.data.split import Split, leakage, make_split, training_pixels
+
+PARTS = ("train", "val", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """A scene prepared for training, per seed.
+
+    Attributes:
+      scene: the loaded scene.
+      splits: one split per seed.
+      pcas: the PCA of each seed (one shared object when fitted on the scene; None without PCA).
+      padded: `(S, H + 2r, W + 2r, k)` each seed's preprocessed cube, mirror-padded by
+        r = neighborhood // 2.
+      train, val, test: each seed's pixels, padded to a common length: `coords` `(S, N, 2)`,
+        `labels` and `valid` `(S, N)`.
+      leakage: per seed, `split.leakage` of the model's input window.
+    """
+
+    scene: Scene
+    splits: list[Split]
+    pcas: list
+    padded: np.ndarray
+    train: dict
+    val: dict
+    test: dict
+    leakage: list[dict]
+
+    @property
+    def has_val(self) -> bool:
+        return bool(self.val["valid"].any())
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.scene.class_names)
+
+    @property
+    def bands(self) -> int:
+        """Channels of the model's input (PCA components, or the scene's bands)."""
+        return self.padded.shape[-1]
+
+
+def load_data(cfg: Mapping, seeds: Sequence[int]) -> Data:
+    """The scene of `config.data` (`cfg`) prepared for each of `seeds` (module docstring)."""
+    scene = load_scene(cfg["name"], cfg["data_dir"] or None, **_file_args(cfg))
+    num_classes = len(scene.class_names)
+    if cfg.get("num_classes") not in (None, num_classes):
+        raise DataError(f"config.data.num_classes={cfg['num_classes']} but scene {scene.name!r} "
+                        f"has {num_classes} classes: {list(scene.class_names)}")
+    window = cfg["neighborhood"]
+    splits = [make_split(scene, seed=seed, **training_pixels(cfg["train_per_class"]),
+                         cap=cfg["cap"], spatially_disjoint=cfg["spatially_disjoint"],
+                         patch_size=window, val=cfg["val_per_class"]) for seed in seeds]
+
+    def padded(cube):
+        return np.asarray(pad_cube(cube, window // 2, cfg["padding"]))
+
+    if cfg["fit_on"] == "scene":
+        cube, pca = prepare(scene.cube, pca_components=cfg["pca"], normalization=cfg["normalize"])
+        pcas, cubes = [pca] * len(seeds), np.stack([padded(cube)] * len(seeds))
+    else:
+        prepared = [prepare(scene.cube, pca_components=cfg["pca"], normalization=cfg["normalize"],
+                            fit_pixels=split.train) for split in splits]
+        pcas, cubes = [pca for _, pca in prepared], np.stack([padded(c) for c, _ in prepared])
+    return Data(
+        scene=scene, splits=splits, pcas=pcas, padded=cubes,
+        **{part: _stack_pixels([(getattr(s, part), getattr(s, f"{part}_labels")) for s in splits])
+           for part in PARTS},
+        leakage=[leakage(s, window, scene.gt.shape) for s in splits])
+
+
+def write_records(workdir: str, data: Data, seeds: Sequence[int], per_seed_pca: bool) -> None:
+    """`split_seed{N}.json`, and `pca.npz` (fitted on the scene) or `pca_seed{N}.npz` (per seed)."""
+    for seed, split, pca in zip(seeds, data.splits, data.pcas):
+        split.save(os.path.join(workdir, f"split_seed{seed}.json"))
+        if pca is not None and per_seed_pca:
+            pca.save(os.path.join(workdir, f"pca_seed{seed}.npz"))
+    if data.pcas[0] is not None and not per_seed_pca:
+        data.pcas[0].save(os.path.join(workdir, "pca.npz"))
+
+
+def _file_args(cfg: Mapping) -> dict:
+    """Keyword arguments of `load_scene` for a user scene (`data.name = 'files'`); class names
+    are a list or a comma-separated string (`data.class_names`), or a file of one per line."""
+    keys = ("cube_path", "gt_path", "cube_key", "gt_key", "class_names_path")
+    args = {k: cfg[k] for k in keys if cfg.get(k)}
+    names = cfg.get("class_names")
+    if names:
+        args["class_names"] = ([n.strip() for n in names.split(",")] if isinstance(names, str)
+                               else list(names))
+    return args
+
+
+def _stack_pixels(pairs) -> dict:
+    """Per-seed pixel lists padded to a common length: coords `(S, N, 2)`, labels, valid `(S, N)`."""
+    n = max(len(c) for c, _ in pairs)
+    out = {"coords": np.zeros((len(pairs), n, 2), np.int32),
+           "labels": np.zeros((len(pairs), n), np.int32), "valid": np.zeros((len(pairs), n), bool)}
+    for s, (coords, labels) in enumerate(pairs):
+        out["coords"][s, :len(coords)] = coords
+        out["labels"][s, :len(coords)] = labels
+        out["valid"][s, :len(coords)] = True
+    return out

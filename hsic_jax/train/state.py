@@ -1,0 +1,124 @@
+"""The model and train state of a run, built in one place for the loop, the benchmark and `count`.
+
+    tuned = tuned_model(config, num_classes=C, bands=B)       # family module + method
+    setup, state = create_train_state(config, tuned, seeds, steps_per_epoch, backbone)
+
+`setup` holds what the jitted step closes over (the tuned model, labels, optimizer,
+schedule); `state` is the plain pytree the step carries and orbax checkpoints:
+`{'step': (S,) int32, 'params': ..., 'opt_state': ...}`, every leaf with a leading seed axis.
+"""
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from hsic_jax.adapters.methods import method_from_config
+from hsic_jax.adapters.tuned import TunedModel, example_input
+from hsic_jax.data.scenes import SCENES
+from hsic_jax.models import family
+from hsic_jax.models.converted import load_params, read_manifest
+from hsic_jax.train.optimizer import layer_decay_scales, make_optimizer, make_schedule
+
+
+def tuned_model(config: ml_collections.ConfigDict, *, num_classes: int, bands: int) -> TunedModel:
+    """`config.model`'s family module on `(input_size, input_size, bands)` inputs, tuned by
+    `config.method`."""
+    fam = family(config.model.name)
+    module = fam.build(config.model, input_size=config.data.input_size, bands=bands,
+                       num_classes=num_classes)
+    return TunedModel.create(module, method_from_config(config.method), fam.ADAPTABLE)
+
+
+def config_bands(config: ml_collections.ConfigDict) -> int:
+    """The model's input channels without loading the scene: the PCA components, or the bands
+    the registry records for a benchmark scene."""
+    if config.data.pca is not None:
+        return int(config.data.pca)
+    if config.data.name not in SCENES:
+        raise ValueError(f"the bands of scene {config.data.name!r} are known only once it is "
+                         "loaded; set config.data.pca")
+    return SCENES[config.data.name].shape[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSetup:
+    """What a run's jitted functions close over."""
+
+    tuned: TunedModel
+    labels: Any
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    steps_per_epoch: int
+    total_steps: int
+
+
+def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
+                       seeds: Sequence[int], steps_per_epoch: int,
+                       backbone: dict | None = None) -> tuple[TrainSetup, dict]:
+    """The setup and the initial state of `seeds` (parameters of seed s from key s, with the
+    given pretrained `backbone` in place of the fresh one)."""
+    params = jax.tree.map(lambda *xs: jnp.stack(xs),
+                          *[init_params(tuned, jax.random.key(seed), backbone) for seed in seeds])
+    labels = tuned.labels(jax.tree.map(lambda x: x[0], params))
+    total_steps = steps_per_epoch * config.epochs
+    schedule = make_schedule(config.optim, total_steps, steps_per_epoch)
+    tx = make_optimizer(config.optim, labels, schedule, tuned.method.lam,
+                        lr_scales=layer_decay(config, tuned, labels))
+    state = {"step": np.zeros((len(seeds),), np.int32), "params": params,
+             "opt_state": jax.vmap(tx.init)(params)}
+    return TrainSetup(tuned, labels, tx, schedule, steps_per_epoch, total_steps), state
+
+
+def init_params(tuned: TunedModel, key: jax.Array, backbone: dict | None = None) -> dict:
+    """Fresh parameters of `tuned`, with the given pretrained `backbone` in place of its own."""
+    params = tuned.init(key, example_input(tuned.module))
+    return params if backbone is None else {**params, "backbone": backbone}
+
+
+def layer_decay(config: ml_collections.ConfigDict, tuned: TunedModel, labels: Any):
+    """Per-leaf learning-rate scales of layer-wise decay (`optim.layer_decay`), None when 1."""
+    decay = config.optim.layer_decay
+    if decay == 1:
+        return None
+    fam = family(config.model.name)
+    if not hasattr(fam, "layer_ids"):
+        raise ValueError(f"config.optim.layer_decay={decay}: model {config.model.name!r} has no "
+                         "layers to decay over; set it to 1")
+    return layer_decay_scales(labels, *fam.layer_ids(tuned.module), decay)
+
+
+# Model fields a converted checkpoint fixes (its manifest records them), and the config field
+# that sets each one (the other fields are fixed by the pretrained weights themselves).
+ARCHITECTURE = ("img_size", "patch_size", "tubelet", "bands", "width", "depth", "heads",
+                "mlp_ratio", "pos_embed")
+CONFIG_FIELD = {"img_size": "data.input_size", "bands": "data.pca"}
+CONVERT_FLAGS = {"img_size": "--img-size", "pos_embed": "--pos-embed", "bands": "--bands"}
+
+
+def pretrained_backbone(config: ml_collections.ConfigDict, module) -> dict | None:
+    """The converted backbone of `config.pretrained_dir` (None with `config.init == 'random'`).
+
+    Refused when the checkpoint was converted for another architecture than `module`'s, with
+    the config fields (and converter flags) that would make them agree.
+    """
+    if config.init == "random":
+        return None
+    manifest = read_manifest(config.pretrained_dir)
+    converted = manifest["model"]
+    differ = {k: (converted.get(k), getattr(module, k)) for k in ARCHITECTURE
+              if hasattr(module, k) and converted.get(k) != getattr(module, k)}
+    if differ:
+        fixes = [f"--config.{CONFIG_FIELD.get(k, f'model.{k}')}={v!r}" for k, (v, _) in differ.items()]
+        reconvert = [CONVERT_FLAGS[k] for k in differ if k in CONVERT_FLAGS]
+        hint = f"; or convert again with {'/'.join(reconvert)} to fit the config" if (
+            len(reconvert) == len(differ)) else ""
+        raise ValueError(
+            f"{config.pretrained_dir} was converted for another model (field: (checkpoint, "
+            f"config)): {differ}; set {' '.join(fixes)}{hint}")
+    return load_params(config.pretrained_dir)["backbone"]
