@@ -305,7 +305,7 @@ def main(argv=None) -> int:
                                  heads=args.heads, source_img_size=ckpt_args.get("input_size"),
                                  seed=args.seed)
         log.info("computing the sha256 of %s", args.checkpoint)
-        manifest = dict(source=os.path.abspath(args.checkpoint),
+        manifest = dict(family="spectralgpt", source=os.path.abspath(args.checkpoint),
                         source_sha256=file_sha256(args.checkpoint), **report)
         log.info("writing %s", args.out)
         save_converted(args.out, params, manifest, replace=args.replace)

@@ -3,13 +3,18 @@
 A family's module `hsic_jax/models/<name>.py` exports:
 
   build(model_cfg, *, input_size, bands, num_classes) -> nn.Module
-      the classifier: `(N, *module.input_shape)` float32 → logits `(N, C)`, its params a plain
-      dict `{'backbone', 'head'}`, its `input_shape` the `(H, W, B)` of one input;
+      the classifier: `(N, *module.input_shape)` float32 → logits `(N, C)` (`train=` for
+      dropout), its params a plain dict `{'backbone', 'head'}`, with attributes `input_shape`
+      (the `(H, W, B)` of one input) and `num_classes`;
+  model_from_config(fields) -> nn.Module
+      the module from the `model` fields a converted checkpoint's manifest records;
   ADAPTABLE
       `{name: hsic_jax.adapters.tuned.Target}`: the linear layers a fine-tuning method may
       target (every method then applies to the family without code of its own);
   layer_ids(module) -> (layer_of, num_layers)   (optional)
-      the layer id of each parameter path, for layer-wise learning-rate decay.
+      the layer id of each parameter path, for layer-wise learning-rate decay;
+  pretrained_mismatch(converted_fields, module) -> str | None   (optional)
+      why a converted checkpoint does not fit the configured module, and what to set.
 
 Adding a family touches its module, its configs and its tests: `FAMILIES` below lists it.
 """

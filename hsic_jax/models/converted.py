@@ -17,11 +17,11 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+import flax.linen as nn
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from hsic_jax.models.spectralgpt import SpectralGPT, model_from_config
 
 MANIFEST = "manifest.json"
 PARAMS = "params"
@@ -132,15 +132,15 @@ def load_params(ckpt_dir: str) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class Classifier:
-    """A SpectralGPT classifier with its parameters: `clf(x)` → logits `(N, C)`."""
+    """A classifier of any model family with its parameters: `clf(x)` → logits `(N, C)`."""
 
-    module: SpectralGPT
+    module: nn.Module
     params: dict
     config: dict
     manifest: dict
 
     def __call__(self, x: Any) -> jax.Array:
-        """`x` `(N, H, W, B)` float32 → logits `(N, C)` (eval mode)."""
+        """`x` `(N, *module.input_shape)` float32 → logits `(N, C)` (eval mode)."""
         return _apply(self.module, self.params, x)
 
 
@@ -150,7 +150,12 @@ def _apply(module, params, x):
 
 
 def load_converted(ckpt_dir: str) -> Classifier:
-    """Load a folder written by `python -m convert.spectralgpt` (or `save_converted`)."""
+    """Load a folder written by the converter (`python -m convert FAMILY`, or `save_converted`):
+    the module of the manifest's `family` (SpectralGPT for manifests without one) built from
+    its `model` fields, with the converted parameters."""
+    from hsic_jax.models import family  # the families import this module
+
     manifest = read_manifest(ckpt_dir)
     config = dict(manifest["model"])
-    return Classifier(model_from_config(config), load_params(ckpt_dir), config, manifest)
+    module = family(manifest.get("family", "spectralgpt")).model_from_config(config)
+    return Classifier(module, load_params(ckpt_dir), config, manifest)

@@ -237,6 +237,28 @@ def build(model_cfg: Mapping, *, input_size: int, bands: int, num_classes: int) 
                               "num_classes": num_classes})
 
 
+# Model fields a converted checkpoint fixes (its manifest records them), and the config field
+# that sets each one (the other fields are fixed by the pretrained weights themselves).
+ARCHITECTURE = ("img_size", "patch_size", "tubelet", "bands", "width", "depth", "heads",
+                "mlp_ratio", "pos_embed")
+_CONFIG_FIELD = {"img_size": "data.input_size", "bands": "data.pca"}
+_CONVERT_FLAGS = {"img_size": "--img-size", "pos_embed": "--pos-embed", "bands": "--bands"}
+
+
+def pretrained_mismatch(converted: Mapping, module: SpectralGPT) -> str | None:
+    """How a checkpoint converted with the model fields `converted` differs from `module`, and
+    the config fields (and converter flags) that would make them agree; None when it fits."""
+    differ = {k: (converted.get(k), getattr(module, k)) for k in ARCHITECTURE
+              if converted.get(k) != getattr(module, k)}
+    if not differ:
+        return None
+    fixes = [f"--config.{_CONFIG_FIELD.get(k, f'model.{k}')}={v!r}" for k, (v, _) in differ.items()]
+    reconvert = [_CONVERT_FLAGS[k] for k in differ if k in _CONVERT_FLAGS]
+    hint = (f"; or convert again with {'/'.join(reconvert)} to fit the config"
+            if len(reconvert) == len(differ) else "")
+    return f"(field: (checkpoint, config)): {differ}; set {' '.join(fixes)}{hint}"
+
+
 def layer_ids(module: SpectralGPT):
     """`(layer_of(path) -> id, num_layers)` of the official layer-wise lr decay (`layer_index`)."""
     return functools.partial(layer_index, depth=module.depth), module.depth + 1

@@ -93,32 +93,22 @@ def layer_decay(config: ml_collections.ConfigDict, tuned: TunedModel, labels: An
     return layer_decay_scales(labels, *fam.layer_ids(tuned.module), decay)
 
 
-# Model fields a converted checkpoint fixes (its manifest records them), and the config field
-# that sets each one (the other fields are fixed by the pretrained weights themselves).
-ARCHITECTURE = ("img_size", "patch_size", "tubelet", "bands", "width", "depth", "heads",
-                "mlp_ratio", "pos_embed")
-CONFIG_FIELD = {"img_size": "data.input_size", "bands": "data.pca"}
-CONVERT_FLAGS = {"img_size": "--img-size", "pos_embed": "--pos-embed", "bands": "--bands"}
-
-
 def pretrained_backbone(config: ml_collections.ConfigDict, module) -> dict | None:
     """The converted backbone of `config.pretrained_dir` (None with `config.init == 'random'`).
 
-    Refused when the checkpoint was converted for another architecture than `module`'s, with
-    the config fields (and converter flags) that would make them agree.
+    Refused when the checkpoint is of another family, or (the family's `pretrained_mismatch`)
+    was converted for another architecture than `module`'s.
     """
     if config.init == "random":
         return None
     manifest = read_manifest(config.pretrained_dir)
-    converted = manifest["model"]
-    differ = {k: (converted.get(k), getattr(module, k)) for k in ARCHITECTURE
-              if hasattr(module, k) and converted.get(k) != getattr(module, k)}
-    if differ:
-        fixes = [f"--config.{CONFIG_FIELD.get(k, f'model.{k}')}={v!r}" for k, (v, _) in differ.items()]
-        reconvert = [CONVERT_FLAGS[k] for k in differ if k in CONVERT_FLAGS]
-        hint = f"; or convert again with {'/'.join(reconvert)} to fit the config" if (
-            len(reconvert) == len(differ)) else ""
-        raise ValueError(
-            f"{config.pretrained_dir} was converted for another model (field: (checkpoint, "
-            f"config)): {differ}; set {' '.join(fixes)}{hint}")
+    converted = manifest.get("family", "spectralgpt")
+    if converted != config.model.name:
+        raise ValueError(f"{config.pretrained_dir} holds a {converted} checkpoint, not a "
+                         f"{config.model.name} one: set --config.model.name={converted} or "
+                         "--config.pretrained_dir to a conversion of the other family")
+    mismatch = getattr(family(converted), "pretrained_mismatch", lambda *_: None)
+    problem = mismatch(manifest["model"], module)
+    if problem:
+        raise ValueError(f"{config.pretrained_dir} was converted for another model {problem}")
     return load_params(config.pretrained_dir)["backbone"]

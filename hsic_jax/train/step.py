@@ -32,6 +32,8 @@ class Geometry:
 def inputs(padded: jax.Array, coords: jax.Array, geo: Geometry) -> jax.Array:
     """Model inputs `(N, input_size, input_size, B)` for pixel coordinates `(N, 2)`."""
     patches = extract_patches(padded, coords, geo.neighborhood)
+    if geo.input_size == geo.neighborhood:  # the model takes the neighbourhood as it is
+        return patches
     return resize_patches(patches, geo.input_size, geo.resize)
 
 
