@@ -22,6 +22,7 @@ import numpy as np
 
 from hsic_jax.adapters.export import npz_bytes, stored_arrays
 from hsic_jax.adapters.tuned import example_input
+from hsic_jax.models import family
 from hsic_jax.train.state import config_bands, tuned_model
 
 MIB = 2 ** 20
@@ -39,7 +40,11 @@ def load_config(path: str) -> ml_collections.ConfigDict:
         raise NotAnExperiment(f"{path} defines no get_config()")
     if any(p.default is p.empty for p in inspect.signature(module.get_config).parameters.values()):
         raise NotAnExperiment(f"{path} is a base: its get_config() takes arguments")
-    return module.get_config()
+    config = module.get_config()
+    if getattr(family(config.model.name), "KIND", "flax") == "sklearn":
+        raise NotAnExperiment(f"{path}: a {config.model.name} has no parameters before it is "
+                              "fitted (its run records them)")
+    return config
 
 
 class NotAnExperiment(ValueError):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -290,6 +291,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         if isinstance(e, OSError) and e.filename is None:  # a failed write: say to which file
             raise OSError(e.errno, e.strerror, path) from e
         raise
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Writes `obj` as indented JSON, atomically (`atomic_write`)."""
+    text = json.dumps(obj, indent=2).encode()
+    atomic_write(path, lambda f: f.write(text))
 
 
 def _umask() -> int:

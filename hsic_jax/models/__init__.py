@@ -17,6 +17,10 @@ A family's module `hsic_jax/models/<name>.py` exports:
       why a converted checkpoint does not fit the configured module, and what to set.
 
 Adding a family touches its module, its configs and its tests: `FAMILIES` below lists it.
+
+A family of `KIND = 'sklearn'` (`svm`, `rf`: the classical baselines on single pixels' spectra)
+exports instead `estimator(model_cfg, seed, min_class_count)`, `fitted_size(fitted)` and
+`describe(fitted)`; `hsic_jax.train.classical` fits it (no gradient steps).
 """
 
 import importlib
@@ -25,7 +29,7 @@ from types import ModuleType
 from hsic_jax.models.converted import Classifier, load_converted, load_params, save_converted
 from hsic_jax.models.spectralgpt import VARIANTS, SpectralGPT, model_from_config
 
-FAMILIES = ("spectralgpt",)
+FAMILIES = ("spectralgpt", "svm", "rf")
 
 
 def family(name: str) -> ModuleType:

@@ -17,7 +17,7 @@ from hsic_jax.data.patches import PADDINGS, RESIZE_METHODS
 from hsic_jax.data.preprocess import NORMALIZATIONS
 from hsic_jax.data.scenes import SCENES
 from hsic_jax.data.split import training_pixels
-from hsic_jax.models import FAMILIES
+from hsic_jax.models import FAMILIES, family
 from hsic_jax.train.optimizer import OPTIMIZERS, SCHEDULES
 from hsic_jax.train.state import config_bands, tuned_model
 
@@ -47,7 +47,11 @@ def check_config(config: ml_collections.ConfigDict) -> list[str]:
         _number(config, f"augment.{field}", low=0)
     _choice(config, "model.name", FAMILIES)
     method_from_config(config.method)
-    if config.data.pca is not None or config.data.name in SCENES:  # the bands are known
+    if getattr(family(config.model.name), "KIND", "flax") == "sklearn":
+        if config.select != "last":
+            raise ValueError(f"config.select={config.select!r}: model {config.model.name!r} is "
+                             "fitted once, there is no state to select; set it to 'last'")
+    elif config.data.pca is not None or config.data.name in SCENES:  # the bands are known
         tuned_model(config, num_classes=config.data.get("num_classes") or 2,
                     bands=config_bands(config))  # the model's geometry, the method's targets
     if config.select == "best_val" and not config.data.val_per_class:

@@ -44,14 +44,15 @@ import ml_collections
 import numpy as np
 
 from hsic_jax.adapters.export import WEIGHTS, export_adapters
-from hsic_jax.data.io import atomic_write
+from hsic_jax.data.io import write_json
 from hsic_jax.data.pipeline import Data, load_data, write_records
 from hsic_jax.evaluation.maps import save_training_curves
 from hsic_jax.evaluation.predict import classify_scene, evaluate, save_maps
 from hsic_jax.evaluation.results import results as make_results
 from hsic_jax.models.converted import read_manifest
 from hsic_jax.progress import progress
-from hsic_jax.train import checkpoint, hosts, selection
+from hsic_jax.models import family
+from hsic_jax.train import checkpoint, classical, hosts, selection
 from hsic_jax.train.checks import check_config
 from hsic_jax.train.state import TrainSetup, create_train_state, pretrained_backbone, tuned_model
 from hsic_jax.train.step import Geometry, predict, train_step
@@ -95,12 +96,15 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool) -> dict
     seeds = [config.seed + s for s in range(config.num_seeds)]
     data = load_data(config.data, seeds)
     log.info("split of seed %d:\n%s", seeds[0], data.splits[0].to_markdown())
+    if getattr(family(config.model.name), "KIND", "flax") == "sklearn":  # the classical shape
+        if primary:
+            _write_inputs(workdir, config, data, seeds)
+        return classical.run(config, workdir, data, seeds, primary)
     tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
     setup, state = create_train_state(config, tuned, seeds, _steps_per_epoch(config, data),
                                       pretrained_backbone(config, tuned.module))
     if primary:
-        _write_json(os.path.join(workdir, "config.json"), config.to_dict())
-        write_records(workdir, data, seeds, per_seed_pca=config.data.fit_on == "train")
+        _write_inputs(workdir, config, data, seeds)
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
     per_seed, replicated = hosts.shardings(len(seeds))
     log.info("training %d seeds on %d devices", len(seeds), per_seed.mesh.size)
@@ -133,7 +137,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool) -> dict
         export_adapters(first_params, tuned, config.method, export_dir,
                         base_sha256=_base_sha256(config), class_names=list(data.scene.class_names))
         results["adapter_bytes"] = os.path.getsize(os.path.join(export_dir, WEIGHTS))
-        _write_json(os.path.join(workdir, "results.json"), results)
+        write_json(os.path.join(workdir, "results.json"), results)
         if maps is not None:
             save_maps(workdir, config, data.scene, seeds[0], per_seed_results[0]["oa"], *maps)
         save_training_curves(os.path.join(workdir, "training_curves.png"),
@@ -204,6 +208,12 @@ def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, geo:
     return state, best, time.perf_counter() - t0
 
 
+def _write_inputs(workdir: str, config, data: Data, seeds: list[int]) -> None:
+    """`config.json` (the workdir's experiment) and the splits and PCA of every seed."""
+    write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    write_records(workdir, data, seeds, per_seed_pca=config.data.fit_on == "train")
+
+
 def _steps_per_epoch(config, data: Data) -> int:
     """Full batches per epoch of the seed with the fewest training pixels."""
     fewest = int(data.train["valid"].sum(axis=1).min())
@@ -229,5 +239,3 @@ def _read_json(path: str):
         return json.load(f)
 
 
-def _write_json(path: str, obj) -> None:
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode()))
