@@ -9,5 +9,6 @@
   patches     reflect padding, jitted patch gather, resizing (bilinear, PyTorch bicubic),
               fixed-size batches over a scene
   augment     jitted flips, radiation noise and mixture noise, a key per sample; mixup / cutmix
+  pipeline    a scene prepared for a run: split, preprocessed and padded per seed (`load_data`)
   download    `python -m hsic_jax.data.download NAME --dir DIR`
 """

@@ -1,10 +1,16 @@
-"""Training. One module per concern:
+"""Training. One module per concern, in the order a run meets them:
 
-  optimizer   labels (frozen / base / b_side), warm-up + cosine schedule, multi_transform AdamW,
+  checks      the config, checked before any work, in the user's terms
+  workdir     one experiment and one run per workdir (lock, config comparison, log.txt)
+  state       the model family tuned by the method, the optimizer, the train state
+              (`create_train_state`, for the loop, the benchmark and `count`)
+  optimizer   labels (frozen / base / b_side), schedules, multi_transform Adam(W),
               layer-wise lr decay, `freeze` (no frozen weight gradients) and `keep_frozen`
   step        the jitted train step (on-device batches, augmentation, mixup/cutmix, loss, update)
               and `predict`
   selection   the best validation state (`select='best_val'`): trainable leaves kept per seed
   checkpoint  orbax checkpoints of the train state and the metrics log, for resumable runs
-  loop        `train_and_evaluate(config, workdir)`: the whole experiment, every seed side by side
+  hosts       seeds over devices and hosts: shardings, global arrays, gathering
+  classical   the other task shape: scikit-learn baselines fitted on single pixels' spectra
+  loop        `train_and_evaluate(config, workdir)`: the whole experiment as named stages
 """
