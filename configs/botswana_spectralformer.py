@@ -1,0 +1,10 @@
+"""Botswana, SpectralFormer (patch-wise, CAF) from scratch with the official recipe.
+
+    python run.py --config=configs/botswana_spectralformer.py
+"""
+
+from configs import spectralformer
+
+
+def get_config():
+    return spectralformer.get_config("botswana")

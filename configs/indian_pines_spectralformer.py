@@ -1,0 +1,10 @@
+"""Indian Pines, SpectralFormer (patch-wise, CAF) from scratch with the official recipe.
+
+    python run.py --config=configs/indian_pines_spectralformer.py
+"""
+
+from configs import spectralformer
+
+
+def get_config():
+    return spectralformer.get_config("indian_pines")

@@ -1,0 +1,369 @@
+"""Convert an official SpectralFormer checkpoint (PyTorch) into a Flax checkpoint hsic-jax loads.
+
+    python -m convert spectralformer --checkpoint log/SpectralFormer_patch_indian.pt \\
+        --out checkpoints/spectralformer_patch_indian --patches 7 --mode CAF
+
+The official repository (danfenghong/IEEE_TGRS_SpectralFormer) saves the bare
+`model.state_dict()` of its `vit_pytorch.ViT` (its demo loads them back with
+`model.load_state_dict(torch.load(path))`): keys `pos_embedding` (1, B + 1, dim), `cls_token`,
+`patch_to_embedding.*` (dim, patches²·band_patches), `transformer.layers.{i}.0.fn.norm.*`,
+`transformer.layers.{i}.0.fn.fn.to_qkv.weight` (no bias), `...to_out.0.*`,
+`transformer.layers.{i}.1.fn.norm.*`, `...fn.fn.net.{0,3}.*`, `transformer.skipcat.{j}.*`
+(Conv2d (B + 1, B + 1, 1, 2), built in both modes) and `mlp_head.{0,1}.*`. A wrapper
+`{'state_dict': ...}` or `{'model': ...}` is taken too.
+
+The state_dict shows the bands, width, depth, q/k/v width, feed-forward width, classes and
+patches² × band_patches; the rest comes from flags named after the official arguments:
+`--patches` (or `--band-patches`: the other follows from `patch_to_embedding.weight`), `--mode`
+(ViT or CAF: the weights are the same in both, the forward is not; `transformer.skipcat.*` is
+dropped in ViT mode), `--heads` (default 4, the official demo's; dim_head = q width / heads)
+and `--num-classes` (a head of another size is replaced by a fresh one). Anything that does
+not fit is refused with one line naming the key or file. `--out` follows the rules of
+`convert.spectralgpt` (a new or empty folder, or an earlier conversion with `--replace`).
+
+The converted classifier, `hsic_jax.load_converted(DIR)(x)`, takes `x` of shape
+`(N, patches, patches, bands)` — per-band min-max normalised neighbourhoods of the raw bands,
+mirror-padded at the border, as the official demo builds them — and returns `(N, C)` logits in
+the checkpoint's own class order. The official Indian Pines file (`IndianPine.mat`, whose
+`TR`/`TE` maps the official checkpoints were trained on) numbers its classes differently from
+the usual 1–16 order: `OFFICIAL_INDIAN_PINES_CLASSES` below, logit i being class i + 1 of that
+file. That order is not written in the official repository (its `data/readme.md` only says
+"Put input HSI data here"; the file itself is on Google Drive / Baidu, not reachable from here);
+it is the order of the SpectralFormer paper's Indian Pines table, 13 classes of 50 training
+pixels then the three of 15 (695 in all, 9,671 test pixels, the counts the official demo's
+comments give), and the order a third-party SpectralFormer derivative reading the same file
+uses for its class names. Check it against the file's `TR` counts before relying on it.
+"""
+
+import argparse
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from convert.spectralgpt import ConversionError, check_out
+from hsic_jax.data.io import file_sha256
+from hsic_jax.models.converted import MANIFEST, save_converted
+from hsic_jax.models.spectralformer import MODES, check_geometry, model_from_config
+
+log = logging.getLogger("convert.spectralformer")
+
+# The official demo's model (`demo.py`: ViT(dim=64, depth=5, heads=4, mlp_dim=8, dropout=0.1,
+# emb_dropout=0.1)); dim_head follows from the weights and the heads.
+OFFICIAL_HEADS = 4
+OFFICIAL_DROPOUT = 0.1
+
+# Class i + 1 of the official IndianPine.mat (logit i of its checkpoints); see the module
+# docstring for where this order comes from and how sure it is.
+OFFICIAL_INDIAN_PINES_CLASSES = (
+    "Corn-notill", "Corn-mintill", "Corn", "Grass-pasture", "Grass-trees", "Hay-windrowed",
+    "Soybean-notill", "Soybean-mintill", "Soybean-clean", "Wheat", "Woods",
+    "Buildings-Grass-Trees-Drives", "Stone-Steel-Towers", "Alfalfa", "Grass-pasture-mowed", "Oats",
+)
+
+SKIPCAT = re.compile(r"transformer\.skipcat\.\d+\.(weight|bias)")
+LAYER = re.compile(r"transformer\.layers\.(\d+)\.")
+
+
+def _linear(w):  # (out, in) -> (in, out)
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise ValueError("expected a 2-D Linear weight")
+    return w.T
+
+
+def _same(w):
+    return np.asarray(w)
+
+
+def _skipcat(w):  # Conv2d (out, in, 1, 2) -> (column, in, out)
+    w = np.asarray(w)
+    if w.ndim != 4 or w.shape[2:] != (1, 2):
+        raise ValueError("expected a Conv2d weight (tokens, tokens, 1, 2)")
+    return w[:, :, 0, :].transpose(2, 1, 0)
+
+
+def key_map(depth: int, mode: str) -> dict[str, tuple[str, Callable]]:
+    """Every official key of a model of `depth` layers in `mode` → (Flax path, transform)."""
+    m = {"patch_to_embedding.weight": ("backbone/patch_embed/kernel", _linear),
+         "patch_to_embedding.bias": ("backbone/patch_embed/bias", _same),
+         "cls_token": ("backbone/cls_token", _same),
+         "pos_embedding": ("backbone/pos_embed", _same)}
+    for i in range(depth):
+        attn, ff, flax = f"transformer.layers.{i}.0.fn.", f"transformer.layers.{i}.1.fn.", f"backbone/layer_{i}/"
+        m.update({
+            attn + "norm.weight": (flax + "attn_norm/scale", _same),
+            attn + "norm.bias": (flax + "attn_norm/bias", _same),
+            attn + "fn.to_qkv.weight": (flax + "attn/to_qkv/kernel", _linear),
+            attn + "fn.to_out.0.weight": (flax + "attn/to_out/kernel", _linear),
+            attn + "fn.to_out.0.bias": (flax + "attn/to_out/bias", _same),
+            ff + "norm.weight": (flax + "ff_norm/scale", _same),
+            ff + "norm.bias": (flax + "ff_norm/bias", _same),
+            ff + "fn.net.0.weight": (flax + "ff/fc1/kernel", _linear),
+            ff + "fn.net.0.bias": (flax + "ff/fc1/bias", _same),
+            ff + "fn.net.3.weight": (flax + "ff/fc2/kernel", _linear),
+            ff + "fn.net.3.bias": (flax + "ff/fc2/bias", _same),
+        })
+    if mode == "CAF":
+        for j in range(depth - 2):
+            m[f"transformer.skipcat.{j}.weight"] = (f"backbone/skipcat_{j}/kernel", _skipcat)
+            m[f"transformer.skipcat.{j}.bias"] = (f"backbone/skipcat_{j}/bias", _same)
+    m.update({"mlp_head.0.weight": ("backbone/norm/scale", _same),
+              "mlp_head.0.bias": ("backbone/norm/bias", _same),
+              "mlp_head.1.weight": ("head/kernel", _linear),
+              "mlp_head.1.bias": ("head/bias", _same)})
+    return m
+
+
+def load_state_dict(path: str) -> dict[str, np.ndarray]:
+    """The state_dict in the file at `path` (bare, as the official demo saves it, or under
+    'state_dict' / 'model') as float32 numpy arrays; loaded with `weights_only=True`."""
+    import torch  # the converter's own dependency (pip install 'hsic-jax[convert]')
+
+    if not os.path.isfile(path):
+        raise ConversionError(f"{path}: no such file")
+    log.info("reading %s (%.1f MB)", path, os.path.getsize(path) / 1e6)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for non-checkpoints
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConversionError(f"{path} is not a loadable PyTorch checkpoint: {first}") from e
+    if not isinstance(ckpt, Mapping):
+        raise ConversionError(f"{path} holds a {type(ckpt).__name__}, not a state_dict")
+    if not all(torch.is_tensor(v) for v in ckpt.values()):
+        inner = next((k for k in ("state_dict", "model") if isinstance(ckpt.get(k), Mapping)), None)
+        if inner is None:
+            raise ConversionError(
+                f"{path} is neither a state_dict of tensors nor a wrapper with one under "
+                f"'state_dict' or 'model' (top-level keys: {sorted(map(str, ckpt))[:8]})")
+        ckpt = ckpt[inner]
+        bad = next((k for k, v in ckpt.items() if not torch.is_tensor(v)), None)
+        if bad is not None:
+            raise ConversionError(f"{path}: checkpoint[{inner!r}][{bad!r}] is not a tensor")
+    return {str(k): v.detach().to(torch.float32).numpy() for k, v in ckpt.items()}
+
+
+def _shape(sd, key):
+    return tuple(sd[key].shape)
+
+
+def infer_architecture(sd: Mapping[str, np.ndarray], path: str, *, mode: str,
+                       patches: int | None, band_patches: int | None,
+                       heads: int | None) -> dict:
+    """The model fields the state_dict shows, completed by the flags."""
+    for key in ("pos_embedding", "patch_to_embedding.weight", "cls_token"):
+        if key not in sd:
+            raise ConversionError(f"{path}: key {key} is missing; this is not a state_dict of "
+                                  "the official SpectralFormer (vit_pytorch.ViT)")
+    pos, embed = sd["pos_embedding"], sd["patch_to_embedding.weight"]
+    if pos.ndim != 3 or pos.shape[0] != 1 or pos.shape[1] < 2:
+        raise ConversionError(f"{path}: key pos_embedding has shape {_shape(sd, 'pos_embedding')}; "
+                              "expected (1, bands + 1, dim)")
+    bands, dim = pos.shape[1] - 1, pos.shape[2]
+    if embed.ndim != 2 or embed.shape[0] != dim:
+        raise ConversionError(f"{path}: key patch_to_embedding.weight has shape "
+                              f"{_shape(sd, 'patch_to_embedding.weight')}; expected (dim, "
+                              f"patches² · band_patches) with dim {dim} (pos_embedding)")
+    patch_dim = embed.shape[1]
+    patches, band_patches = _patch_geometry(patch_dim, patches, band_patches, path)
+    layers = sorted({int(m.group(1)) for k in sd if (m := LAYER.match(k))})
+    if not layers:
+        raise ConversionError(f"{path}: no transformer.layers.* keys; this is not a state_dict "
+                              "of the official SpectralFormer")
+    depth = layers[-1] + 1
+    qkv_key = "transformer.layers.0.0.fn.fn.to_qkv.weight"
+    ff_key = "transformer.layers.0.1.fn.fn.net.0.weight"
+    for key in (qkv_key, ff_key):
+        if key not in sd:
+            raise ConversionError(f"{path}: missing key {key}")
+    qkv = sd[qkv_key]
+    if qkv.ndim != 2 or qkv.shape[0] % 3:
+        raise ConversionError(f"{path}: key {qkv_key} has shape {_shape(sd, qkv_key)}; expected "
+                              "(3 · heads · dim_head, dim)")
+    inner = qkv.shape[0] // 3
+    heads = OFFICIAL_HEADS if heads is None else heads
+    if heads < 1 or inner % heads:
+        raise ConversionError(f"{path}: key {qkv_key} has {inner} outputs each for q, k and v, "
+                              f"which do not split into {heads} heads; pass --heads")
+    arch = dict(patches=patches, bands=bands, band_patches=band_patches, dim=dim, depth=depth,
+                heads=heads, dim_head=inner // heads, mlp_dim=sd[ff_key].shape[0], mode=mode,
+                dropout=OFFICIAL_DROPOUT, emb_dropout=OFFICIAL_DROPOUT)
+    try:
+        check_geometry(patches, bands, band_patches, mode)
+    except ValueError as e:
+        raise ConversionError(f"{path}: {e} (key patch_to_embedding.weight "
+                              f"{_shape(sd, 'patch_to_embedding.weight')}, {bands} bands)") from e
+    return arch
+
+
+def _patch_geometry(patch_dim: int, patches: int | None, band_patches: int | None,
+                    path: str) -> tuple[int, int]:
+    """`(patches, band_patches)` with patches² · band_patches = `patch_dim`, from either flag."""
+    where = f"{path}: key patch_to_embedding.weight has {patch_dim} inputs = patches² × band_patches"
+    if patches is None and band_patches is None:
+        raise ConversionError(f"{where}; pass --patches (7 for the official patch-wise models, 1 "
+                              "for the pixel-wise ones and ViT) or --band-patches")
+    if patches is not None and (patches < 1 or patch_dim % (patches * patches)):
+        raise ConversionError(f"{where}, which --patches {patches} does not divide")
+    if band_patches is None:
+        band_patches = patch_dim // (patches * patches)
+    elif patches is None:
+        if band_patches < 1 or patch_dim % band_patches or \
+                round((patch_dim // band_patches) ** 0.5) ** 2 != patch_dim // band_patches:
+            raise ConversionError(f"{where}, which --band-patches {band_patches} does not fit")
+        patches = round((patch_dim // band_patches) ** 0.5)
+    if patches * patches * band_patches != patch_dim:
+        raise ConversionError(f"{where}; --patches {patches} and --band-patches {band_patches} "
+                              f"give {patches * patches * band_patches}")
+    return patches, band_patches
+
+
+def convert(sd: Mapping[str, np.ndarray], path: str, *, mode: str, patches: int | None = None,
+            band_patches: int | None = None, heads: int | None = None,
+            num_classes: int | None = None, seed: int = 0) -> tuple[dict, dict]:
+    """Map an official state_dict onto the Flax params of a SpectralFormer classifier.
+
+    Returns `(params, report)`; `report` holds the model config, the key map and the dropped
+    and re-initialised keys.
+    """
+    arch = infer_architecture(sd, path, mode=mode, patches=patches, band_patches=band_patches,
+                              heads=heads)
+    ckpt_classes = sd["mlp_head.1.weight"].shape[0] if "mlp_head.1.weight" in sd else None
+    if num_classes is not None and num_classes < 1:
+        raise ConversionError(f"--num-classes {num_classes}: expected an integer >= 1")
+    if num_classes is None:
+        if ckpt_classes is None:
+            raise ConversionError(f"{path} has no classifier (mlp_head.1.weight): pass --num-classes")
+        num_classes = ckpt_classes
+    config = dict(num_classes=num_classes, **arch)
+    model = model_from_config(config)
+    x = jnp.zeros((1, *model.input_shape), jnp.float32)
+    fresh = jax.eval_shape(model.init, jax.random.key(seed), x)["params"]
+    expected = {"/".join(k.key for k in p): v for p, v in jax.tree_util.tree_leaves_with_path(fresh)}
+    mapping = key_map(arch["depth"], mode)
+    assert {t for t, _ in mapping.values()} == set(expected), "key_map and the model disagree"
+
+    params, km, dropped = {}, {}, []
+    for key, value in sd.items():
+        if mode == "ViT" and SKIPCAT.fullmatch(key):
+            dropped.append(key)  # built but unused by the official model in ViT mode
+            continue
+        if key not in mapping:
+            raise ConversionError(f"{path}: key {key} {tuple(value.shape)} is not part of an "
+                                  f"official SpectralFormer of depth {arch['depth']} in "
+                                  f"{mode} mode (no Flax parameter to map it to)")
+        target, transform = mapping[key]
+        if target.startswith("head/") and ckpt_classes != num_classes:
+            dropped.append(key)
+            continue
+        try:
+            value = transform(value)
+        except ValueError as e:
+            raise ConversionError(f"{path}: key {key} has shape {tuple(sd[key].shape)}: {e}") from e
+        if value.shape != expected[target].shape:
+            raise ConversionError(f"{path}: key {key} has shape {tuple(sd[key].shape)}, which maps "
+                                  f"to {value.shape}; the model expects "
+                                  f"{expected[target].shape} at {target}")
+        params[target], km[key] = value, target
+
+    missing = [k for k, (t, _) in mapping.items() if t not in params and not t.startswith("head/")]
+    if missing:
+        raise ConversionError(f"{path}: missing key {missing[0]} ({len(missing)} tensors of the "
+                              f"{mode} model missing in all)")
+    reinitialised = sorted(t for t in expected if t not in params)
+    if reinitialised:  # a fresh head, drawn as the model initialises it
+        init = model.init(jax.random.key(seed), x)["params"]
+        for t in reinitialised:
+            node = init
+            for part in t.split("/"):
+                node = node[part]
+            params[t] = np.asarray(node)
+    report = dict(model=config, key_map=km, dropped=sorted(dropped), reinitialised=reinitialised)
+    return _unflatten(params), report
+
+
+def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
+    tree: dict = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split("/")
+        node = tree
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m convert spectralformer",
+        description="Convert an official SpectralFormer checkpoint (the state_dict of "
+                    "vit_pytorch.ViT, e.g. log/SpectralFormer_patch_*.pt) into a Flax checkpoint "
+                    "folder for hsic-jax.")
+    p.add_argument("--checkpoint", required=True, metavar="FILE.pt",
+                   help="the official state_dict (bare, or under 'state_dict' / 'model')")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (orbax params/ + manifest.json): a new or empty folder, or "
+                        "an earlier conversion with --replace; anything else is refused")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the earlier conversion in --out, once the new one is complete")
+    p.add_argument("--mode", required=True, choices=MODES,
+                   help="the official --mode the checkpoint was trained with: CAF (SpectralFormer, "
+                        "cross-layer adaptive fusion) or ViT (its skipcat tensors are dropped); "
+                        "the weights do not tell")
+    p.add_argument("--patches", type=int, default=None,
+                   help="the official --patches, the input's spatial size (1 pixel-wise, 7 "
+                        "patch-wise); with --band-patches or alone (band_patches follows from "
+                        "patch_to_embedding.weight)")
+    p.add_argument("--band-patches", type=int, default=None,
+                   help="the official --band_patches (odd), bands per token; needed only "
+                        "without --patches")
+    p.add_argument("--heads", type=int, default=None,
+                   help=f"attention heads, not stored in the weights (default: {OFFICIAL_HEADS}, "
+                        "the official demo's; dim_head = q width / heads)")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="classes of the head; a head of another size is replaced by a fresh one "
+                        "(default: the checkpoint's mlp_head)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of a head initialised fresh")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log.setLevel(logging.INFO)  # basicConfig does nothing once orbax's import has set up logging
+    args = parse_args(argv)
+    try:
+        check_out(args.out, args.checkpoint, args.replace)
+        sd = load_state_dict(args.checkpoint)
+        params, report = convert(sd, args.checkpoint, mode=args.mode, patches=args.patches,
+                                 band_patches=args.band_patches, heads=args.heads,
+                                 num_classes=args.num_classes, seed=args.seed)
+        log.info("computing the sha256 of %s", args.checkpoint)
+        manifest = dict(family="spectralformer", source=os.path.abspath(args.checkpoint),
+                        source_sha256=file_sha256(args.checkpoint), **report)
+        log.info("writing %s", args.out)
+        save_converted(args.out, params, manifest, replace=args.replace)
+    except (ConversionError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cfg = report["model"]
+    log.info("wrote %s: %d tensors, %d of them converted from %s; model %s", args.out,
+             len(report["key_map"]) + len(report["reinitialised"]), len(report["key_map"]),
+             args.checkpoint, ", ".join(f"{k}={v}" for k, v in cfg.items()))
+    log.info("input: (N, %d, %d, %d) per-band min-max normalised neighbourhoods -> (N, %d) logits",
+             cfg["patches"], cfg["patches"], cfg["bands"], cfg["num_classes"])
+    if report["dropped"]:
+        log.info("dropped %d tensors: %s", len(report["dropped"]), ", ".join(report["dropped"]))
+    if report["reinitialised"]:
+        log.info("initialised fresh: %s", ", ".join(report["reinitialised"]))
+    log.info("manifest: %s", os.path.join(args.out, MANIFEST))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
