@@ -45,7 +45,7 @@ def test_missing_data_names_the_file_and_the_download_command(tmp_path):
 
 def test_missing_weights_name_the_folder_and_the_convert_command(tmp_path):
     line = run_py(tmp_path, "indian_pines_lora.py", f"--config.pretrained_dir={tmp_path}/weights")
-    assert f"{tmp_path}/weights" in line and "python -m convert.spectralgpt" in line
+    assert f"{tmp_path}/weights" in line and "python -m convert spectralgpt --checkpoint SpectralGPT+.pth" in line
 
 
 @pytest.mark.parametrize("override,expected", [

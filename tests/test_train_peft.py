@@ -89,7 +89,7 @@ def test_linear_probe_keeps_the_backbone_and_trains_the_head(tmp_path, pretraine
 
 def test_missing_pretrained_weights_name_the_file_and_the_command(tmp_path):
     config = tiny(indian_pines_krona_plus.get_config(), tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match=r"nowhere.*python -m convert.spectralgpt"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere.*python -m convert spectralgpt"):
         train_and_evaluate(config, str(tmp_path / "run"))
 
 

@@ -61,8 +61,8 @@ def protocol(config, data: Data) -> dict:
     summary = (f"{'spatially disjoint ' if disjoint else ''}{kind.replace('_', ' ')} split, "
                f"{counts['train']} train / {counts['val']} val / {counts['test']} test pixels, "
                f"{100 * leak:.2f} % of test pixels inside a {window}-pixel training window; "
-               f"PCA and normalisation fitted on the {config.data.fit_on} pixels; tested once, "
-               f"with {select}")
+               f"{'PCA and ' if config.data.pca else ''}normalisation fitted on the "
+               f"{config.data.fit_on} pixels; tested once, with {select}")
     return {"split": kind, "spatially_disjoint": disjoint, "window": window, **counts,
             "fit_on": config.data.fit_on, "select": config.select, "summary": summary}
 

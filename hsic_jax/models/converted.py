@@ -110,14 +110,15 @@ def _replace_dir(src: str, dst: str) -> None:
         shutil.rmtree(old)
 
 
-def read_manifest(ckpt_dir: str) -> dict:
-    """The manifest of a converted checkpoint, with a clear error when the folder is not one."""
+def read_manifest(ckpt_dir: str, family: str = "FAMILY") -> dict:
+    """The manifest of a converted checkpoint, with a clear error when the folder is not one
+    (naming the converter command of `family`)."""
     path = os.path.join(ckpt_dir, MANIFEST)
     if not os.path.isfile(path):
+        source = "SpectralGPT+.pth" if family == "spectralgpt" else "WEIGHTS.pt"
         raise FileNotFoundError(
-            f"{ckpt_dir} is not a converted SpectralGPT checkpoint: {path} is missing. Convert "
-            "the PyTorch weights with: python -m convert.spectralgpt --checkpoint "
-            f"SpectralGPT+.pth --out {ckpt_dir}")
+            f"{ckpt_dir} is not a converted checkpoint: {path} is missing. Convert the PyTorch "
+            f"weights with: python -m convert {family} --checkpoint {source} --out {ckpt_dir}")
     with open(path) as f:
         return json.load(f)
 

@@ -101,7 +101,7 @@ def pretrained_backbone(config: ml_collections.ConfigDict, module) -> dict | Non
     """
     if config.init == "random":
         return None
-    manifest = read_manifest(config.pretrained_dir)
+    manifest = read_manifest(config.pretrained_dir, config.model.name)
     converted = manifest.get("family", "spectralgpt")
     if converted != config.model.name:
         raise ValueError(f"{config.pretrained_dir} holds a {converted} checkpoint, not a "
