@@ -4,19 +4,20 @@
     python -m convert spectralformer --checkpoint log/SpectralFormer_patch_indian.pt \\
         --out checkpoints/spectralformer_patch_indian --patches 7 --mode CAF
 
-A family's converter is the module `convert/FAMILY.py` with a `main(argv)`; this finds them.
+A family's converter is the module `convert/FAMILY.py` with a `main(argv)` (the family being one
+of `hsic_jax.models.FAMILIES`); this finds them. `convert/common.py` is what they share.
 `python -m convert FAMILY --help` lists a family's flags; `python -m convert.spectralgpt`
 works as before.
 """
 
 import importlib
-import pkgutil
+import importlib.util
 import sys
 
-import convert
+from hsic_jax import models
 
-FAMILIES = tuple(sorted(m.name for m in pkgutil.iter_modules(convert.__path__)
-                        if not m.name.startswith("_")))
+# The model families with a converter module.
+FAMILIES = tuple(sorted(f for f in models.FAMILIES if importlib.util.find_spec(f"convert.{f}")))
 
 
 def main(argv=None) -> int:

@@ -46,9 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from convert.spectralgpt import ConversionError, check_out
-from hsic_jax.data.io import file_sha256
-from hsic_jax.models.converted import MANIFEST, save_converted
+from convert.common import ConversionError, io_arguments, run, unflatten
 from hsic_jax.models.spectralformer import MODES, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralformer")
@@ -284,18 +282,7 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, mode: str, patches: int 
                 node = node[part]
             params[t] = np.asarray(node)
     report = dict(model=config, key_map=km, dropped=sorted(dropped), reinitialised=reinitialised)
-    return _unflatten(params), report
-
-
-def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
-    tree: dict = {}
-    for path, value in flat.items():
-        *parents, leaf = path.split("/")
-        node = tree
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return tree
+    return unflatten(params), report
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -304,13 +291,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Convert an official SpectralFormer checkpoint (the state_dict of "
                     "vit_pytorch.ViT, e.g. log/SpectralFormer_patch_*.pt) into a Flax checkpoint "
                     "folder for hsic-jax.")
-    p.add_argument("--checkpoint", required=True, metavar="FILE.pt",
-                   help="the official state_dict (bare, or under 'state_dict' / 'model')")
-    p.add_argument("--out", required=True, metavar="DIR",
-                   help="output folder (orbax params/ + manifest.json): a new or empty folder, or "
-                        "an earlier conversion with --replace; anything else is refused")
-    p.add_argument("--replace", action="store_true",
-                   help="replace the earlier conversion in --out, once the new one is complete")
+    io_arguments(p, "the official state_dict (bare, or under 'state_dict' / 'model')", "FILE.pt")
     p.add_argument("--mode", required=True, choices=MODES,
                    help="the official --mode the checkpoint was trained with: CAF (SpectralFormer, "
                         "cross-layer adaptive fusion) or ViT (its skipcat tensors are dropped); "
@@ -334,35 +315,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    log.setLevel(logging.INFO)  # basicConfig does nothing once orbax's import has set up logging
     args = parse_args(argv)
-    try:
-        check_out(args.out, args.checkpoint, args.replace)
-        sd = load_state_dict(args.checkpoint)
-        params, report = convert(sd, args.checkpoint, mode=args.mode, patches=args.patches,
-                                 band_patches=args.band_patches, heads=args.heads,
-                                 num_classes=args.num_classes, seed=args.seed)
-        log.info("computing the sha256 of %s", args.checkpoint)
-        manifest = dict(family="spectralformer", source=os.path.abspath(args.checkpoint),
-                        source_sha256=file_sha256(args.checkpoint), **report)
-        log.info("writing %s", args.out)
-        save_converted(args.out, params, manifest, replace=args.replace)
-    except (ConversionError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    cfg = report["model"]
-    log.info("wrote %s: %d tensors, %d of them converted from %s; model %s", args.out,
-             len(report["key_map"]) + len(report["reinitialised"]), len(report["key_map"]),
-             args.checkpoint, ", ".join(f"{k}={v}" for k, v in cfg.items()))
-    log.info("input: (N, %d, %d, %d) per-band min-max normalised neighbourhoods -> (N, %d) logits",
-             cfg["patches"], cfg["patches"], cfg["bands"], cfg["num_classes"])
-    if report["dropped"]:
-        log.info("dropped %d tensors: %s", len(report["dropped"]), ", ".join(report["dropped"]))
-    if report["reinitialised"]:
-        log.info("initialised fresh: %s", ", ".join(report["reinitialised"]))
-    log.info("manifest: %s", os.path.join(args.out, MANIFEST))
-    return 0
+
+    def make():
+        return convert(load_state_dict(args.checkpoint), args.checkpoint, mode=args.mode,
+                       patches=args.patches, band_patches=args.band_patches, heads=args.heads,
+                       num_classes=args.num_classes, seed=args.seed)
+
+    def notes(report):
+        cfg = report["model"]
+        return [f"input: (N, {cfg['patches']}, {cfg['patches']}, {cfg['bands']}) per-band min-max "
+                f"normalised neighbourhoods -> (N, {cfg['num_classes']}) logits"]
+
+    return run(args, "spectralformer", make, log, notes)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsic_jax.data.io import file_sha256
-from hsic_jax.models.converted import MANIFEST, check_out_dir, save_converted
+from convert.common import ConversionError, io_arguments, run, unflatten
 from hsic_jax.models.posemb import resample_grid, resample_joint
 from hsic_jax.models.spectralgpt import VARIANTS, check_geometry, model_from_config
 
@@ -36,10 +35,6 @@ log = logging.getLogger("convert.spectralgpt")
 DECODER = re.compile(r"^(decoder_|mask_token$)")
 
 POS_KEYS = ("pos_embed", "pos_embed_spatial", "pos_embed_temporal")
-
-
-class ConversionError(ValueError):
-    """A checkpoint that cannot be converted; the message names the file or key at fault."""
 
 
 def _linear(w):
@@ -227,7 +222,7 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
     for t in missing:
         params[t] = np.asarray(expected[t])
     report = dict(model=config, key_map=key_map, dropped=sorted(dropped), reinitialised=missing)
-    return _unflatten(params), report
+    return unflatten(params), report
 
 
 def _resample(key: str, value: np.ndarray, groups: int, grid: int) -> np.ndarray:
@@ -247,29 +242,12 @@ def torch_key(target: str) -> str:
     return key.replace("patch_embed.", "patch_embed.proj.")
 
 
-def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
-    tree: dict = {}
-    for path, value in flat.items():
-        *parents, leaf = path.split("/")
-        node = tree
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return tree
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m convert.spectralgpt",
         description="Convert a PyTorch SpectralGPT checkpoint (SpectralGPT.pth, SpectralGPT+.pth "
                     "or an official fine-tuned one) into a Flax checkpoint folder for hsic-jax.")
-    p.add_argument("--checkpoint", required=True, metavar="FILE.pth",
-                   help="PyTorch checkpoint {'model': state_dict, ...} as the official scripts save it")
-    p.add_argument("--out", required=True, metavar="DIR",
-                   help="output folder (orbax params/ + manifest.json): a new or empty folder, or "
-                        "an earlier conversion with --replace; anything else is refused")
-    p.add_argument("--replace", action="store_true",
-                   help="replace the earlier conversion in --out, once the new one is complete")
+    io_arguments(p, "PyTorch checkpoint {'model': state_dict, ...} as the official scripts save it")
     p.add_argument("--img-size", type=int, default=32,
                    help="input size in pixels (square); position grids are resampled to "
                         "img-size / patch with PyTorch bicubic (default: 32, the paper's)")
@@ -294,53 +272,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    log.setLevel(logging.INFO)  # basicConfig does nothing once orbax's import has set up logging
     args = parse_args(argv)
-    try:
-        check_out(args.out, args.checkpoint, args.replace)
+
+    def make():
         sd, ckpt_args = load_state_dict(args.checkpoint)
-        params, report = convert(sd, args.checkpoint, img_size=args.img_size, bands=args.bands,
-                                 num_classes=args.num_classes, pos_embed=args.pos_embed,
-                                 heads=args.heads, source_img_size=ckpt_args.get("input_size"),
-                                 seed=args.seed)
-        log.info("computing the sha256 of %s", args.checkpoint)
-        manifest = dict(family="spectralgpt", source=os.path.abspath(args.checkpoint),
-                        source_sha256=file_sha256(args.checkpoint), **report)
-        log.info("writing %s", args.out)
-        save_converted(args.out, params, manifest, replace=args.replace)
-    except (ConversionError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    log.info("wrote %s: %d tensors, %d of them converted from %s; model %s", args.out,
-             len(report["key_map"]) + len(report["reinitialised"]), len(report["key_map"]),
-             args.checkpoint, _config_text(report["model"]))
-    if report["dropped"]:
-        log.info("dropped %d tensors: %s", len(report["dropped"]), _summary(report["dropped"]))
-    if report["reinitialised"]:
-        log.info("initialised fresh: %s", ", ".join(report["reinitialised"]))
-    log.info("manifest: %s", os.path.join(args.out, MANIFEST))
-    return 0
+        return convert(sd, args.checkpoint, img_size=args.img_size, bands=args.bands,
+                       num_classes=args.num_classes, pos_embed=args.pos_embed, heads=args.heads,
+                       source_img_size=ckpt_args.get("input_size"), seed=args.seed)
 
-
-def check_out(out: str, checkpoint: str, replace: bool) -> None:
-    """Refuse an `--out` that is or holds the current folder or the checkpoint, then one that
-    `check_out_dir` refuses (not empty and no earlier conversion, or one without `--replace`)."""
-    real = os.path.realpath(out)
-    for what, folder in (("the current folder", os.getcwd()),
-                         (f"the checkpoint {checkpoint}", os.path.realpath(checkpoint))):
-        if os.path.commonpath([real, folder]) == real:
-            raise ConversionError(f"--out {out} is or holds {what}; give --out a new folder")
-    check_out_dir(out, replace)
-
-
-def _config_text(config: Mapping) -> str:
-    """A model config as one line of `key=value`."""
-    return ", ".join(f"{k}={v}" for k, v in config.items())
-
-
-def _summary(keys: list[str], n: int = 6) -> str:
-    return ", ".join(keys[:n]) + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
+    return run(args, "spectralgpt", make, log)
 
 
 if __name__ == "__main__":

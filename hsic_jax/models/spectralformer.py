@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
+from hsic_jax.models.common import check_input, module_fields
 
 MODES = ("CAF", "ViT")
 
@@ -190,11 +191,9 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        n, h, w, b = x.shape
-        if (h, w, b) != (self.patches, self.patches, self.bands):
-            raise ValueError(
-                f"SpectralFormer input has shape {x.shape}; expected (N, {self.patches}, "
-                f"{self.patches}, {self.bands}) = (N, patches, patches, bands) for this model")
+        check_input("SpectralFormer", x, (self.patches, self.patches, self.bands),
+                    "patches, patches, bands")
+        n = x.shape[0]
         tokens = group_bands(x.astype(self.dtype), self.band_patches)
         x = _dense(self.dim, tokens.shape[-1], "patch_embed", self.dtype)(tokens)  # (N, B, D)
         normal = nn.initializers.normal(1.0)  # torch.randn, as the official parameters
@@ -265,23 +264,9 @@ def check_geometry(patches: int, bands: int, band_patches: int, mode: str) -> No
         raise ValueError(f"mode {mode!r} is not one of {MODES}")
 
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-def model_kwargs(cfg: Mapping) -> dict:
-    """Keyword arguments of `SpectralFormer` from a config mapping (`name`, the family's, is
-    dropped; `dtype` may be a name)."""
-    cfg = {k: v for k, v in cfg.items() if k != "name"}
-    if isinstance(cfg.get("dtype"), str):
-        if cfg["dtype"] not in _DTYPES:
-            raise ValueError(f"model dtype {cfg['dtype']!r} is not one of {sorted(_DTYPES)}")
-        cfg["dtype"] = _DTYPES[cfg["dtype"]]
-    return cfg
-
-
 def model_from_config(cfg: Mapping) -> SpectralFormer:
     """A `SpectralFormer` from a mapping of its fields (as a converted checkpoint's manifest holds)."""
-    return SpectralFormer(**model_kwargs(cfg))
+    return SpectralFormer(**module_fields(cfg))
 
 
 def build(model_cfg: Mapping, *, input_size: int, bands: int, num_classes: int) -> SpectralFormer:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
+from hsic_jax.models.common import check_input, module_fields
 
 # Width, depth, heads and tubelet of the official factory functions
 # (`vit_{base,large,huge}_patch8_128` in models_vit_tensor.py).
@@ -119,11 +120,8 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        n, h, w, b = x.shape
-        if (h, w, b) != (self.img_size, self.img_size, self.bands):
-            raise ValueError(
-                f"SpectralGPT input has shape {x.shape}; expected (N, {self.img_size}, "
-                f"{self.img_size}, {self.bands}) = (N, H, W, bands) for this model")
+        check_input("SpectralGPT", x, (self.img_size, self.img_size, self.bands), "H, W, bands")
+        n = x.shape[0]
         p, t, d = self.patch_size, self.tubelet, self.width
         grid, groups = self.img_size // p, self.bands // t
         # Bands play the role of the "time" axis of a 3-D conv with one input channel.
@@ -207,22 +205,15 @@ def check_geometry(img_size, patch_size, bands, tubelet, width, heads, pos_embed
         raise ValueError(f"pos_embed {pos_embed!r} is not one of {POS_EMBED_MODES}")
 
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
 def model_kwargs(cfg: Mapping) -> dict:
     """Keyword arguments of `SpectralGPT` from a config mapping (a `variant` fills the preset;
     `name`, the family's, is dropped)."""
-    cfg = {k: v for k, v in cfg.items() if k != "name"}
+    cfg = module_fields(cfg)
     variant = cfg.pop("variant", None)
     if variant is not None:
         if variant not in VARIANTS:
             raise ValueError(f"model variant {variant!r} is not one of {sorted(VARIANTS)}")
         cfg = {**VARIANTS[variant], **cfg}
-    if isinstance(cfg.get("dtype"), str):
-        if cfg["dtype"] not in _DTYPES:
-            raise ValueError(f"model dtype {cfg['dtype']!r} is not one of {sorted(_DTYPES)}")
-        cfg["dtype"] = _DTYPES[cfg["dtype"]]
     return cfg
 
 
