@@ -41,9 +41,9 @@ class Recorder:
         self.calls = []
         original = loop.evaluate
 
-        def evaluate(predict_fn, params, padded, pixels, num_classes):
+        def evaluate(predict_fn, params, padded, pixels, **kwargs):
             self.calls.append({k: np.asarray(v) for k, v in pixels.items()})
-            return original(predict_fn, params, padded, pixels, num_classes)
+            return original(predict_fn, params, padded, pixels, **kwargs)
 
         monkeypatch.setattr(loop, "evaluate", evaluate)
 

@@ -4,7 +4,8 @@
 (`scenes.load_scene`), one split per seed (`split.make_split`), PCA and normalisation
 fitted on the scene or on each seed's training pixels (`data.fit_on`), the cube padded by
 the neighbourhood's radius, and each seed's training, validation and test pixels as
-arrays with a leading seed axis.
+arrays with a leading seed axis. For a whole-scene model (`whole_scene=True`) the input
+window is the scene itself: every test pixel is inside it (leakage 1).
 """
 
 import dataclasses
@@ -34,7 +35,9 @@ class Data:
         r = neighborhood // 2.
       train, val, test: each seed's pixels, padded to a common length: `coords` `(S, N, 2)`,
         `labels` and `valid` `(S, N)`.
-      leakage: per seed, `split.leakage` of the model's input window.
+      window: the model's input window: the neighbourhood size, or 'scene' (a whole-scene
+        model sees every pixel's spectrum, the test pixels' included, in every step).
+      leakage: per seed, `split.leakage` of that window.
     """
 
     scene: Scene
@@ -44,6 +47,7 @@ class Data:
     train: dict
     val: dict
     test: dict
+    window: int | str
     leakage: list[dict]
 
     @property
@@ -60,7 +64,7 @@ class Data:
         return self.padded.shape[-1]
 
 
-def load_data(cfg: Mapping, seeds: Sequence[int]) -> Data:
+def load_data(cfg: Mapping, seeds: Sequence[int], whole_scene: bool = False) -> Data:
     """The scene of `config.data` (`cfg`) prepared for each of `seeds` (module docstring)."""
     scene = load_scene(cfg["name"], cfg["data_dir"] or None, **_file_args(cfg))
     num_classes = len(scene.class_names)
@@ -86,7 +90,9 @@ def load_data(cfg: Mapping, seeds: Sequence[int]) -> Data:
         scene=scene, splits=splits, pcas=pcas, padded=cubes,
         **{part: _stack_pixels([(getattr(s, part), getattr(s, f"{part}_labels")) for s in splits])
            for part in PARTS},
-        leakage=[leakage(s, window, scene.gt.shape) for s in splits])
+        window="scene" if whole_scene else window,
+        leakage=[leakage(s, 2 * max(scene.gt.shape) + 1 if whole_scene else window,
+                         scene.gt.shape) for s in splits])
 
 
 def write_records(workdir: str, data: Data, seeds: Sequence[int], per_seed_pca: bool) -> None:

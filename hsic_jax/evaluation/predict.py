@@ -23,27 +23,33 @@ EVAL_BATCH = 256
 _update_confusions = jax.jit(jax.vmap(update_confusion))  # one (C, C) matrix per seed
 
 
-def evaluate(predict_fn, params, padded, pixels: dict, num_classes: int) -> list[dict]:
+def evaluate(predict_fn, params, padded, pixels: dict, num_classes: int,
+             batch: int | None = EVAL_BATCH) -> list[dict]:
     """Metrics (`metrics.summarize`) of each seed's `params` `(S, ...)` on its `pixels`
-    (`coords` `(S, N, 2)`, `labels` and `valid` `(S, N)`); `predict_fn` is vmapped over seeds."""
+    (`coords` `(S, N, 2)`, `labels` and `valid` `(S, N)`) in batches of `batch` pixels (None:
+    all at once, for a whole-scene model); `predict_fn` is vmapped over seeds."""
     n_seeds, n = pixels["labels"].shape
+    batch = batch or max(n, 1)
     conf = jnp.zeros((n_seeds, num_classes, num_classes), jnp.int32)
-    starts = range(0, n, EVAL_BATCH)
+    starts = range(0, n, batch)
     for start in progress(starts, f"evaluate {n_seeds} × {n} pixels", len(starts)):
-        sl = slice(start, start + EVAL_BATCH)
-        coords, labels, valid = (_pad_to(pixels[k][:, sl], EVAL_BATCH)
+        sl = slice(start, start + batch)
+        coords, labels, valid = (_pad_to(pixels[k][:, sl], batch)
                                  for k in ("coords", "labels", "valid"))
         preds, _ = predict_fn(params, padded, coords)
         conf = _update_confusions(conf, labels, preds, valid)
     return [summarize(c) for c in fetch(conf)]
 
 
-def classify_scene(predict_fn, params, padded, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def classify_scene(predict_fn, params, padded, shape: tuple[int, int],
+                   batch: int | None = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
     """Class map `(H, W)` in 1..C and confidence map `(H, W)` (the predicted class's softmax
-    probability) of one model (`params`, its cube `padded`) over every pixel of the scene."""
+    probability) of one model (`params`, its cube `padded`) over every pixel of the scene, in
+    batches of `batch` pixels (None: all at once)."""
     classes, confidence = np.zeros(shape, np.int32), np.zeros(shape, np.float32)
-    batches = batch_coords(scene_coords(np.zeros(shape)), EVAL_BATCH)
-    for coords, valid in progress(batches, "map", -(-shape[0] * shape[1] // EVAL_BATCH)):
+    batch = batch or shape[0] * shape[1]
+    batches = batch_coords(scene_coords(np.zeros(shape)), batch)
+    for coords, valid in progress(batches, "map", -(-shape[0] * shape[1] // batch)):
         c = coords[valid]
         pred, prob = (fetch(a)[valid] for a in predict_fn(params, padded, coords))
         classes[c[:, 0], c[:, 1]], confidence[c[:, 0], c[:, 1]] = pred + 1, prob

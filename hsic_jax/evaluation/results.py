@@ -25,7 +25,7 @@ def results(config, data: Data, seeds: Sequence[int], per_seed: list[dict], *,
         "trainable_params": trainable_params, "total_params": total_params,
         "train_seconds": train_seconds,
         "protocol": protocol(config, data),
-        "leakage": {"window": int(config.data.neighborhood),
+        "leakage": {"window": data.window,
                     **{part: _mean_or_none([lk[part] for lk in data.leakage])
                        for part in ("test", "val")}},
         "split": {"rows": data.splits[0].table()},
@@ -55,12 +55,14 @@ def protocol(config, data: Data) -> dict:
             "fraction" if split.config["fraction"] is not None else "given")
     counts = {part: len(getattr(split, part)) for part in ("train", "val", "test")}
     disjoint = bool(config.data.spatially_disjoint)
-    window = int(config.data.neighborhood)
+    window = data.window
+    inside = ("the whole-scene input that holds the training pixels" if window == "scene"
+              else f"a {window}-pixel training window")
     select = "the last state" if config.select == "last" else "the state with the best validation OA"
     leak = np.mean([lk["test"] for lk in data.leakage]) if counts["test"] else float("nan")
     summary = (f"{'spatially disjoint ' if disjoint else ''}{kind.replace('_', ' ')} split, "
                f"{counts['train']} train / {counts['val']} val / {counts['test']} test pixels, "
-               f"{100 * leak:.2f} % of test pixels inside a {window}-pixel training window; "
+               f"{100 * leak:.2f} % of test pixels inside {inside}; "
                f"{'PCA and ' if config.data.pca else ''}normalisation fitted on the "
                f"{config.data.fit_on} pixels; tested once, with {select}")
     return {"split": kind, "spatially_disjoint": disjoint, "window": window, **counts,

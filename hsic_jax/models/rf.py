@@ -1,6 +1,6 @@
 """Random forest on the spectra of single pixels (scikit-learn): a classical floor.
 
-A family of kind 'sklearn' (`hsic_jax.train.classical` trains it). config.model:
+A family of task shape 'classical' (`hsic_jax.train.classical` trains it). config.model:
 `name='rf'`, `trees`, `max_features` ('sqrt' or a fraction).
 """
 
@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from sklearn.ensemble import RandomForestClassifier
 
-KIND = "sklearn"
+TASK = "classical"
 
 
 def estimator(model_cfg: Mapping, seed: int, min_class_count: int) -> RandomForestClassifier:

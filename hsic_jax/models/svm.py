@@ -1,6 +1,6 @@
 """RBF support vector machine on the spectra of single pixels (scikit-learn): the classical floor.
 
-A family of kind 'sklearn' (`hsic_jax.train.classical` trains it): no neighbourhood, no
+A family of task shape 'classical' (`hsic_jax.train.classical` trains it): no neighbourhood, no
 gradient steps; `estimator(model_cfg, seed)` is an RBF `SVC` whose C and γ are chosen by a
 small stratified cross-validated grid search on the training pixels only, its scores
 calibrated into probabilities (Platt's sigmoid, `CalibratedClassifierCV`) for the
@@ -16,7 +16,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import SVC
 
-KIND = "sklearn"
+TASK = "classical"
 
 
 def estimator(model_cfg: Mapping, seed: int, min_class_count: int) -> GridSearchCV:

@@ -17,7 +17,7 @@ from hsic_jax.data.patches import PADDINGS, RESIZE_METHODS
 from hsic_jax.data.preprocess import NORMALIZATIONS
 from hsic_jax.data.scenes import SCENES
 from hsic_jax.data.split import training_pixels
-from hsic_jax.models import FAMILIES, family
+from hsic_jax.models import FAMILIES, task
 from hsic_jax.train.optimizer import OPTIMIZERS, SCHEDULES
 from hsic_jax.train.state import config_bands, tuned_model
 
@@ -47,7 +47,9 @@ def check_config(config: ml_collections.ConfigDict) -> list[str]:
         _number(config, f"augment.{field}", low=0)
     _choice(config, "model.name", FAMILIES)
     method_from_config(config.method)
-    if getattr(family(config.model.name), "KIND", "flax") == "sklearn":
+    if task(config.model.name) == "scene":
+        _check_whole_scene(config)
+    if task(config.model.name) == "classical":
         if config.select != "last":
             raise ValueError(f"config.select={config.select!r}: model {config.model.name!r} is "
                              "fitted once, there is no state to select; set it to 'last'")
@@ -93,6 +95,19 @@ def _check_data(config) -> None:
         raise ValueError(f"config.data.val_per_class={val!r}; expected a count per class "
                          "(0 = none) or a fraction of each class's training pixels in (0, 1)")
     training_pixels(data.train_per_class)
+
+
+def _check_whole_scene(config) -> None:
+    """A whole-scene model takes the scene as it is: no neighbourhood, no patch augmentation."""
+    name = config.model.name
+    if config.data.neighborhood != 1:
+        raise ValueError(f"config.data.neighborhood={config.data.neighborhood!r}: model {name!r} "
+                         "takes the whole scene as its input, not a neighbourhood; set it to 1")
+    on = [f"augment.{k}={v!r}" for k, v in config.augment.items() if v]
+    if on:
+        raise ValueError(f"config.{', config.'.join(on)}: model {name!r} trains on the whole "
+                         "scene, which the patch augmentations do not apply to; set them off "
+                         "(False / 0)")
 
 
 def _clip_warmup(config) -> list[str]:

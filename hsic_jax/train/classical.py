@@ -1,6 +1,6 @@
 """The classical task shape: scikit-learn classifiers on the spectra of single pixels.
 
-A family of kind 'sklearn' (`hsic_jax.models.svm`, `hsic_jax.models.rf`) gets the same data
+A family of task shape 'classical' (`hsic_jax.models.svm`, `hsic_jax.models.rf`) gets the same data
 stage, splits, `results.json`, maps and report rows as the deep families, but no gradient
 steps: each seed's estimator is fitted on the spectra of its training pixels (raw bands or
 PCA components, normalised as `config.data` says), tested once on its test pixels, and the

@@ -47,15 +47,15 @@ from hsic_jax.adapters.export import WEIGHTS, export_adapters
 from hsic_jax.data.io import write_json
 from hsic_jax.data.pipeline import Data, load_data, write_records
 from hsic_jax.evaluation.maps import save_training_curves
-from hsic_jax.evaluation.predict import classify_scene, evaluate, save_maps
+from hsic_jax.evaluation.predict import EVAL_BATCH, classify_scene, evaluate, save_maps
 from hsic_jax.evaluation.results import results as make_results
 from hsic_jax.models.converted import read_manifest
 from hsic_jax.progress import progress
-from hsic_jax.models import family
+from hsic_jax.models import task
 from hsic_jax.train import checkpoint, classical, hosts, selection
 from hsic_jax.train.checks import check_config
 from hsic_jax.train.state import TrainSetup, create_train_state, pretrained_backbone, tuned_model
-from hsic_jax.train.step import Geometry, predict, train_step
+from hsic_jax.train.step import Geometry, step_functions
 from hsic_jax.train.workdir import WorkdirError, claim
 
 log = logging.getLogger(__name__)
@@ -94,37 +94,40 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool) -> dict
     model are set up, so that a run refused for bad input leaves no trace that a corrected
     rerun would take for another experiment."""
     seeds = [config.seed + s for s in range(config.num_seeds)]
-    data = load_data(config.data, seeds)
+    shape = task(config.model.name)
+    data = load_data(config.data, seeds, whole_scene=shape == "scene")
     log.info("split of seed %d:\n%s", seeds[0], data.splits[0].to_markdown())
-    if getattr(family(config.model.name), "KIND", "flax") == "sklearn":  # the classical shape
+    if shape == "classical":
         if primary:
             _write_inputs(workdir, config, data, seeds)
         return classical.run(config, workdir, data, seeds, primary)
     tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
-    setup, state = create_train_state(config, tuned, seeds, _steps_per_epoch(config, data),
+    setup, state = create_train_state(config, tuned, seeds, _steps_per_epoch(config, data, shape),
                                       pretrained_backbone(config, tuned.module))
     if primary:
         _write_inputs(workdir, config, data, seeds)
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
+    step, predict = step_functions(shape, config, setup, geo)
+    batch = None if shape == "scene" else EVAL_BATCH  # a whole-scene model: every pixel at once
     per_seed, replicated = hosts.shardings(len(seeds))
     log.info("training %d seeds on %d devices", len(seeds), per_seed.mesh.size)
     padded = hosts.to_global(data.padded, per_seed)
-    predict_fn = jax.jit(jax.vmap(functools.partial(predict, tuned=tuned, geo=geo)))
-    state, best, train_seconds = train(config, workdir, data, setup, state, geo, padded,
-                                       predict_fn, per_seed, primary)
+    predict_fn = jax.jit(jax.vmap(predict))
+    evaluate_fn = functools.partial(evaluate, predict_fn, num_classes=data.num_classes, batch=batch)
+    state, best, train_seconds = train(config, workdir, data, setup, state, step, padded,
+                                       evaluate_fn, per_seed, primary)
 
     # The test pixels, once: the selected state (and, when that is the best validation state,
     # the last one too, for the record). Every process takes part; the first one writes.
     selected = selection.selected_params(state["params"], best)
-    per_seed_results = evaluate(predict_fn, selected, padded, data.test, data.num_classes)
-    last = None if best is None else evaluate(predict_fn, state["params"], padded, data.test,
-                                              data.num_classes)
+    per_seed_results = evaluate_fn(selected, padded, data.test)
+    last = None if best is None else evaluate_fn(state["params"], padded, data.test)
     first_params, first_cube = jax.jit(lambda tree: jax.tree.map(lambda x: x[0], tree),
                                        out_shardings=replicated)((selected, padded))
     maps = None
     if config.save_map:
-        maps = classify_scene(jax.jit(functools.partial(predict, tuned=tuned, geo=geo)),
-                              first_params, first_cube, data.scene.gt.shape)
+        maps = classify_scene(jax.jit(predict), first_params, first_cube, data.scene.gt.shape,
+                              batch=batch)
     results = make_results(
         config, data, seeds, per_seed_results, last=last,
         selection=None if best is None else {k: hosts.fetch(best[k]) for k in ("val_oa", "epoch")},
@@ -145,9 +148,13 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool) -> dict
     return results
 
 
-def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, geo: Geometry,
-          padded, predict_fn, per_seed, primary: bool):
+def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, step_fn, padded,
+          evaluate_fn, per_seed, primary: bool):
     """Train every seed from its latest checkpoint to the end; return `(state, best, seconds)`.
+
+    `step_fn(state, cube, coords, labels, valid, seed)` is one seed's train step
+    (`hsic_jax.train.step.step_functions`), `evaluate_fn(params, padded, pixels)` the metrics
+    of every seed on a pixel set (`hsic_jax.evaluation.predict.evaluate`).
 
     In-loop evaluation sees the validation pixels only (none without a validation split).
     Checkpoints every `checkpoint_every_epochs`, and at the end of any epoch that comes
@@ -170,11 +177,7 @@ def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, geo:
     start = int(hosts.fetch(state["step"])[0])
     if primary:
         checkpoint.truncate_metrics(metrics_path, start)
-    step_fn = jax.jit(jax.vmap(functools.partial(
-        train_step, tuned=setup.tuned, tx=setup.tx, param_labels=setup.labels, geo=geo,
-        batch_size=config.batch_size, steps_per_epoch=setup.steps_per_epoch,
-        augment_cfg=dict(config.augment), label_smoothing=config.label_smoothing)),
-        donate_argnums=0)
+    step_fn = jax.jit(jax.vmap(step_fn), donate_argnums=0)
 
     t0, totals, status = time.perf_counter(), [], {}
     last_save = time.monotonic()
@@ -190,8 +193,8 @@ def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, geo:
                   for k in totals[0]}}
         totals = []
         if data.has_val and (epoch % config.eval_every_epochs == 0 or epoch == config.epochs):
-            val_oa = np.array([r["oa"] for r in evaluate(predict_fn, state["params"], padded,
-                                                         data.val, data.num_classes)], np.float32)
+            val_oa = np.array([r["oa"] for r in evaluate_fn(state["params"], padded, data.val)],
+                              np.float32)
             row["val_oa"] = float(val_oa.mean())
             if best is not None:
                 best = selection.update_best(
@@ -214,8 +217,11 @@ def _write_inputs(workdir: str, config, data: Data, seeds: list[int]) -> None:
     write_records(workdir, data, seeds, per_seed_pca=config.data.fit_on == "train")
 
 
-def _steps_per_epoch(config, data: Data) -> int:
-    """Full batches per epoch of the seed with the fewest training pixels."""
+def _steps_per_epoch(config, data: Data, shape: str) -> int:
+    """Full batches per epoch of the seed with the fewest training pixels (a whole-scene
+    model: one step, the scene)."""
+    if shape == "scene":
+        return 1
     fewest = int(data.train["valid"].sum(axis=1).min())
     if fewest < config.batch_size:
         raise ValueError(f"{fewest} training pixels are fewer than one batch of "

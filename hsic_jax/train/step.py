@@ -1,12 +1,20 @@
 """The jitted train and predict steps, for one seed (`jax.vmap` runs several side by side).
 
-A train state is a plain dict `{'step': int32 (), 'params': ..., 'opt_state': ...}`. Batches
-are built inside the step from the padded scene on the device: the step's indices come
-from a permutation that depends only on `(seed key, epoch)`, so a resumed run draws the
-same batches as an uninterrupted one.
+A train state is a plain dict `{'step': int32 (), 'params': ..., 'opt_state': ...}`. The
+steps of the two task shapes of gradient-trained families (`hsic_jax.models.task`):
+
+  'patch'  `train_step` / `predict`: batches are built inside the step from the padded scene
+           on the device, one neighbourhood per pixel; the step's indices come from a
+           permutation that depends only on `(seed key, epoch)`, so a resumed run draws the
+           same batches as an uninterrupted one.
+  'scene'  `scene_train_step` / `scene_predict`: the whole scene is one input, one step per
+           epoch, the loss is the mean over the training pixels of the per-pixel logits.
+
+`step_functions` gives the loop the pair of a task shape with their settings bound.
 """
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -73,11 +81,39 @@ def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Ar
                              rngs={"dropout": dropout_key})
         return optax.softmax_cross_entropy(logits, targets).mean(), logits
 
+    state, loss, logits = _update(state, loss_fn, tx, param_labels)
+    return state, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
+
+
+def scene_train_step(state: dict, scene: jax.Array, coords: jax.Array, labels: jax.Array,
+                     valid: jax.Array, seed: jax.Array, *, tuned: TunedModel,
+                     tx: optax.GradientTransformation, param_labels: Any,
+                     label_smoothing: float) -> tuple[dict, dict]:
+    """One optimizer step of one seed of a whole-scene model: the scene `(H, W, B)` is the
+    input, the loss the mean cross-entropy of the per-pixel logits over the `valid` training
+    pixels `coords` `(N, 2)` with `labels` `(N,)`. Returns the new state and
+    `{'loss', 'accuracy'}`."""
+    dropout_key = jax.random.fold_in(jax.random.key(seed), state["step"])
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, tuned.module.num_classes),
+                                  label_smoothing)
+    weights = valid / jnp.maximum(jnp.sum(valid), 1)
+
+    def loss_fn(params):
+        logits = tuned.apply(freeze(params, param_labels), scene[None], train=True,
+                             rngs={"dropout": dropout_key})[0][coords[:, 0], coords[:, 1]]
+        return jnp.sum(weights * optax.softmax_cross_entropy(logits, targets)), logits
+
+    state, loss, logits = _update(state, loss_fn, tx, param_labels)
+    return state, {"loss": loss, "accuracy": jnp.sum(weights * (jnp.argmax(logits, -1) == labels))}
+
+
+def _update(state: dict, loss_fn, tx: optax.GradientTransformation, param_labels: Any):
+    """The state after one update along the gradient of `loss_fn(params) -> (loss, logits)`
+    (frozen leaves kept as they are); returns `(state, loss, logits)`."""
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = keep_frozen(optax.apply_updates(state["params"], updates), state["params"], param_labels)
-    metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
-    return {"step": step + 1, "params": params, "opt_state": opt_state}, metrics
+    return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, loss, logits
 
 
 def predict(params: Any, padded: jax.Array, coords: jax.Array, *, tuned: TunedModel,
@@ -86,3 +122,26 @@ def predict(params: Any, padded: jax.Array, coords: jax.Array, *, tuned: TunedMo
     confidence) for pixel coordinates `(N, 2)`, in eval mode."""
     logits = tuned.apply(params, inputs(padded, coords, geo), train=False)
     return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
+
+
+def scene_predict(params: Any, scene: jax.Array, coords: jax.Array, *,
+                  tuned: TunedModel) -> tuple[jax.Array, jax.Array]:
+    """`predict` for a whole-scene model: one forward of the scene `(H, W, B)`, read at the
+    pixel coordinates `(N, 2)`."""
+    logits = tuned.apply(params, scene[None], train=False)[0][coords[:, 0], coords[:, 1]]
+    return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
+
+
+def step_functions(task: str, config, setup, geo: Geometry):
+    """`(train_step, predict)` of task shape `task` ('patch' or 'scene') for one seed, with the
+    run's settings bound: `train(state, cube, coords, labels, valid, seed)` and
+    `predict(params, cube, coords)`."""
+    common = dict(tuned=setup.tuned, tx=setup.tx, param_labels=setup.labels,
+                  label_smoothing=config.label_smoothing)
+    if task == "scene":
+        return (functools.partial(scene_train_step, **common),
+                functools.partial(scene_predict, tuned=setup.tuned))
+    return (functools.partial(train_step, **common, geo=geo, batch_size=config.batch_size,
+                              steps_per_epoch=setup.steps_per_epoch,
+                              augment_cfg=dict(config.augment)),
+            functools.partial(predict, tuned=setup.tuned, geo=geo))
