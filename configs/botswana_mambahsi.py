@@ -1,0 +1,10 @@
+"""Botswana, MambaHSI (whole scene) from scratch with the official recipe and split.
+
+    python run.py --config=configs/botswana_mambahsi.py
+"""
+
+from configs import mambahsi
+
+
+def get_config():
+    return mambahsi.get_config("botswana")

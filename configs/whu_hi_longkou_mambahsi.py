@@ -1,0 +1,10 @@
+"""WHU-Hi-LongKou, MambaHSI (whole scene) from scratch with the official recipe and split.
+
+    python run.py --config=configs/whu_hi_longkou_mambahsi.py
+"""
+
+from configs import mambahsi
+
+
+def get_config():
+    return mambahsi.get_config("whu_hi_longkou")
