@@ -1,9 +1,18 @@
-"""Batches of the train step: each epoch visits every training pixel once, in a seeded order."""
+"""The train steps: a patch step's epoch visits every training pixel once, in a seeded order;
+a whole-scene step's loss is over the training pixels only."""
 
+import functools
+
+import flax.linen as nn
 import jax
 import numpy as np
+import optax
+import pytest
 
-from hsic_jax.train.step import epoch_order
+from hsic_jax.adapters.methods import method_from_config
+from hsic_jax.adapters.tuned import Target, TunedModel, example_input
+from hsic_jax.train.optimizer import make_optimizer
+from hsic_jax.train.step import epoch_order, scene_predict, scene_train_step
 
 
 def test_epoch_order_puts_each_valid_index_once_before_the_padding():
@@ -16,3 +25,79 @@ def test_epoch_order_puts_each_valid_index_once_before_the_padding():
     assert not np.array_equal(orders[0], orders[1])  # reshuffled every epoch
     np.testing.assert_array_equal(orders[1], np.asarray(epoch_order(key, 1, valid)))  # reproducible
     assert not np.array_equal(orders[0], np.asarray(epoch_order(jax.random.key(1), 0, valid)))
+
+
+class _TinyBackbone(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Conv(5, (3, 3), name="conv")(x))
+        return nn.Dense(5, name="v")(nn.relu(nn.Dense(5, name="q")(x)))
+
+
+class _TinySceneModel(nn.Module):
+    """A whole-scene model: a 3 × 3 convolution and two per-pixel layers, then a per-pixel
+    classifier, `(N, H, W, B)` → `(N, H, W, C)`."""
+
+    num_classes: int = 3
+    input_shape: tuple = (4, 4, 2)
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        return nn.Dense(self.num_classes, name="head")(_TinyBackbone(name="backbone")(x))
+
+
+def _scene_setup():
+    adaptable = {"q": Target("(q)"), "v": Target("(v)")}
+    tuned = TunedModel.create(_TinySceneModel(), method_from_config({"name": "fft"}), adaptable)
+    params = tuned.init(jax.random.key(0), example_input(tuned.module))
+    labels = tuned.labels(params)
+    tx = make_optimizer({"name": "adam", "lr": 1e-2, "weight_decay": 0.0, "b1": 0.9,
+                         "b2": 0.999, "eps": 1e-8}, labels, optax.constant_schedule(1e-2))
+    return tuned, params, labels, tx
+
+
+def test_scene_step_loss_is_the_mean_cross_entropy_over_the_valid_training_pixels_only():
+    tuned, params, labels, tx = _scene_setup()
+    scene = jax.random.normal(jax.random.key(1), (5, 7, 2))  # H ≠ W: swapped axes cannot pass
+    coords = np.array([[0, 6], [4, 1], [2, 3], [3, 5]], np.int32)
+    y = np.array([2, 0, 1, 1], np.int32)
+    valid = np.array([True, True, True, False])  # the last entry is padding
+    state = {"step": np.int32(0), "params": params, "opt_state": tx.init(params)}
+    step = jax.jit(functools.partial(scene_train_step, tuned=tuned, tx=tx, param_labels=labels,
+                                     label_smoothing=0.0))
+    new, metrics = step(state, scene, coords, y, valid, np.int32(0))
+
+    logits = np.asarray(tuned.apply(params, scene[None]))[0]
+    picked = logits[coords[:3, 0], coords[:3, 1]]
+    expected = -np.mean(jax.nn.log_softmax(picked)[np.arange(3), y[:3]])
+    np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(metrics["accuracy"], np.mean(picked.argmax(-1) == y[:3]))
+    assert int(new["step"]) == 1
+
+    # The padding entry's label and position change nothing.
+    other, metrics2 = step(state, scene, np.array([[0, 6], [4, 1], [2, 3], [0, 0]], np.int32),
+                           np.array([2, 0, 1, 2], np.int32), valid, np.int32(0))
+    np.testing.assert_allclose(metrics2["loss"], metrics["loss"], rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(new["params"]), jax.tree.leaves(other["params"])):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_scene_training_fits_the_training_pixels_and_predict_reads_the_scene_map_at_them():
+    tuned, params, labels, tx = _scene_setup()
+    scene = jax.random.normal(jax.random.key(2), (6, 6, 2))
+    coords = np.argwhere(np.ones((6, 6), bool))[::3].astype(np.int32)
+    y = (np.asarray(scene)[coords[:, 0], coords[:, 1], 0] > 0).astype(np.int32)
+    valid = np.ones(len(y), bool)
+    state = {"step": np.int32(0), "params": params, "opt_state": tx.init(params)}
+    step = jax.jit(lambda s: scene_train_step(s, scene, coords, y, valid, np.int32(0),
+                                              tuned=tuned, tx=tx, param_labels=labels,
+                                              label_smoothing=0.0))
+    for _ in range(100):
+        state, metrics = step(state)
+    assert float(metrics["accuracy"]) == pytest.approx(1.0)
+
+    classes, confidence = scene_predict(state["params"], scene, coords, tuned=tuned)
+    logits = np.asarray(tuned.apply(state["params"], scene[None]))[0]
+    np.testing.assert_array_equal(classes, logits.argmax(-1)[coords[:, 0], coords[:, 1]])
+    np.testing.assert_array_equal(classes, y)
+    assert np.all((np.asarray(confidence) > 0.5) & (np.asarray(confidence) <= 1))
