@@ -5,14 +5,17 @@ and maps the official state_dict, and hands `run` a function that returns the Fl
 and a report `{'model': fields, 'key_map', 'dropped', 'reinitialised'}`; `run` checks
 `--out` first, writes the orbax params and `manifest.json` (family, source sha256, report)
 through `save_converted`, logs what it wrote, and turns a refusal into one line and exit
-status 2.
+status 2. A converter of several input files (HyperSIGMA's spatial and spectral checkpoints)
+passes them to `run` as `sources` (`{role: path}`); its manifest then records each file and a
+`source_sha256` over all of them (`combined_sha256`).
 """
 
 import argparse
+import hashlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -25,9 +28,11 @@ class ConversionError(ValueError):
 
 
 def io_arguments(parser: argparse.ArgumentParser, checkpoint_help: str,
-                 metavar: str = "FILE.pth") -> None:
-    """`--checkpoint`, `--out` and `--replace`, as every converter takes them."""
-    parser.add_argument("--checkpoint", required=True, metavar=metavar, help=checkpoint_help)
+                 metavar: str = "FILE.pth", checkpoint_required: bool = True) -> None:
+    """`--checkpoint`, `--out` and `--replace`, as every converter takes them (`--checkpoint`
+    optional for a converter that also takes other input files)."""
+    parser.add_argument("--checkpoint", required=checkpoint_required, metavar=metavar,
+                        help=checkpoint_help)
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (orbax params/ + manifest.json): a new or empty "
                              "folder, or an earlier conversion with --replace; anything else "
@@ -37,29 +42,40 @@ def io_arguments(parser: argparse.ArgumentParser, checkpoint_help: str,
                              "complete")
 
 
-def check_out(out: str, checkpoint: str, replace: bool) -> None:
-    """Refuse an `--out` that is or holds the current folder or the checkpoint, then one that
-    `check_out_dir` refuses (not empty and no earlier conversion, or one without `--replace`)."""
+def check_out(out: str, checkpoint: str | Sequence[str], replace: bool) -> None:
+    """Refuse an `--out` that is or holds the current folder or the checkpoint (or any of the
+    checkpoints), then one that `check_out_dir` refuses (not empty and no earlier conversion,
+    or one without `--replace`)."""
     real = os.path.realpath(out)
+    checkpoints = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
     for what, folder in (("the current folder", os.getcwd()),
-                         (f"the checkpoint {checkpoint}", os.path.realpath(checkpoint))):
+                         *((f"the checkpoint {c}", os.path.realpath(c)) for c in checkpoints)):
         if os.path.commonpath([real, folder]) == real:
             raise ConversionError(f"--out {out} is or holds {what}; give --out a new folder")
     check_out_dir(out, replace)
 
 
 def run(args: argparse.Namespace, family: str, convert: Callable[[], tuple[dict, dict]],
-        log: logging.Logger, notes: Callable[[dict], list[str]] = lambda report: []) -> int:
-    """Convert `args.checkpoint` into `args.out` with `convert()`; 0, or 2 after one line on a
-    refusal. `notes(report)` adds family-specific log lines."""
+        log: logging.Logger, notes: Callable[[dict], list[str]] = lambda report: [],
+        sources: Mapping[str, str] | None = None) -> int:
+    """Convert `args.checkpoint` (or the files `sources`, `{role: path}`) into `args.out` with
+    `convert()`; 0, or 2 after one line on a refusal. `notes(report)` adds family-specific
+    log lines."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log.setLevel(logging.INFO)  # basicConfig does nothing once orbax's import has set up logging
+    inputs = [args.checkpoint] if sources is None else list(sources.values())
     try:
-        check_out(args.out, args.checkpoint, args.replace)
+        check_out(args.out, inputs, args.replace)
         params, report = convert()
-        log.info("computing the sha256 of %s", args.checkpoint)
-        manifest = dict(family=family, source=os.path.abspath(args.checkpoint),
-                        source_sha256=file_sha256(args.checkpoint), **report)
+        log.info("computing the sha256 of %s", ", ".join(inputs))
+        if sources is None:
+            origin = dict(source=os.path.abspath(args.checkpoint),
+                          source_sha256=file_sha256(args.checkpoint))
+        else:
+            hashes = {role: file_sha256(path) for role, path in sources.items()}
+            origin = dict(source={role: os.path.abspath(path) for role, path in sources.items()},
+                          source_sha256=combined_sha256(hashes), source_sha256s=hashes)
+        manifest = dict(family=family, **origin, **report)
         log.info("writing %s", args.out)
         save_converted(args.out, params, manifest, replace=args.replace)
     except (ConversionError, FileExistsError) as e:
@@ -67,7 +83,7 @@ def run(args: argparse.Namespace, family: str, convert: Callable[[], tuple[dict,
         return 2
     log.info("wrote %s: %d tensors, %d of them converted from %s; model %s", args.out,
              len(report["key_map"]) + len(report["reinitialised"]), len(report["key_map"]),
-             args.checkpoint, ", ".join(f"{k}={v}" for k, v in report["model"].items()))
+             " and ".join(inputs), ", ".join(f"{k}={v}" for k, v in report["model"].items()))
     for line in notes(report):
         log.info("%s", line)
     if report["dropped"]:
@@ -76,6 +92,12 @@ def run(args: argparse.Namespace, family: str, convert: Callable[[], tuple[dict,
         log.info("initialised fresh: %s", ", ".join(report["reinitialised"]))
     log.info("manifest: %s", os.path.join(args.out, MANIFEST))
     return 0
+
+
+def combined_sha256(hashes: Mapping[str, str]) -> str:
+    """One sha256 for several files: of the lines `role sha256` in the given order."""
+    text = "".join(f"{role} {digest}\n" for role, digest in hashes.items())
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def unflatten(flat: Mapping[str, np.ndarray]) -> dict:

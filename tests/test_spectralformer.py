@@ -211,9 +211,9 @@ def test_out_folder_rules(tmp_path, capsys, sd):
 
 
 def test_cli_dispatch(capsys):
-    assert convert_cli.FAMILIES == ("mambahsi", "spectralformer", "spectralgpt")
+    assert convert_cli.FAMILIES == ("hypersigma", "mambahsi", "spectralformer", "spectralgpt")
     assert convert_cli.main(["nope"]) == 2
-    assert "'nope' is not a family the converter knows: mambahsi, spectralformer, spectralgpt" in (
+    assert "'nope' is not a family the converter knows: hypersigma, mambahsi, spectralformer, spectralgpt" in (
         capsys.readouterr().err)
     assert convert_cli.main([]) == 2
     with pytest.raises(SystemExit) as exit_:

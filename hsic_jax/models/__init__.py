@@ -37,7 +37,7 @@ from types import ModuleType
 from hsic_jax.models.converted import Classifier, load_converted, load_params, save_converted
 from hsic_jax.models.spectralgpt import VARIANTS, SpectralGPT, model_from_config
 
-FAMILIES = ("spectralgpt", "spectralformer", "mambahsi", "svm", "rf")
+FAMILIES = ("spectralgpt", "spectralformer", "mambahsi", "hypersigma", "svm", "rf")
 
 TASKS = ("patch", "scene", "classical")
 

@@ -1,0 +1,10 @@
+"""Indian Pines, HyperSIGMA (ViT-B, 33 × 33 × 30) fine-tuned with the official recipe.
+
+    python run.py --config=configs/indian_pines_hypersigma.py
+"""
+
+from configs import hypersigma
+
+
+def get_config():
+    return hypersigma.get_config("indian_pines")
