@@ -134,3 +134,21 @@ def test_fit_on_given_pixels_only_against_sklearn(cube):
         fit_pca(cube, 12, pixels[:5])
     with pytest.raises(DataError, match=r"\(N, 2\) \(row, col\), got shape \(500,\)"):
         fit_pca(cube, 12, pixels[:, 0])
+
+
+def _official_stretch(image: np.ndarray) -> np.ndarray:
+    """MambaHSI's ImageStretching then ToTensor's / 255, written out in numpy from its source."""
+    bands = []
+    for i in range(image.shape[2]):
+        band = image[:, :, i]
+        low, high = np.percentile(band, 2), np.percentile(band, 98)
+        bands.append((band - low) / (high - low + 1e-6))
+    return (np.clip(np.stack(bands, axis=-1), 0, 1) * 255).astype(np.uint8) / 255.0
+
+
+def test_stretch_is_mambahsi_official_input_on_the_real_scene(cube):
+    part = cube[:40].astype(np.float64)  # the raw Indian Pines bands (integers)
+    ours = np.asarray(normalize(part, "stretch"))
+    official = _official_stretch(part)
+    np.testing.assert_allclose(ours, official, atol=1e-6)  # the same 8-bit level everywhere
+    assert 0.015 < np.mean(official == 0) < 0.03 and 0.015 < np.mean(official == 1) < 0.03

@@ -29,7 +29,9 @@ BIGEARTHNET_STD = (
     633.15169573, 650.2842772, 712.12507725, 965.23119807, 948.9819932, 1108.06650639,
     1258.36394548, 1233.1492281, 1364.38688993, 472.37967789, 1310.36996126, 1087.6020813,
 )
-NORMALIZATIONS = ("bigearthnet", "minmax", "zscore", "none")
+NORMALIZATIONS = ("bigearthnet", "minmax", "zscore", "stretch", "none")
+
+STRETCH_PERCENTILES = (2.0, 98.0)  # MambaHSI's ImageStretching
 
 
 @flax.struct.dataclass
@@ -138,15 +140,27 @@ def normalize(cube, mode: str, pixels=None) -> jax.Array:
         only puts them on the numeric scale of standardised Sentinel-2 reflectances (x 10^4).
       'minmax': (x_c - min_c) / (max_c - min_c), in [0, 1]; a constant channel becomes 0.
       'zscore': (x_c - mean_c) / std_c (population std); a constant channel becomes 0.
+      'stretch': the official MambaHSI input (`utils/HSICommonUtils.ImageStretching`, then
+        `ToTensor`): (x_c - p2_c) / (p98_c - p2_c + 1e-6) with the 2nd and 98th percentiles
+        (linear interpolation, numpy's default), clipped to [0, 1], quantised to 8 bits by
+        truncation and divided by 255.
       'none': unchanged.
     """
     if mode not in NORMALIZATIONS:
         raise DataError(f"unknown normalisation {mode!r}; expected one of {NORMALIZATIONS}")
     if mode == "bigearthnet" and cube.shape[-1] != len(BIGEARTHNET_MEAN):
         raise DataError(f"BigEarthNet standardisation needs 12 channels (e.g. PCA to 12), got {cube.shape[-1]}")
+    if mode == "stretch":
+        with jax.enable_x64(True):
+            cube = jnp.asarray(cube, jnp.float64)
+            return _stretch(cube, _sample(cube, pixels)).astype(jnp.float32)
     cube = jnp.asarray(cube, jnp.float32)
-    sample = cube.reshape(-1, cube.shape[-1]) if pixels is None else cube[tuple(np.asarray(pixels).T)]
-    return _normalize(cube, sample, mode)
+    return _normalize(cube, _sample(cube, pixels), mode)
+
+
+def _sample(cube: jax.Array, pixels) -> jax.Array:
+    """(N, C) the spectra of the (N, 2) `pixels` of a (H, W, C) cube, or of all its pixels."""
+    return cube.reshape(-1, cube.shape[-1]) if pixels is None else cube[tuple(np.asarray(pixels).T)]
 
 
 @jax.jit(static_argnames="mode")
@@ -161,6 +175,15 @@ def _normalize(cube: jax.Array, sample: jax.Array, mode: str) -> jax.Array:
         std, constant = sample.std(axis=0), sample.max(axis=0) == sample.min(axis=0)
         return jnp.where(constant, 0.0, (cube - sample.mean(axis=0)) / jnp.where(constant, 1.0, std))
     return cube
+
+
+@jax.jit
+def _stretch(cube: jax.Array, sample: jax.Array) -> jax.Array:
+    """`cube` (H, W, C) stretched between the percentiles of `sample` (N, C) and quantised;
+    in float64, as the official numpy code, so that the 8-bit levels are the same."""
+    low, high = jnp.percentile(sample, jnp.asarray(STRETCH_PERCENTILES), axis=0)
+    stretched = jnp.clip((cube - low) / (high - low + 1e-6), 0.0, 1.0)
+    return jnp.floor(stretched * 255.0) / 255.0
 
 
 def prepare(cube, *, pca_components: int | None = 12, normalization: str = "bigearthnet",
