@@ -53,6 +53,7 @@ METHODS = {"linear_probe": "LP", "bitfit": "BitFit", "lora": "LoRA", "lora_plus"
            "lokr": "LoKr", "krona": "KronA", "krona_plus": "KronA+", "fft": "FFT"}
 MODELS = {"spectralgpt": "SpectralGPT", "spectralformer": "SpectralFormer",
           "mambahsi": "MambaHSI", "hypersigma": "HyperSIGMA", "svm": "SVM", "rf": "RF"}
+CLASSICAL = ("svm", "rf")  # fitted, not trained over epochs
 DATASETS = {"indian_pines": "Indian Pines", "pavia_university": "Pavia University",
             "houston2013": "Houston 2013", "botswana": "Botswana",
             "whu_hi_longkou": "WHU-Hi-LongKou"}
@@ -181,15 +182,16 @@ def differences_note(runs: list[dict]) -> str | None:
     A value that more than half of the runs share is `others`; an absent one is `–`.
     """
     runs = _in_column_order(runs)
-    fields = {"epochs": [r.get("config", {}).get("epochs") for r in runs],
-              **{k: [r.get("protocol", {}).get(k) for r in runs] for k in PROTOCOL_TYPES}}
+    trained = [r for r in runs if r.get("model") not in CLASSICAL]  # epochs mean nothing to a fit
+    fields = {"epochs": (trained, [r.get("config", {}).get("epochs") for r in trained]),
+              **{k: (runs, [r.get("protocol", {}).get(k) for r in runs]) for k in PROTOCOL_TYPES}}
     parts = []
-    for field, values in fields.items():
+    for field, (among, values) in fields.items():
         if len(set(map(_value, values))) < 2:
             continue
         common = max(values, key=values.count)
         usual = values.count(common) > len(values) / 2
-        cells = [f"{column(r)} {_value(v)}" for r, v in zip(runs, values)
+        cells = [f"{column(r)} {_value(v)}" for r, v in zip(among, values)
                  if not (usual and v == common)]
         parts.append(f"{field}: " + ", ".join(cells + [f"others {_value(common)}"] * usual))
     return "runs differ in " + "; in ".join(parts) if parts else None

@@ -325,6 +325,9 @@ def test_runs_that_differ_in_epochs_or_protocol_are_noted(tmp_path, capsys):
     old = report.load_run(_write_run(tmp_path, "bitfit", method="bitfit"))   # before these keys
     assert report.differences_note([runs[0], runs[1], old]).startswith(
         "runs differ in epochs: BitFit –, others 50; in split: BitFit –, others per_class; ")
+    svm = report.load_run(_write_run(tmp_path, "svm", method="fft", model="svm",
+                                     config={"seed": 0, "epochs": 100}, protocol=PROTOCOL))
+    assert report.differences_note([runs[0], runs[1], svm]) is None  # a fit has no epochs
     with pytest.raises(report.ReportError, match=r"config.epochs must be an integer; got '50'"):
         report.load_run(_write_run(tmp_path, "bad", config={"epochs": "50"}))
 
