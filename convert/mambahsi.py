@@ -213,7 +213,8 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, group_num: int = OFFICIA
     model = model_from_config(config)
     x = jnp.zeros((1, *model.input_shape), jnp.float32)
     fresh = jax.eval_shape(model.init, jax.random.key(seed), x)["params"]
-    expected = {"/".join(k.key for k in p): v for p, v in jax.tree_util.tree_leaves_with_path(fresh)}
+    expected = {"/".join(k.key for k in p): v
+                for p, v in jax.tree_util.tree_leaves_with_path(fresh)}
     mapping = key_map(arch["mamba_type"], arch["use_att"])
     assert {t for t, _ in mapping.values()} == set(expected), "key_map and the model disagree"
 

@@ -87,6 +87,7 @@ ADAPTABLE = {
     "cls_proj": Target(r"(cls_proj)"),
 }
 
+
 def _random_uniform(key, shape, dtype=jnp.float32, low=0.0, high=1.0):
     """U(low, high) of `shape`: the first values of a draw whose length is a power of two, so
     that initialising eagerly (as the training state is built) compiles one random kernel per
@@ -97,7 +98,7 @@ def _random_uniform(key, shape, dtype=jnp.float32, low=0.0, high=1.0):
 
 
 def _uniform(bound: float):
-    """torch's Linear / Conv initialisation: U(±bound), bound = 1/√fan_in for both weight and bias."""
+    """torch's Linear / Conv initialisation: U(±bound), bound = 1/√fan_in, weights and biases."""
     return lambda key, shape, dtype=jnp.float32: _random_uniform(key, shape, dtype, -bound, bound)
 
 
@@ -220,7 +221,8 @@ class Mamba(nn.Module):
         A_log = self.param("A_log", _a_log_init, (d_inner, self.d_state))
         D = self.param("D", nn.initializers.ones, (d_inner,))
         y = selective_scan(u, delta, -jnp.exp(A_log), B, C, D, z, self.scan_chunk)
-        return _dense(d_model, d_inner, "out_proj", self.dtype, use_bias=False)(y.astype(self.dtype))
+        out_proj = _dense(d_model, d_inner, "out_proj", self.dtype, use_bias=False)
+        return out_proj(y.astype(self.dtype))
 
 
 class CausalConv(nn.Module):
@@ -328,7 +330,7 @@ class Block(nn.Module):
 
 
 def avg_pool_2x2(x):
-    """torch's `AvgPool2d(2, 2)`: the mean of each 2 × 2 block, a last odd row or column dropped."""
+    """torch's `AvgPool2d(2, 2)`: 2 × 2 block means (an odd last row or column dropped)."""
     n, h, w, c = x.shape
     x = x[:, :2 * (h // 2), :2 * (w // 2)]
     return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
