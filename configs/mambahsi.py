@@ -15,11 +15,10 @@ A dataset's config is one line over `get_config(dataset)`: the scene and the rep
           on Indian Pines holds 4.7 GB instead of 12 GB on a CPU, and the larger scenes (10 to
           32 times its pixels) fit a GPU; 0 scans each sequence whole (faster where it fits).
   data    the scene's raw bands (`pca=None`), no neighbourhood (`neighborhood = input_size =
-          1`: the scene is the input), no augmentation (the official has none). The official
-          normalisation (`utils/HSICommonUtils.ImageStretching` + `ToTensor`) stretches each
-          band between its 2nd and 98th percentile over the scene, clips to [0, 1] and
-          quantises to 8 bits (/ 255); hsic-jax has no such normalisation yet, so the configs
-          use the nearest, per-band min-max over the scene (`normalize='minmax'`).
+          1`: the scene is the input), no augmentation (the official has none), the official
+          normalisation (`normalize='stretch'`: `utils/HSICommonUtils.ImageStretching` +
+          `ToTensor`, each band stretched between its 2nd and 98th percentile over the scene,
+          clipped to [0, 1] and quantised to 8 bits, / 255).
   optim   Adam (torch's, `torch.optim.Adam(net.parameters(), lr=3e-4)`: no weight decay,
           betas (0.9, 0.999), eps 1e-8) at a constant 3e-4 (`schedule='step'` with
           `step_gamma=1`: no scheduler), 200 epochs of one step each (the official trains
@@ -76,7 +75,7 @@ def get_config(dataset: str, method: str = "fft",
         use_residual=True, use_att=True, d_state=16, d_conv=4, expand=2, scan_chunk=4096,
         dtype="float32"))
     config.method.targets = TARGETS
-    config.data.update(dict(neighborhood=1, input_size=1, pca=None, normalize="minmax"))
+    config.data.update(dict(neighborhood=1, input_size=1, pca=None, normalize="stretch"))
     if split == "official":
         config.data.train_per_class = official_split(dataset)
         config.data.val_per_class = VAL

@@ -133,7 +133,8 @@ def load_params(ckpt_dir: str) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class Classifier:
-    """A classifier of any model family with its parameters: `clf(x)` → logits `(N, C)`."""
+    """A classifier of any model family with its parameters: `clf(x)` → logits `(N, C)` (a
+    whole-scene family's, `TASK = 'scene'`: per-pixel logits `(N, H, W, C)`)."""
 
     module: nn.Module
     params: dict
@@ -141,7 +142,8 @@ class Classifier:
     manifest: dict
 
     def __call__(self, x: Any) -> jax.Array:
-        """`x` `(N, *module.input_shape)` float32 → logits `(N, C)` (eval mode)."""
+        """`x` `(N, *module.input_shape)` float32 → logits `(N, C)` (eval mode; a whole-scene
+        family: `x` `(N, H, W, B)` → `(N, H, W, C)`)."""
         return _apply(self.module, self.params, x)
 
 

@@ -49,9 +49,8 @@ training loop's) for a per-image result. SpeMamba and everything else is per pix
 
 Inputs, as the official `train_MambaHSI.py` builds them: the scene's raw bands (no PCA), each
 band stretched between its 2nd and 98th percentiles, clipped to [0, 1] and quantised to 8 bits
-(`ImageStretching`, then `ToTensor`'s / 255), the whole scene in one forward. The configs use
-hsic-jax's nearest normalisation, per-band min-max (`configs/mambahsi.py`); a converted
-official checkpoint expects the official stretch.
+(`ImageStretching`, then `ToTensor`'s / 255: `data.normalize='stretch'`, as the configs set),
+the whole scene in one forward.
 
 Parameters: `{'backbone': {embed, embed_norm, block_i/{spa/{mamba/{in_proj, conv1d, x_proj,
 dt_proj, A_log, D, out_proj}, norm}, spe/{...}, weights}, cls_proj, cls_norm}, 'head'}`, `head`
