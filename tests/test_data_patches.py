@@ -96,3 +96,15 @@ def test_patch_batches_over_a_scene():
     assert len(centres) == 30 and all(centres)
     with pytest.raises(DataError, match="outside the 6 x 5 scene"):
         next(patch_batches(padded, np.array([[6, 0]]), patch_size=3, batch_size=8))
+
+
+def test_padding_modes_are_numpys_and_zeros_is_constant_zero():
+    cube = np.arange(3 * 4 * 2, dtype=np.float32).reshape(3, 4, 2) + 1
+    for mode, np_mode in (("reflect", "reflect"), ("symmetric", "symmetric"), ("zeros", "constant")):
+        np.testing.assert_array_equal(pad_cube(cube, 2, mode),
+                                      np.pad(cube, ((2, 2), (2, 2), (0, 0)), mode=np_mode))
+    padded = np.asarray(pad_cube(cube, 2, "zeros"))
+    assert padded[:2].sum() == 0 and padded[:, -2:].sum() == 0
+    np.testing.assert_array_equal(padded[2:-2, 2:-2], cube)
+    with pytest.raises(DataError, match="padding 'edge' is not one of"):
+        pad_cube(cube, 2, "edge")

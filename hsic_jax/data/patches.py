@@ -21,20 +21,22 @@ RESIZE_METHODS = ("bilinear", "bicubic")
 
 
 # The values of `config.data.padding`: numpy's pad modes.
-PADDINGS = ("reflect", "symmetric")
+PADDINGS = ("reflect", "symmetric", "zeros")
 
 
 def pad_cube(cube, radius: int, mode: str = "reflect") -> jax.Array:
-    """Mirror-pads a (H, W, B) cube by `radius` pixels on each side: (H + 2r, W + 2r, B).
+    """Pads a (H, W, B) cube by `radius` pixels on each side: (H + 2r, W + 2r, B).
 
-    'reflect' does not repeat the edge pixel (row -k is row k); 'symmetric' does (row -k is
-    row k - 1, the official SpectralFormer's `mirror_hsi`). numpy's modes of the same names.
+    'reflect' mirrors without repeating the edge pixel (row -k is row k); 'symmetric' repeats it
+    (row -k is row k - 1, the official SpectralFormer's `mirror_hsi`), numpy's modes of the
+    same names; 'zeros' pads with zeros (the official HyperSIGMA's, on its whitened PCA).
     """
     if radius < 0:
         raise DataError(f"padding radius must be >= 0, got {radius}")
     if mode not in PADDINGS:
         raise DataError(f"padding {mode!r} is not one of {PADDINGS}")
-    return jnp.pad(jnp.asarray(cube), ((radius, radius), (radius, radius), (0, 0)), mode=mode)
+    return jnp.pad(jnp.asarray(cube), ((radius, radius), (radius, radius), (0, 0)),
+                   mode="constant" if mode == "zeros" else mode)
 
 
 @partial(jax.jit, static_argnames="patch_size")
