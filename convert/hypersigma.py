@@ -28,7 +28,8 @@ their final norms, the spectral position table (1, 100, width) when its token co
 sampling-attention blocks if the checkpoint has them (the MAE pretraining code trains plain
 attention, so they are usually initialised fresh). Everything else (patch embedding,
 position table and FPN of the spatial ViT, `spat_map` and `l1` of the spectral ViT, the
-fusion and the classifier) is initialised fresh, as the official model initialises it.
+fusion and the classifier) is initialised fresh, as the official model initialises it (the
+parameters that never reach the logits, `backbone/unused`, to zero).
 `--num-classes` is needed (the classifier and, inside the backbone, the unused spatial
 classifiers have C + 1 outputs). The official `SpecViT.init_weights` (unused by the
 classifier) would interpolate the spectral `pos_embed` after dropping its first row; the
@@ -256,8 +257,9 @@ def _need(sd: Mapping, key: str, path: str, what: str) -> np.ndarray:
 
 
 def _points(sd: Mapping, prefix: str, depth: int, interval: int, heads: int,
-            path: str, default: int | None) -> int:
-    """The sampling points of the blocks' `sampling_offsets` (heads · points · 2 outputs)."""
+            path: str, default: int | None) -> int | None:
+    """The sampling points of the blocks' `sampling_offsets` (heads · points · 2 outputs):
+    the checkpoint's, else `default` (None when neither says)."""
     for i in range(depth):
         key = f"{prefix}{i}.attn.sampling_offsets.weight"
         if key in sd:
@@ -270,7 +272,7 @@ def _points(sd: Mapping, prefix: str, depth: int, interval: int, heads: int,
                 raise ConversionError(f"{path}: key {key} has shape {tuple(sd[key].shape)}: "
                                       f"{points} sampling points, not --n-points {default}")
             return points
-    return OFFICIAL["n_points"] if default is None else default
+    return default
 
 
 def infer_full(sd: Mapping, path: str, *, heads=None, interval=None, out_indices=None,
@@ -303,7 +305,7 @@ def infer_full(sd: Mapping, path: str, *, heads=None, interval=None, out_indices
                 heads=v["heads"], mlp_ratio=fc1.shape[0] / width, interval=v["interval"],
                 out_indices=v["out_indices"],
                 n_points=_points(sd, "spat_encoder.blocks.", depth, v["interval"], v["heads"],
-                                 path, n_points),
+                                 path, n_points) or OFFICIAL["n_points"],
                 num_tokens=pos.shape[1],
                 spat_classifier_in=_need(sd, "spat_encoder.classifier.0.weight", path, what).shape[1],
                 spat_classifier1_in=_need(sd, "spat_encoder.classifier1.0.weight", path, what).shape[1],
@@ -338,12 +340,14 @@ def infer_pretrained(spatial: Mapping, spectral: Mapping, paths: Mapping[str, st
     fc1 = spatial.get("blocks.0.mlp.fc1.weight")
     points = {role: _points(sd, "blocks.", depth, v["interval"], v["heads"], paths[role], n_points)
               for role, sd in (("spatial", spatial), ("spectral", spectral))}
-    if points["spatial"] != points["spectral"]:
+    if None not in points.values() and points["spatial"] != points["spectral"]:
         raise ConversionError(f"{paths['spectral']}: {points['spectral']} sampling points per "
-                              f"head, the spatial checkpoint {points['spatial']}")
+                              f"head (sampling_offsets), the spatial checkpoint "
+                              f"{points['spatial']}; SSFusionFramework builds both alike")
+    found = points["spatial"] or points["spectral"] or OFFICIAL["n_points"]
     return dict(img_size=img_size, bands=bands, patch_size=patch_size, width=width, depth=depth,
                 heads=v["heads"], mlp_ratio=(fc1.shape[0] / width if fc1 is not None else 4.0),
-                interval=v["interval"], out_indices=v["out_indices"], n_points=points["spatial"],
+                interval=v["interval"], out_indices=v["out_indices"], n_points=found,
                 num_tokens=num_tokens, spat_classifier_in=49152, spat_classifier1_in=3072,
                 num_classes=num_classes)
 
@@ -367,18 +371,27 @@ def _model_and_shapes(arch: Mapping, path: str, seed: int):
 
 
 def _fresh(model, x, seed: int, targets) -> dict:
-    """The official-style initial values of `targets` (a fresh model's, from `seed`)."""
+    """The initial values of `targets` in a fresh model from `seed` (the model's own
+    initialisers, which follow the official ones). Only those leaves are computed: XLA drops
+    the rest of the initialisation."""
     if not targets:
         return {}
     log.info("initialising %d tensors fresh", len(targets))
-    init = jax.jit(model.init)(jax.random.key(seed), x)["params"]
-    out = {}
-    for t in targets:
-        node = init
-        for part in t.split("/"):
-            node = node[part]
-        out[t] = np.asarray(node)
-    return out
+    targets = sorted(targets)
+
+    def pick(key):
+        init = model.init(key, x)["params"]
+        out = []
+        for t in targets:
+            node = init
+            for part in t.split("/"):
+                node = node[part]
+            out.append(node)
+        return out
+
+    # A one-off program: XLA's backend optimisations would cost more time than they save.
+    fresh = jax.jit(pick, compiler_options={"xla_backend_optimization_level": 0})
+    return {t: np.asarray(v) for t, v in zip(targets, fresh(jax.random.key(seed)))}
 
 
 def _place(params: dict, km: dict, key: str, value, mapping, expected, where: str,

@@ -161,12 +161,11 @@ class SpectralViT(nn.Module):
         side = int(math.sqrt(self.tokens))
         h = self.spec_embed(x.flatten(2).transpose(1, 2)).transpose(1, 2)  # (b, T, H·W)
         h = self.spat_map(h) + self.pos_embed
-        outs = []
-        for i, blk in enumerate(self.blocks):  # every block runs, as in the official forward
+        # The official forward runs every block and returns the outputs of all out_indices;
+        # the classifier uses only the first (through l1), so the blocks after it are skipped.
+        for blk in self.blocks[:self.out_indices[0] + 1]:
             h = blk(h, (side, side))
-            if i in self.out_indices:
-                outs.append(h)
-        return [self.l1(outs[0]), *outs[1:]]
+        return [self.l1(h)]
 
 
 class SSFusionFramework(nn.Module):
@@ -208,18 +207,19 @@ class SSFusionFramework(nn.Module):
 def randomized(model: nn.Module, seed: int) -> nn.Module:
     """Every parameter random (norm scales around 1, sampling offsets of about a grid cell),
     so that no layer is a no-op and points land inside, between and outside cells; eval mode.
-    (numpy's generator: ViT-B's 184 M values in well under a second.)"""
+    Uniform values of unit variance, written by numpy's generator into the parameters
+    (ViT-B's 184 M values in well under a second)."""
     rng = np.random.default_rng(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            z = rng.standard_normal(tuple(p.shape), dtype=np.float32)
+            rng.random(dtype=np.float32, out=p.data.numpy())
+            p.sub_(0.5).mul_(math.sqrt(12.0))
             if "norm" in name and name.endswith("weight"):
-                z = 1.0 + 0.1 * z
+                p.mul_(0.1).add_(1.0)
             elif "sampling_offsets" in name:
-                z *= 0.05 if name.endswith("weight") else 1.0
+                p.mul_(0.05 if name.endswith("weight") else 1.0)
             else:
-                z *= 1.0 / math.sqrt(p[0].numel()) if p.ndim > 1 else 0.1
-            p.copy_(torch.from_numpy(z))
+                p.mul_(1.0 / math.sqrt(p[0].numel()) if p.ndim > 1 else 0.1)
     return model.eval()
 
 

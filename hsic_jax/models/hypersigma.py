@@ -56,9 +56,9 @@ softmax includes it). The official counts (183,804,468 for Indian Pines, …; 3,
 are reproduced exactly.
 
 Parameters that never receive a gradient. The official classifier builds, and we keep under
-`backbone/unused` (never computed; created at initialisation only, so that conversions load
-one to one and the counts match), 64,381,744 + 3,203 · (C + 1) parameters of ViT-B
-(64,436,195 for Indian Pines):
+`backbone/unused` (never computed; declared at initialisation only, zero, so that
+conversions load one to one and the counts match), 64,381,744 + 3,203 · (C + 1) parameters of
+ViT-B (64,436,195 for Indian Pines):
 
   spec_block_{4..11}       the spectral blocks after block out_indices[0] = 3, computed by
                            the official forward but their outputs never used (57,441,216)
@@ -84,7 +84,12 @@ DR{k}, unused/...}, 'head': {fc_0, fc_1, kernel, bias}}` (`head/kernel` the C co
 official `classifier.4` after the background one). `ADAPTABLE` names q, k and v as thirds of
 the fused `qkv` (the official `reshape(B, N, 3, -1)` order), `proj`, `fc1` and `fc2` of the
 blocks of both ViTs that feed the logits (`spat_block_i`, `spec_block_i`; the unused spectral
-blocks are not adapted).
+blocks are not adapted). `qkv` has a bias, one vector for q, k and v: BitFit on q or v trains
+all of it (k's third included, which the sampling attention does not ignore).
+
+Initialisation follows the official one (ViT linears N(0, 0.02²) with zero bias, proj and fc2
+of block i divided by √(2(i + 1)), position tables N(0, 0.02²), convolutions and the fusion's
+layers torch's default U(±1/√fan_in)); the unused parameters are zero.
 """
 
 import functools
@@ -324,45 +329,66 @@ def adaptive_pool_matrix(size: int, out: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- the classifier
 
-class Unused(nn.Module):
-    """The parameters of the official classifier that never take part in its logits (see the
-    module docstring), declared with their official shapes; called at initialisation only."""
+def _block_shapes(width: int, hidden: int, sample: bool, heads: int, points: int) -> dict:
+    """The parameter shapes of one `Block`, as a nested dict."""
+    dense = lambda i, o: {"kernel": (i, o), "bias": (o,)}
+    norm = {"scale": (width,), "bias": (width,)}
+    attn = {"qkv": dense(width, 3 * width), "proj": dense(width, width)}
+    if sample:
+        attn["sampling_offsets"] = dense(width, heads * points * 2)
+    return {"norm1": norm, "attn": attn, "norm2": dict(norm),
+            "mlp": {"fc1": dense(width, hidden), "fc2": dense(hidden, width)}}
 
-    classes: int  # the official `classes` = num_classes + 1
-    width: int
-    depth: int
-    heads: int
-    mlp_ratio: float
-    interval: int
-    first_unused: int  # the first spectral block after out_indices[0]
-    n_points: int
-    num_tokens: int
-    spat_classifier_in: int
-    spat_classifier1_in: int
-    dtype: Any = jnp.float32
+
+def unused_shapes(classes: int, width: int, depth: int, heads: int, mlp_ratio: float,
+                  interval: int, first_unused: int, n_points: int, num_tokens: int,
+                  spat_classifier_in: int, spat_classifier1_in: int) -> dict:
+    """The shapes of the official parameters that never take part in the logits (module
+    docstring), as a nested dict: `classes` is the official C + 1, `first_unused` the first
+    spectral block after out_indices[0]."""
+    d, t, hidden = width, num_tokens, int(width * mlp_ratio)
+    dense = lambda i, o, bias=True: {"kernel": (i, o), **({"bias": (o,)} if bias else {})}
+    tree: dict = {f"spec_block_{i}": _block_shapes(d, hidden, (i + 1) % interval != 0, heads,
+                                                   n_points)
+                  for i in range(first_unused, depth)}
+    tree["spec_norm"] = tree["spat_norm"] = {"scale": (d,), "bias": (d,)}
+    for j in range(4):  # Conv2d / Conv1d(T, T, 1) of the spectral ViT
+        for which in "qkv":
+            tree[f"spec_conv_{which}_{j}"] = dense(t, t)
+    for prefix, first in (("spat_classifier", spat_classifier_in),
+                          ("spat_classifier1", spat_classifier1_in)):
+        for j, (i, o) in enumerate(((first, 128), (128, 64), (64, classes))):
+            tree[f"{prefix}_{j}"] = dense(i, o)
+    tree["spat_cls"] = dense(4 * d, classes)
+    tree["conv_features"] = dense(d, 64, bias=False)
+    tree["conv"] = dense(4 * FUSED, FUSED)
+    tree["background_logit"] = dense(FUSED, 1)
+    return tree
+
+
+def _flat(tree: Mapping, prefix: str = "") -> tuple[tuple[str, tuple[int, ...]], ...]:
+    out = []
+    for k, v in tree.items():
+        out.extend(_flat(v, f"{prefix}{k}/") if isinstance(v, Mapping) else [(f"{prefix}{k}", v)])
+    return tuple(out)
+
+
+class _Zeros(nn.Module):
+    """Declares parameters `entries` (('a/b/kernel', shape), ...) as nested modules, zero."""
+
+    entries: tuple[tuple[str, tuple[int, ...]], ...]
 
     @nn.compact
     def __call__(self):
-        d, t, k = self.width, self.num_tokens, self.classes
-        side = math.isqrt(t)
-        x = jnp.zeros((1, t, d), self.dtype)
-        for i in range(self.first_unused, self.depth):
-            Block(self.heads, int(d * self.mlp_ratio), (i + 1) % self.interval != 0,
-                  self.n_points, (side, side), i, dtype=self.dtype, name=f"spec_block_{i}")(x)
-        for name, width in (("spec_norm", d), ("spat_norm", d)):
-            _layer_norm(name, self.dtype)(jnp.zeros((1, width), self.dtype))
-        for j in range(4):  # Conv2d / Conv1d(T, T, 1) of the spectral ViT
-            for which in "qkv":
-                _torch_dense(t, t, f"spec_conv_{which}_{j}", self.dtype)(jnp.zeros((1, t)))
-        for prefix, first in (("spat_classifier", self.spat_classifier_in),
-                              ("spat_classifier1", self.spat_classifier1_in)):
-            h = jnp.zeros((1, first), self.dtype)
-            for j, out in enumerate((128, 64, k)):
-                h = _vit_dense(out, f"{prefix}_{j}", self.dtype)(h)
-        _torch_dense(k, 4 * d, "spat_cls", self.dtype)(jnp.zeros((1, 4 * d)))
-        _torch_dense(64, d, "conv_features", self.dtype, use_bias=False)(jnp.zeros((1, d)))
-        _torch_dense(FUSED, 4 * FUSED, "conv", self.dtype)(jnp.zeros((1, 4 * FUSED)))
-        _torch_dense(1, FUSED, "background_logit", self.dtype)(jnp.zeros((1, FUSED)))
+        children: dict = {}
+        for path, shape in self.entries:
+            head, _, rest = path.partition("/")
+            if rest:
+                children.setdefault(head, []).append((rest, shape))
+            else:
+                self.param(head, nn.initializers.zeros, tuple(shape))
+        for name, entries in children.items():
+            _Zeros(tuple(entries), name=name)()
 
 
 class _Gate(nn.Module):
@@ -446,10 +472,11 @@ class Backbone(nn.Module):
             feature = _torch_dense(FUSED, d, f"DR{k}", self.dtype, use_bias=False)(maps[4 - k])
             fused.append(((1.0 + gate[:, None, None, :]) * feature).mean(axis=(1, 2)))
 
-        if self.is_initializing():
-            Unused(self.num_classes + 1, d, self.depth, self.heads, self.mlp_ratio, self.interval,
-                   last + 1, self.n_points, t, self.spat_classifier_in, self.spat_classifier1_in,
-                   self.dtype, name="unused")()
+        if self.is_initializing():  # declared with their official shapes, never computed
+            _Zeros(_flat(unused_shapes(self.num_classes + 1, d, self.depth, self.heads,
+                                       self.mlp_ratio, self.interval, last + 1, self.n_points, t,
+                                       self.spat_classifier_in, self.spat_classifier1_in)),
+                   name="unused")()
         return jnp.concatenate(fused, axis=-1)  # (N, 512)
 
 
