@@ -12,8 +12,8 @@ official notebook (WHU-Sigma/HyperSIGMA, `ImageClassification/demo cls hypersigm
   data    PCA to 30 components of the raw scene, fitted on every pixel, then standardised per
           component (`zscore`: the official `PCA(whiten=True)` up to the factor √(n/(n-1)) of
           sklearn's sample variance), 33 × 33 neighbourhoods given as they are
-          (`input_size = neighborhood = 33`); the official pads the border with zeros, which
-          our data stage does not offer: `reflect`; no augmentation (the notebook has none);
+          (`input_size = neighborhood = 33`), the border padded with zeros as the official
+          `create_patches` does (`padding='zeros'`); no augmentation (the notebook has none);
   optim   AdamW (β 0.9, 0.999), lr 6e-5, weight decay 0.05 on ≥ 2-D weights but position
           tables (the official parameter groups exempt 1-D tensors, biases and `pos_embed`),
           batch 64, a constant learning rate: the notebook builds
@@ -51,7 +51,7 @@ def get_config(dataset: str, method: str = "fft") -> ml_collections.ConfigDict:
         name="hypersigma", variant="base", patch_size=2, n_points=8, num_tokens=100,
         drop_path=0.1, dropout=0.4, dtype="float32"))
     config.data.update(dict(neighborhood=33, input_size=33, pca=30, normalize="zscore",
-                            padding="reflect", fit_on="scene"))
+                            padding="zeros", fit_on="scene"))
     config.augment.update(dict(flip=False, radiation_noise=0.0, mixture_noise=0.0, mixup=0.0,
                                cutmix=0.0))
     config.optim.update(dict(name="adamw", weight_decay=0.05, b1=0.9, b2=0.999, eps=1e-8,

@@ -353,7 +353,8 @@ def test_the_config_is_the_official_recipe():
     m, d, o = config.model, config.data, config.optim
     assert (m.name, m.variant, m.patch_size, m.n_points, m.num_tokens, m.drop_path, m.dropout) == (
         "hypersigma", "base", 2, 8, 100, 0.1, 0.4)
-    assert (d.pca, d.input_size, d.neighborhood, d.normalize) == (30, 33, 33, "zscore")
+    assert (d.pca, d.input_size, d.neighborhood, d.normalize, d.padding) == (
+        30, 33, 33, "zscore", "zeros")
     assert (o.name, o.lr, o.weight_decay, o.b1, o.b2, o.layer_decay, o.warmup_epochs) == (
         "adamw", 6e-5, 0.05, 0.9, 0.999, 1.0, 0.0)
     assert (o.schedule, o.step_gamma, config.batch_size, config.epochs) == ("step", 1.0, 64, 200)
