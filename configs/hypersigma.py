@@ -34,17 +34,23 @@ the authors' pretrained encoders for this scene's classes:
 Without it the run stops before any work, naming the converter (as SpectralGPT's configs do);
 `--config.init=random` trains from scratch. `python -m hsic_jax.count
 configs/*_hypersigma.py` gives the official parameter counts (183,804,468 for Indian Pines).
-Another `method` (`get_config(dataset, method)`) keeps the base config's learning rate for it.
+Another `method` (`get_config(dataset, method)`; `configs/{dataset}_hypersigma_{lora,krona_plus}.py`)
+keeps the base config's learning rate for it and the paper's per-dataset method settings.
 """
+
+import importlib
 
 import ml_collections
 
-from configs import base
-
 
 def get_config(dataset: str, method: str = "fft") -> ml_collections.ConfigDict:
-    """HyperSIGMA on `dataset`, fine-tuned with `method` ('fft': all of it, as the official)."""
-    config = base.get_config(dataset, method)
+    """HyperSIGMA on `dataset`, fine-tuned with `method` ('fft': all of it, as the official).
+
+    A fine-tuning method takes the dataset's settings of the paper (`configs/{dataset}.py`:
+    q and v adapted, its KronA shapes and λ), which fit HyperSIGMA's 768-wide ViT-B layers as
+    they fit SpectralGPT's; q and v are those of both encoders' attention (the spatial ViT's
+    and the used spectral blocks')."""
+    config = importlib.import_module(f"configs.{dataset}").get_config(method)
     config.init = "pretrained"
     config.pretrained_dir = f"checkpoints/hypersigma_{dataset}"
     config.model = ml_collections.ConfigDict(dict(

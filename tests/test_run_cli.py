@@ -43,9 +43,14 @@ def test_missing_data_names_the_file_and_the_download_command(tmp_path):
     assert f"python -m hsic_jax.data.download botswana --dir {tmp_path}" in line
 
 
-def test_missing_weights_name_the_folder_and_the_convert_command(tmp_path):
-    line = run_py(tmp_path, "indian_pines_lora.py", f"--config.pretrained_dir={tmp_path}/weights")
-    assert f"{tmp_path}/weights" in line and "python -m convert spectralgpt --checkpoint SpectralGPT+.pth" in line
+@pytest.mark.parametrize("config,command", [
+    ("indian_pines_lora.py", "python -m convert spectralgpt --checkpoint SpectralGPT+.pth --out"),
+    ("indian_pines_hypersigma.py", "python -m convert hypersigma --spatial "
+     "spat-vit-base-ultra-checkpoint-1599.pth --spectral spec-vit-base-ultra-checkpoint-1599.pth"),
+])
+def test_missing_weights_name_the_folder_and_the_convert_command(tmp_path, config, command):
+    line = run_py(tmp_path, config, f"--config.pretrained_dir={tmp_path}/weights")
+    assert f"{tmp_path}/weights" in line and command in line
 
 
 @pytest.mark.parametrize("override,expected", [

@@ -110,15 +110,22 @@ def _replace_dir(src: str, dst: str) -> None:
         shutil.rmtree(old)
 
 
+def _convert_inputs(family: str) -> str:
+    """The input flags of `python -m convert FAMILY`: the family's `CONVERT_INPUTS`, or one
+    `--checkpoint`."""
+    from hsic_jax.models import FAMILIES, family as module  # the package imports this module
+    default = "--checkpoint WEIGHTS.pt"
+    return getattr(module(family), "CONVERT_INPUTS", default) if family in FAMILIES else default
+
+
 def read_manifest(ckpt_dir: str, family: str = "FAMILY") -> dict:
     """The manifest of a converted checkpoint, with a clear error when the folder is not one
     (naming the converter command of `family`)."""
     path = os.path.join(ckpt_dir, MANIFEST)
     if not os.path.isfile(path):
-        source = "SpectralGPT+.pth" if family == "spectralgpt" else "WEIGHTS.pt"
         raise FileNotFoundError(
             f"{ckpt_dir} is not a converted checkpoint: {path} is missing. Convert the PyTorch "
-            f"weights with: python -m convert {family} --checkpoint {source} --out {ckpt_dir}")
+            f"weights with: python -m convert {family} {_convert_inputs(family)} --out {ckpt_dir}")
     with open(path) as f:
         return json.load(f)
 

@@ -127,6 +127,11 @@ FPN = {
 LN_EPS = 1e-6
 FUSED = 128  # channels of DR{k}, spec_l1 and the gates (hard-coded in the official code)
 
+# The input flags of `python -m convert hypersigma` (the authors' pretrained encoders), for the
+# hint when converted weights are missing.
+CONVERT_INPUTS = ("--spatial spat-vit-base-ultra-checkpoint-1599.pth "
+                  "--spectral spec-vit-base-ultra-checkpoint-1599.pth")
+
 # The linear layers a fine-tuning method may target (hsic_jax.adapters.tuned), by the names
 # SpectralGPT uses for the same roles, so that `method.targets` carries over.
 _BLOCK = r"((?:spat|spec)_block_\d+)"

@@ -46,6 +46,10 @@ def _dense(features: int, name: str, dtype) -> nn.Dense:
     return nn.Dense(features, kernel_init=nn.initializers.xavier_uniform(), dtype=dtype, name=name)
 
 
+# The input flags of `python -m convert spectralgpt`, for the hint when converted weights are
+# missing.
+CONVERT_INPUTS = "--checkpoint SpectralGPT+.pth"
+
 # The linear layers a fine-tuning method may target, by name (hsic_jax.adapters.tuned).
 ADAPTABLE = {
     "q": Target(r"(block_\d+)/attn/q"), "k": Target(r"(block_\d+)/attn/k"),

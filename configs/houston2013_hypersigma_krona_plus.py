@@ -1,0 +1,10 @@
+"""Houston 2013, HyperSIGMA (ViT-B) fine-tuned with KronA+ (the paper's KronA shapes and λ for this scene, on q and v of both encoders).
+
+    python run.py --config=configs/houston2013_hypersigma_krona_plus.py
+"""
+
+from configs import hypersigma
+
+
+def get_config():
+    return hypersigma.get_config("houston2013", "krona_plus")

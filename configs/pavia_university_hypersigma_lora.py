@@ -1,0 +1,10 @@
+"""Pavia University, HyperSIGMA (ViT-B) fine-tuned with LoRA (rank 4 on q and v of both encoders).
+
+    python run.py --config=configs/pavia_university_hypersigma_lora.py
+"""
+
+from configs import hypersigma
+
+
+def get_config():
+    return hypersigma.get_config("pavia_university", "lora")
