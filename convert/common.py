@@ -62,7 +62,8 @@ def run(args: argparse.Namespace, family: str, convert: Callable[[], tuple[dict,
     `convert()`; 0, or 2 after one line on a refusal. `notes(report)` adds family-specific
     log lines."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    log.setLevel(logging.INFO)  # basicConfig does nothing once orbax's import has set up logging
+    for logger in (log, logging.getLogger(__name__)):  # the family's, and read_checkpoint's
+        logger.setLevel(logging.INFO)  # basicConfig does nothing once orbax's import set up logging
     inputs = [args.checkpoint] if sources is None else list(sources.values())
     try:
         check_out(args.out, inputs, args.replace)
@@ -92,6 +93,49 @@ def run(args: argparse.Namespace, family: str, convert: Callable[[], tuple[dict,
         log.info("initialised fresh: %s", ", ".join(report["reinitialised"]))
     log.info("manifest: %s", os.path.join(args.out, MANIFEST))
     return 0
+
+
+def read_checkpoint(path: str) -> Mapping:
+    """The dict `torch.load` finds in the file at `path`, loaded with `weights_only=True`,
+    allow-listing only `argparse.Namespace` (official scripts pickle their `args` beside the
+    weights), never a blanket unsafe load."""
+    import torch  # the converter's own dependency (pip install 'hsic-jax[convert]')
+
+    if not os.path.isfile(path):
+        raise ConversionError(f"{path}: no such file")
+    logging.getLogger(__name__).info("reading %s (%.1f MB)", path, os.path.getsize(path) / 1e6)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for non-checkpoints
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConversionError(f"{path} is not a loadable PyTorch checkpoint: {first}") from e
+    if not isinstance(ckpt, Mapping):
+        raise ConversionError(f"{path} holds a {type(ckpt).__name__}, not a state_dict")
+    return ckpt
+
+
+def load_state_dict(path: str, wrappers: Sequence[str] = ("state_dict", "model")) -> dict:
+    """The state_dict of the file at `path` as float32 numpy arrays: bare (as official scripts
+    save `net.state_dict()`), or under the first of `wrappers` the file has; a `module.` prefix
+    (torch DataParallel) on every key is stripped."""
+    import torch
+
+    ckpt = read_checkpoint(path)
+    if not all(torch.is_tensor(v) for v in ckpt.values()):
+        inner = next((k for k in wrappers if isinstance(ckpt.get(k), Mapping)), None)
+        if inner is None:
+            raise ConversionError(
+                f"{path} is neither a state_dict of tensors nor a checkpoint with one under "
+                f"{' or '.join(map(repr, wrappers))} (top-level keys: {sorted(map(str, ckpt))[:8]})")
+        ckpt = ckpt[inner]
+        bad = next((k for k, v in ckpt.items() if not torch.is_tensor(v)), None)
+        if bad is not None:
+            raise ConversionError(f"{path}: checkpoint[{inner!r}][{bad!r}] is not a tensor")
+    sd = {str(k): v.detach().to(torch.float32).numpy() for k, v in ckpt.items()}
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    return sd
 
 
 def combined_sha256(hashes: Mapping[str, str]) -> str:

@@ -53,7 +53,6 @@ key (and its shapes) or the file. `--out` follows the rules of `convert.spectral
 import argparse
 import logging
 import math
-import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -62,8 +61,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from convert.common import ConversionError, io_arguments, run, unflatten
+from convert.common import ConversionError, io_arguments, load_state_dict, run, unflatten
 from hsic_jax.models.hypersigma import FPN, VARIANTS, check_geometry, model_from_config
+
+# Where a checkpoint keeps its state_dict: the official pretraining saves {'model': ..., ...};
+# the notebook's fine-tuned weights are bare.
+WRAPPERS = ("model", "state_dict")
 
 log = logging.getLogger("convert.hypersigma")
 
@@ -195,40 +198,6 @@ def key_map(arch: Mapping) -> dict[str, list[tuple[str, Callable]]]:
 
 
 # ---------------------------------------------------------------- loading
-
-def load_state_dict(path: str) -> dict[str, np.ndarray]:
-    """The state_dict of the file at `path` as float32 numpy arrays: under 'model' (the
-    official pretraining's checkpoints), 'state_dict', or bare (the notebook's fine-tuned
-    weights), a 'module.' prefix stripped. Loaded with `weights_only=True`, allow-listing only
-    `argparse.Namespace` (the official scripts pickle their `args` beside the weights)."""
-    import torch  # the converter's own dependency (pip install 'hsic-jax[convert]')
-
-    if not os.path.isfile(path):
-        raise ConversionError(f"{path}: no such file")
-    log.info("reading %s (%.0f MB)", path, os.path.getsize(path) / 1e6)
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for non-checkpoints
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConversionError(f"{path} is not a loadable PyTorch checkpoint: {first}") from e
-    if not isinstance(ckpt, Mapping):
-        raise ConversionError(f"{path} holds a {type(ckpt).__name__}, not a state_dict")
-    if not all(torch.is_tensor(v) for v in ckpt.values()):
-        inner = next((k for k in ("model", "state_dict") if isinstance(ckpt.get(k), Mapping)), None)
-        if inner is None:
-            raise ConversionError(
-                f"{path} is neither a state_dict of tensors nor a checkpoint with one under "
-                f"'model' or 'state_dict' (top-level keys: {sorted(map(str, ckpt))[:8]})")
-        ckpt = ckpt[inner]
-        bad = next((k for k, v in ckpt.items() if not torch.is_tensor(v)), None)
-        if bad is not None:
-            raise ConversionError(f"{path}: checkpoint[{inner!r}][{bad!r}] is not a tensor")
-    sd = {str(k): v.detach().to(torch.float32).numpy() for k, v in ckpt.items()}
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    return sd
-
 
 # ---------------------------------------------------------------- architecture
 
@@ -565,8 +534,8 @@ def main(argv=None) -> int:
             if args.num_classes is None:
                 raise ConversionError("pretrained encoders have no classifier: pass "
                                       "--num-classes C (the scene's classes, without background)")
-            spatial = load_state_dict(args.spatial)
-            spectral = load_state_dict(args.spectral)
+            spatial = load_state_dict(args.spatial, WRAPPERS)
+            spectral = load_state_dict(args.spectral, WRAPPERS)
             return convert_pretrained(spatial, spectral, sources, num_classes=args.num_classes,
                                       img_size=args.img_size, bands=args.bands,
                                       patch_size=args.patch_size, num_tokens=args.num_tokens,
@@ -575,7 +544,7 @@ def main(argv=None) -> int:
         sources = None
 
         def make():
-            return convert_full(load_state_dict(args.checkpoint), args.checkpoint,
+            return convert_full(load_state_dict(args.checkpoint, WRAPPERS), args.checkpoint,
                                 num_classes=args.num_classes, **flags)
 
     def notes(report):

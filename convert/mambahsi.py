@@ -44,8 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from convert.common import ConversionError, io_arguments, run, unflatten
-from convert.spectralformer import load_state_dict
+from convert.common import ConversionError, io_arguments, load_state_dict, run, unflatten
 from hsic_jax.models.mambahsi import (MAMBA_TYPES, NUM_BLOCKS, check_geometry,
                                       model_from_config)
 
@@ -280,7 +279,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.getLogger("convert.spectralformer").setLevel(logging.INFO)  # load_state_dict's log
 
     def make():
         return convert(load_state_dict(args.checkpoint), args.checkpoint,

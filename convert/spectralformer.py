@@ -37,7 +37,6 @@ uses for its class names. Check it against the file's `TR` counts before relying
 
 import argparse
 import logging
-import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -46,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from convert.common import ConversionError, io_arguments, run, unflatten
+from convert.common import ConversionError, io_arguments, load_state_dict, run, unflatten
 from hsic_jax.models.spectralformer import MODES, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralformer")
@@ -116,34 +115,6 @@ def key_map(depth: int, mode: str) -> dict[str, tuple[str, Callable]]:
               "mlp_head.1.weight": ("head/kernel", _linear),
               "mlp_head.1.bias": ("head/bias", _same)})
     return m
-
-
-def load_state_dict(path: str) -> dict[str, np.ndarray]:
-    """The state_dict in the file at `path` (bare, as the official demo saves it, or under
-    'state_dict' / 'model') as float32 numpy arrays; loaded with `weights_only=True`."""
-    import torch  # the converter's own dependency (pip install 'hsic-jax[convert]')
-
-    if not os.path.isfile(path):
-        raise ConversionError(f"{path}: no such file")
-    log.info("reading %s (%.1f MB)", path, os.path.getsize(path) / 1e6)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for non-checkpoints
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConversionError(f"{path} is not a loadable PyTorch checkpoint: {first}") from e
-    if not isinstance(ckpt, Mapping):
-        raise ConversionError(f"{path} holds a {type(ckpt).__name__}, not a state_dict")
-    if not all(torch.is_tensor(v) for v in ckpt.values()):
-        inner = next((k for k in ("state_dict", "model") if isinstance(ckpt.get(k), Mapping)), None)
-        if inner is None:
-            raise ConversionError(
-                f"{path} is neither a state_dict of tensors nor a wrapper with one under "
-                f"'state_dict' or 'model' (top-level keys: {sorted(map(str, ckpt))[:8]})")
-        ckpt = ckpt[inner]
-        bad = next((k for k, v in ckpt.items() if not torch.is_tensor(v)), None)
-        if bad is not None:
-            raise ConversionError(f"{path}: checkpoint[{inner!r}][{bad!r}] is not a tensor")
-    return {str(k): v.detach().to(torch.float32).numpy() for k, v in ckpt.items()}
 
 
 def _shape(sd, key):

@@ -16,7 +16,6 @@ folder and a folder holding the checkpoint are refused before any work.
 
 import argparse
 import logging
-import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -25,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from convert.common import ConversionError, io_arguments, run, unflatten
+from convert.common import ConversionError, io_arguments, read_checkpoint, run, unflatten
 from hsic_jax.models.posemb import resample_grid, resample_joint
 from hsic_jax.models.spectralgpt import VARIANTS, check_geometry, model_from_config
 
@@ -77,25 +76,11 @@ def flax_path(key: str) -> tuple[str, Callable] | None:
 
 
 def load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict]:
-    """`checkpoint['model']` of a `.pth` file as float32 numpy arrays, and its `args` as a dict.
-
-    Loads with `weights_only=True`, allow-listing only `argparse.Namespace` (the official
-    scripts pickle their `args` beside the weights), never a blanket unsafe load.
-    """
+    """`checkpoint['model']` of a `.pth` file as float32 numpy arrays, and its `args` as a dict
+    (read by `convert.common.read_checkpoint`)."""
     import torch  # the converter's own dependency (pip install 'hsic-jax[convert]')
 
-    if not os.path.isfile(path):
-        raise ConversionError(f"{path}: no such file")
-    log.info("reading %s (%.0f MB)", path, os.path.getsize(path) / 1e6)
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for non-checkpoints
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConversionError(f"{path} is not a loadable PyTorch checkpoint: {first}") from e
-    if not isinstance(ckpt, Mapping):
-        raise ConversionError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict "
-                              "with a 'model' entry")
+    ckpt = read_checkpoint(path)
     if "model" not in ckpt:
         raise ConversionError(f"{path} has no 'model' entry (top-level keys: {sorted(ckpt)[:8]}); "
                               "expected {'model': state_dict, ...} as the SpectralGPT scripts save it")
