@@ -2,15 +2,21 @@
 
     python bench/train_step.py                                  # small encoder, CPU-sized
     python bench/train_step.py --variant base --batch 64        # the paper's ViT-B step (GPU)
+    python bench/train_step.py --config configs/indian_pines_hypersigma.py --methods fft
+    python bench/train_step.py --config configs/indian_pines_mambahsi.py --methods fft
 
 Every method runs the same step as `run.py` (on-device patches, augmentation, forward,
 gradients of the trainable subtrees, multi_transform update) on a synthetic scene with
-random weights, so no data or checkpoint is needed. Writes `bench/results/train_step.json`
-and prints a table.
+random weights, so no data or checkpoint is needed. Without `--config` the model is a
+SpectralGPT encoder on the paper's Indian Pines setting; with it, any experiment config's
+model, data geometry and recipe (the method replaced by each of `--methods`), on a synthetic
+scene of the config's scene size, in its family's task shape (a whole-scene model's step is
+one epoch). Writes `bench/results/train_step.json` (or `--out`) and prints a table.
 """
 
 import argparse
 import functools
+import importlib
 import json
 import os
 import statistics
@@ -22,15 +28,20 @@ import numpy as np
 
 from hsic_jax.adapters import METHODS
 from hsic_jax.adapters.export import stored_arrays
+from hsic_jax.count import load_config
 from hsic_jax.data.io import atomic_write
+from hsic_jax.data.scenes import SCENES
+from hsic_jax.models import task
 from hsic_jax.models.spectralgpt import model_kwargs
 from hsic_jax.train.state import create_train_state, tuned_model
-from hsic_jax.train.step import Geometry, train_step
+from hsic_jax.train.step import Geometry, step_functions, train_step
 
 from configs import base
 
 
 def bench_method(method_name: str, args) -> dict:
+    if args.config:
+        return bench_config(method_name, args)
     config = base.get_config("indian_pines", method_name)
     config.model.dtype = args.dtype
     if args.variant == "small":
@@ -44,7 +55,6 @@ def bench_method(method_name: str, args) -> dict:
     tuned = tuned_model(config, num_classes=16, bands=config.data.pca)
     setup, state = create_train_state(config, tuned, [0], steps_per_epoch=10)
     state = jax.tree.map(lambda x: x[0], state)  # one seed, unbatched
-    params = state["params"]
     rng = np.random.default_rng(0)
     h = w = 64
     padded = jnp.asarray(rng.normal(size=(h + 14, w + 14, 12)), jnp.float32)
@@ -58,26 +68,60 @@ def bench_method(method_name: str, args) -> dict:
         steps_per_epoch=n // args.batch,
         augment_cfg=dict(flip=True, radiation_noise=0.1, mixture_noise=0.2), label_smoothing=0.0),
         donate_argnums=0)
-    seed = jnp.int32(1)
+    return _time(method_name, step, state, (padded, coords, ys, valid), tuned, args.batch, args)
 
+
+def bench_config(method_name: str, args) -> dict:
+    """The step of `args.config`'s experiment with `method_name`, random weights, synthetic scene."""
+    config = load_config(args.config)
+    if method_name != config.method.name:  # the paper's settings of the method on this scene
+        config.method = importlib.import_module(f"configs.{config.data.name}").get_config(
+            method_name).method
+    config.init = "random"
+    shape = task(config.model.name)
+    h, w, raw_bands = SCENES[config.data.name].shape
+    bands = config.data.pca or raw_bands
+    tuned = tuned_model(config, num_classes=config.data.num_classes, bands=bands)
+    n = 1024
+    setup, state = create_train_state(config, tuned, [0],
+                                      steps_per_epoch=1 if shape == "scene" else n // config.batch_size)
+    state = jax.tree.map(lambda x: x[0], state)
+    rng = np.random.default_rng(0)
+    r = config.data.neighborhood // 2
+    cube = jnp.asarray(rng.normal(size=(h + 2 * r, w + 2 * r, bands)), jnp.float32)
+    coords = jnp.asarray(np.stack([rng.integers(0, h, n), rng.integers(0, w, n)], 1), jnp.int32)
+    ys = jnp.asarray(rng.integers(0, config.data.num_classes, size=n), jnp.int32)
+    geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
+    step = jax.jit(step_functions(shape, config, setup, geo)[0], donate_argnums=0)
+    per_step = 1 if shape == "scene" else config.batch_size  # a scene step: the scene, once
+    return _time(method_name, step, state, (cube, coords, ys, jnp.ones(n, bool)), tuned,
+                 per_step, args)
+
+
+def _time(method_name: str, step, state, inputs, tuned, samples: int, args) -> dict:
+    """Compile time and median time of `args.steps` further steps of `step(state, *inputs, seed)`."""
+    params = state["params"]
+    seed = jnp.int32(1)
     t0 = time.perf_counter()
-    state, m = step(state, padded, coords, ys, valid, seed)
+    state, m = step(state, *inputs, seed)
     jax.block_until_ready(m)
     compile_s = time.perf_counter() - t0
     times = []
     for _ in range(args.steps):
         t0 = time.perf_counter()
-        state, m = step(state, padded, coords, ys, valid, seed)
+        state, m = step(state, *inputs, seed)
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t0)
     trainable = sum(int(np.size(a)) for a in stored_arrays(params, tuned).values())
     ms = 1000 * statistics.median(times)
     return {"method": method_name, "trainable": trainable, "step_ms": ms,
-            "samples_per_s": args.batch / (ms / 1000), "compile_s": compile_s}
+            "samples_per_s": samples / (ms / 1000), "compile_s": compile_s}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=None, metavar="CONFIG.py",
+                   help="time this experiment config's step (any model family) instead")
     p.add_argument("--variant", default="small", choices=("small", "base", "large", "huge"))
     p.add_argument("--width", type=int, default=192, help="width of the small encoder")
     p.add_argument("--depth", type=int, default=6, help="depth of the small encoder")
@@ -93,7 +137,8 @@ def main(argv=None):
               "jax": jax.__version__, "args": vars(args), "rows": rows}
     atomic_write(args.out, lambda f: f.write(json.dumps(record, indent=2).encode()))
 
-    print(f"{record['device']} · {args.variant} · batch {args.batch} · {args.dtype}")
+    what = args.config or f"{args.variant} · batch {args.batch} · {args.dtype}"
+    print(f"{record['device']} · {what}")
     print(f"{'method':<14}{'trainable':>12}{'ms/step':>10}{'samples/s':>11}{'compile s':>11}")
     for r in rows:
         print(f"{r['method']:<14}{r['trainable']:>12,}{r['step_ms']:>10.1f}{r['samples_per_s']:>11.1f}"
