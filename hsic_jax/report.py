@@ -516,15 +516,26 @@ def _check_protocol(path: str, protocol) -> None:
     """`protocol` is an object whose known fields have their JSON types."""
     _check_type(path, "protocol", protocol, dict)
     for field, kind in {**PROTOCOL_TYPES, "summary": str}.items():
-        if field in protocol:
+        if field == "window" and field in protocol:
+            _check_window(path, "protocol.window", protocol[field])
+        elif field in protocol:
             _check_type(path, f"protocol.{field}", protocol[field], kind)
 
 
+def _check_window(path: str, key: str, window) -> None:
+    """A model's input window: its size in pixels, or 'scene' (a whole-scene model)."""
+    if window != "scene":
+        try:
+            _check_type(path, key, window, int)
+        except ReportError:
+            raise ReportError(f"{path}: {key} must be an integer or 'scene'; got {window!r:.80}")
+
+
 def _check_leakage(path: str, key: str, leakage) -> None:
-    """`leakage` is an object with an integer `window` and numeric (or null) `test`/`val`."""
+    """`leakage` is an object with a `window` and numeric (or null) `test`/`val`."""
     _check_type(path, key, leakage, dict)
     if "window" in leakage:
-        _check_type(path, f"{key}.window", leakage["window"], int)
+        _check_window(path, f"{key}.window", leakage["window"])
     for field in ("test", "val"):
         if leakage.get(field) is not None:
             _check_number(path, f"{key}.{field}", leakage[field])

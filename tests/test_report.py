@@ -270,7 +270,7 @@ def test_identical_runs_give_no_p_values_and_no_warnings(tmp_path):
     ({"seeds": [{"seed": 0, "oa": 0.9}, {"seed": 0, "oa": 0.8}]}, r"seeds has a seed number twice"),
     ({"seeds": [{"seed": 0, "oa": 0.9, "leakage": 0.5}]}, r"seeds\[0\].leakage must be an object"),
     ({"protocol": "per_class"}, r"protocol must be an object; got 'per_class'"),
-    ({"protocol": {"window": "15"}}, r"protocol.window must be an integer; got '15'"),
+    ({"protocol": {"window": "15"}}, r"protocol.window must be an integer or 'scene'; got '15'"),
     ({"protocol": {"spatially_disjoint": 0}}, r"protocol.spatially_disjoint must be true or false"),
     ({"protocol": {"train": True}}, r"protocol.train must be an integer; got True"),
     ({"leakage": [0.99]}, r"leakage must be an object"),
@@ -391,3 +391,14 @@ def test_model_families_get_their_own_columns_after_spectralgpts_methods(tmp_pat
                                                  "workdir per dataset, model and method"):
         report.report([report.load_run(r) for r in (runs[0], _write_run(
             tmp_path, "sf2", model="spectralformer", method="fft"))])
+
+
+def test_a_whole_scene_run_reports_its_window_as_the_scene(tmp_path, capsys):
+    scene = {**PROTOCOL, "window": "scene"}
+    workdirs = [_write_run(tmp_path, "lora", protocol=PROTOCOL),
+                _write_run(tmp_path, "mamba", method="fft", model="mambahsi", protocol=scene,
+                           leakage={"window": "scene", "test": 1.0, "val": None})]
+    assert report.main([*workdirs, "--out", str(tmp_path)]) == 0
+    table = _table(capsys.readouterr().out, "Botswana")
+    assert list(table["Window (px)"].values()) == ["15", "scene"]
+    assert table["Test px in a train window (%)"]["MambaHSI"] == "100.00"
