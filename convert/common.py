@@ -138,6 +138,59 @@ def load_state_dict(path: str, wrappers: Sequence[str] = ("state_dict", "model")
     return sd
 
 
+def param_shapes(model, seed: int = 0) -> tuple:
+    """`(x, expected)`: an example input `(1, *model.input_shape)` and the model's parameter
+    shapes by '/'-joined path, without computing any parameter."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.zeros((1, *model.input_shape), jnp.float32)
+    shapes = jax.eval_shape(model.init, jax.random.key(seed), x)["params"]
+    return x, {"/".join(k.key for k in p): tuple(v.shape)
+               for p, v in jax.tree_util.tree_leaves_with_path(shapes)}
+
+
+def mapped(key: str, value: np.ndarray, target: str, transform: Callable, expected: Mapping,
+           where: str) -> np.ndarray:
+    """The torch tensor `value` of `key` transformed for the Flax parameter `target`, refused
+    (naming the file `where`, the key and the shapes) when it does not fit the model."""
+    try:
+        out = transform(value)
+    except ValueError as e:
+        raise ConversionError(f"{where}: key {key} has shape {tuple(np.shape(value))}: {e}") from e
+    if out.shape != tuple(expected[target]):
+        raise ConversionError(f"{where}: key {key} has shape {tuple(np.shape(value))}, which maps "
+                              f"to {out.shape}; the model expects {tuple(expected[target])} at "
+                              f"{target}")
+    return out
+
+
+def fresh(model, x, seed: int, targets) -> dict:
+    """The initial values of the parameters `targets` ('/'-joined paths) of a fresh `model`
+    from `seed` (its own initialisers). Only those leaves are computed: XLA drops the rest."""
+    import jax
+
+    if not targets:
+        return {}
+    logging.getLogger(__name__).info("initialising %d tensors fresh", len(targets))
+    targets = sorted(targets)
+
+    def pick(key):
+        init = model.init(key, x)["params"]
+        out = []
+        for t in targets:
+            node = init
+            for part in t.split("/"):
+                node = node[part]
+            out.append(node)
+        return out
+
+    # A one-off program: XLA's backend optimisations would cost more time than they save.
+    values = jax.jit(pick, compiler_options={"xla_backend_optimization_level": 0})(
+        jax.random.key(seed))
+    return {t: np.asarray(v) for t, v in zip(targets, values)}
+
+
 def combined_sha256(hashes: Mapping[str, str]) -> str:
     """One sha256 for several files: of the lines `role sha256` in the given order."""
     text = "".join(f"{role} {digest}\n" for role, digest in hashes.items())

@@ -57,11 +57,10 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from convert.common import ConversionError, io_arguments, load_state_dict, run, unflatten
+from convert.common import (ConversionError, fresh, io_arguments, load_state_dict, mapped,
+                            param_shapes, run, unflatten)
 from hsic_jax.models.hypersigma import FPN, VARIANTS, check_geometry, model_from_config
 
 # Where a checkpoint keeps its state_dict: the official pretraining saves {'model': ..., ...};
@@ -332,35 +331,7 @@ def _model_and_shapes(arch: Mapping, path: str, seed: int):
     except ValueError as e:
         raise ConversionError(f"{path}: {e}") from e
     model = model_from_config(config)
-    x = jnp.zeros((1, *model.input_shape), jnp.float32)
-    shapes = jax.eval_shape(model.init, jax.random.key(seed), x)["params"]
-    expected = {"/".join(k.key for k in p): v.shape
-                for p, v in jax.tree_util.tree_leaves_with_path(shapes)}
-    return config, model, x, expected
-
-
-def _fresh(model, x, seed: int, targets) -> dict:
-    """The initial values of `targets` in a fresh model from `seed` (the model's own
-    initialisers, which follow the official ones). Only those leaves are computed: XLA drops
-    the rest of the initialisation."""
-    if not targets:
-        return {}
-    log.info("initialising %d tensors fresh", len(targets))
-    targets = sorted(targets)
-
-    def pick(key):
-        init = model.init(key, x)["params"]
-        out = []
-        for t in targets:
-            node = init
-            for part in t.split("/"):
-                node = node[part]
-            out.append(node)
-        return out
-
-    # A one-off program: XLA's backend optimisations would cost more time than they save.
-    fresh = jax.jit(pick, compiler_options={"xla_backend_optimization_level": 0})
-    return {t: np.asarray(v) for t, v in zip(targets, fresh(jax.random.key(seed)))}
+    return (config, model, *param_shapes(model, seed))
 
 
 def _place(params: dict, km: dict, key: str, value, mapping, expected, where: str,
@@ -368,15 +339,7 @@ def _place(params: dict, km: dict, key: str, value, mapping, expected, where: st
     for target, transform in mapping[key]:
         if skip(target):
             continue
-        try:
-            mapped = transform(value)
-        except ValueError as e:
-            raise ConversionError(f"{where}: key {key} has shape {tuple(np.shape(value))}: {e}") from e
-        if mapped.shape != tuple(expected[target]):
-            raise ConversionError(f"{where}: key {key} has shape {tuple(np.shape(value))}, which "
-                                  f"maps to {mapped.shape}; the model expects "
-                                  f"{tuple(expected[target])} at {target}")
-        params[target] = mapped
+        params[target] = mapped(key, value, target, transform, expected, where)
         km.setdefault(key, []).append(target)
 
 
@@ -415,7 +378,7 @@ def convert_full(sd: Mapping[str, np.ndarray], path: str, *, num_classes: int | 
         raise ConversionError(f"{path}: missing key {missing[0]} ({len(missing)} tensors of the "
                               "official model missing in all)")
     reinitialised = sorted(set(expected) - set(params))
-    params.update(_fresh(model, x, seed, reinitialised))
+    params.update(fresh(model, x, seed, reinitialised))
     return unflatten(params), dict(model=config, key_map=km, dropped=sorted(dropped),
                                    reinitialised=reinitialised)
 
@@ -457,7 +420,7 @@ def convert_pretrained(spatial: Mapping[str, np.ndarray], spectral: Mapping[str,
                                       f"{value.shape[1] if value.ndim == 3 else '?'}")
             _place(params, km, full, value, mapping, expected, paths[role])
     reinitialised = sorted(set(expected) - set(params))
-    params.update(_fresh(model, x, seed, reinitialised))
+    params.update(fresh(model, x, seed, reinitialised))
     return unflatten(params), dict(model=config, key_map=km, dropped=sorted(dropped),
                                    reinitialised=reinitialised)
 

@@ -41,11 +41,10 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from convert.common import ConversionError, io_arguments, load_state_dict, run, unflatten
+from convert.common import (ConversionError, fresh, io_arguments, load_state_dict, mapped,
+                            param_shapes, run, unflatten)
 from hsic_jax.models.spectralformer import MODES, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralformer")
@@ -211,9 +210,7 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, mode: str, patches: int 
         num_classes = ckpt_classes
     config = dict(num_classes=num_classes, **arch)
     model = model_from_config(config)
-    x = jnp.zeros((1, *model.input_shape), jnp.float32)
-    fresh = jax.eval_shape(model.init, jax.random.key(seed), x)["params"]
-    expected = {"/".join(k.key for k in p): v for p, v in jax.tree_util.tree_leaves_with_path(fresh)}
+    x, expected = param_shapes(model, seed)
     mapping = key_map(arch["depth"], mode)
     assert {t for t, _ in mapping.values()} == set(expected), "key_map and the model disagree"
 
@@ -230,28 +227,14 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, mode: str, patches: int 
         if target.startswith("head/") and ckpt_classes != num_classes:
             dropped.append(key)
             continue
-        try:
-            value = transform(value)
-        except ValueError as e:
-            raise ConversionError(f"{path}: key {key} has shape {tuple(sd[key].shape)}: {e}") from e
-        if value.shape != expected[target].shape:
-            raise ConversionError(f"{path}: key {key} has shape {tuple(sd[key].shape)}, which maps "
-                                  f"to {value.shape}; the model expects "
-                                  f"{expected[target].shape} at {target}")
-        params[target], km[key] = value, target
+        params[target], km[key] = mapped(key, value, target, transform, expected, path), target
 
     missing = [k for k, (t, _) in mapping.items() if t not in params and not t.startswith("head/")]
     if missing:
         raise ConversionError(f"{path}: missing key {missing[0]} ({len(missing)} tensors of the "
                               f"{mode} model missing in all)")
     reinitialised = sorted(t for t in expected if t not in params)
-    if reinitialised:  # a fresh head, drawn as the model initialises it
-        init = model.init(jax.random.key(seed), x)["params"]
-        for t in reinitialised:
-            node = init
-            for part in t.split("/"):
-                node = node[part]
-            params[t] = np.asarray(node)
+    params.update(fresh(model, x, seed, reinitialised))  # a fresh head, as the model draws it
     report = dict(model=config, key_map=km, dropped=sorted(dropped), reinitialised=reinitialised)
     return unflatten(params), report
 
