@@ -99,7 +99,7 @@ def test_pretrained_of_another_shape_is_refused(tmp_path, pretrained_dir):
         config.data.input_size = 16
     with pytest.raises(ValueError, match=r"converted for another model .*'img_size': \(8, 16\)\}; "
                                          r"set --config.data.input_size=8; or convert again with "
-                                         r"--img-size to fit the config"):
+                                         r"--img-size 16 to fit the config"):
         train_and_evaluate(config, str(tmp_path))
     with config.unlocked():
         config.data.input_size = 8

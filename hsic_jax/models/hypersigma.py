@@ -103,7 +103,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
-from hsic_jax.models.common import check_input, module_fields
+from hsic_jax.models.common import architecture_mismatch, check_input, config_fix, module_fields
 
 # Width, depth, heads, attention interval and fused blocks of the official model sizes
 # (`SSFusionFramework(model_size=...)`); the spectral ViT's feature is block out_indices[0].
@@ -614,27 +614,16 @@ _CONVERT_FLAGS = {"img_size": "--img-size", "bands": "--bands", "patch_size": "-
 def pretrained_mismatch(converted: Mapping, module: HyperSIGMA) -> str | None:
     """How a checkpoint converted with the model fields `converted` differs from `module`, and
     the config fields (or converter flags) that would make them agree; None when it fits."""
-    def norm(v):
-        return tuple(v) if isinstance(v, (list, tuple)) else v
+    def fix(field, value):
+        if field == "img_size":
+            return f"--config.data.input_size={value} --config.data.neighborhood={value}"
+        if field == "bands":
+            return f"--config.data.pca={value}"
+        if field == "num_classes":
+            return f"a scene of {value} classes"
+        return config_fix(field, value)
 
-    differ = {k: (norm(converted.get(k)), norm(getattr(module, k))) for k in ARCHITECTURE
-              if norm(converted.get(k)) != norm(getattr(module, k))}
-    if not differ:
-        return None
-    fixes = []
-    for k, (v, _) in differ.items():
-        if k == "img_size":
-            fixes.append(f"--config.data.input_size={v} --config.data.neighborhood={v}")
-        elif k == "bands":
-            fixes.append(f"--config.data.pca={v}")
-        elif k == "num_classes":
-            fixes.append(f"a scene of {v} classes")
-        else:
-            fixes.append(f"--config.model.{k}={v!r}")
-    flags = [f"{_CONVERT_FLAGS[k]} {c}" for k, (_, c) in differ.items() if k in _CONVERT_FLAGS]
-    hint = (f"; or convert again with {' '.join(flags)} to fit the config"
-            if len(flags) == len(differ) else "")
-    return f"(field: (checkpoint, config)): {differ}; set {' '.join(fixes)}{hint}"
+    return architecture_mismatch(converted, module, ARCHITECTURE, fix, _CONVERT_FLAGS)
 
 
 def layer_ids(module: HyperSIGMA):

@@ -70,7 +70,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
-from hsic_jax.models.common import module_fields
+from hsic_jax.models.common import architecture_mismatch, config_fix, module_fields
 
 TASK = "scene"  # a whole image in, a logit per pixel out (the patch families: 'patch')
 
@@ -487,14 +487,4 @@ ARCHITECTURE = ("bands", "hidden_dim", "token_num", "group_num", "mamba_type", "
 def pretrained_mismatch(converted: Mapping, module: MambaHSI) -> str | None:
     """How a checkpoint converted with the model fields `converted` differs from `module`, and
     the config fields that would make them agree; None when it fits."""
-    differ = {k: (converted.get(k), getattr(module, k)) for k in ARCHITECTURE
-              if converted.get(k) != getattr(module, k)}
-    if not differ:
-        return None
-    fixes = []
-    for k, (v, _) in differ.items():
-        if k == "bands":  # the checkpoint's bands are the scene's raw bands or PCA components
-            fixes.append(f"--config.data.pca={v} (or None for a scene of {v} bands)")
-        else:
-            fixes.append(f"--config.model.{k}={v!r}")
-    return f"(field: (checkpoint, config)): {differ}; set {' '.join(fixes)}"
+    return architecture_mismatch(converted, module, ARCHITECTURE, config_fix)

@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
-from hsic_jax.models.common import check_input, module_fields
+from hsic_jax.models.common import architecture_mismatch, check_input, config_fix, module_fields
 
 MODES = ("CAF", "ViT")
 
@@ -283,16 +283,9 @@ ARCHITECTURE = ("patches", "bands", "band_patches", "dim", "depth", "heads", "di
 def pretrained_mismatch(converted: Mapping, module: SpectralFormer) -> str | None:
     """How a checkpoint converted with the model fields `converted` differs from `module`, and
     the config fields that would make them agree; None when it fits."""
-    differ = {k: (converted.get(k), getattr(module, k)) for k in ARCHITECTURE
-              if converted.get(k) != getattr(module, k)}
-    if not differ:
-        return None
-    fixes = []
-    for k, (v, _) in differ.items():
-        if k == "bands":  # the checkpoint's bands are the scene's raw bands or PCA components
-            fixes.append(f"--config.data.pca={v} (or None for a scene of {v} bands)")
-        elif k == "patches":
-            fixes.append(f"--config.data.input_size={v} --config.data.neighborhood={v}")
-        else:
-            fixes.append(f"--config.model.{k}={v!r}")
-    return f"(field: (checkpoint, config)): {differ}; set {' '.join(fixes)}"
+    def fix(field, value):
+        if field == "patches":
+            return f"--config.data.input_size={value} --config.data.neighborhood={value}"
+        return config_fix(field, value)
+
+    return architecture_mismatch(converted, module, ARCHITECTURE, fix)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
-from hsic_jax.models.common import check_input, module_fields
+from hsic_jax.models.common import architecture_mismatch, check_input, module_fields
 
 # Width, depth, heads and tubelet of the official factory functions
 # (`vit_{base,large,huge}_patch8_128` in models_vit_tensor.py).
@@ -243,15 +243,10 @@ _CONVERT_FLAGS = {"img_size": "--img-size", "pos_embed": "--pos-embed", "bands":
 def pretrained_mismatch(converted: Mapping, module: SpectralGPT) -> str | None:
     """How a checkpoint converted with the model fields `converted` differs from `module`, and
     the config fields (and converter flags) that would make them agree; None when it fits."""
-    differ = {k: (converted.get(k), getattr(module, k)) for k in ARCHITECTURE
-              if converted.get(k) != getattr(module, k)}
-    if not differ:
-        return None
-    fixes = [f"--config.{_CONFIG_FIELD.get(k, f'model.{k}')}={v!r}" for k, (v, _) in differ.items()]
-    reconvert = [_CONVERT_FLAGS[k] for k in differ if k in _CONVERT_FLAGS]
-    hint = (f"; or convert again with {'/'.join(reconvert)} to fit the config"
-            if len(reconvert) == len(differ) else "")
-    return f"(field: (checkpoint, config)): {differ}; set {' '.join(fixes)}{hint}"
+    return architecture_mismatch(
+        converted, module, ARCHITECTURE,
+        lambda field, value: f"--config.{_CONFIG_FIELD.get(field, f'model.{field}')}={value!r}",
+        _CONVERT_FLAGS)
 
 
 def layer_ids(module: SpectralGPT):
