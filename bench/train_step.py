@@ -78,6 +78,7 @@ def bench_config(method_name: str, args) -> dict:
         config.method = importlib.import_module(f"configs.{config.data.name}").get_config(
             method_name).method
     config.init = "random"
+    config.batch_size = args.batch
     shape = task(config.model.name)
     h, w, raw_bands = SCENES[config.data.name].shape
     bands = config.data.pca or raw_bands
@@ -125,7 +126,7 @@ def main(argv=None):
     p.add_argument("--variant", default="small", choices=("small", "base", "large", "huge"))
     p.add_argument("--width", type=int, default=192, help="width of the small encoder")
     p.add_argument("--depth", type=int, default=6, help="depth of the small encoder")
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=64, help="batch size (with --config too)")
     p.add_argument("--steps", type=int, default=10, help="timed steps after the compiling one")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)

@@ -207,8 +207,10 @@ def grid_sample_zeros(maps: jax.Array, ix: jax.Array, iy: jax.Array, height: int
     weights = jnp.where(inside, weights, 0.0).astype(maps.dtype)
     index = (jnp.clip(ys, 0, height - 1) * width + jnp.clip(xs, 0, width - 1)).astype(jnp.int32)
     g, m = ix.shape
-    corners = jnp.take_along_axis(maps, index.reshape(g, m * 4, 1), axis=1)  # (G, 4M, C)
-    corners = corners.reshape(g, m, 4, maps.shape[-1])
+    # Whole rows of C values per index (a gather of (G, 4M) row indices; take_along_axis would
+    # broadcast an index per value, C times the memory, in the forward and in its gradient).
+    corners = jax.vmap(lambda grid, rows: grid[rows])(maps, index.reshape(g, m * 4))
+    corners = corners.reshape(g, m, 4, maps.shape[-1])  # (G, M, 4, C)
     return jnp.einsum("gmk,gmkc->gmc", weights, corners)
 
 
@@ -243,7 +245,10 @@ class SampleAttention(nn.Module):
         per_head = lambda t: jnp.transpose(t, (0, 2, 1, 3)).reshape(b * h, n * p)
         kv = jnp.concatenate([k.reshape(b, n, h, c), v.reshape(b, n, h, c)], axis=-1)
         kv = jnp.transpose(kv, (0, 2, 1, 3)).reshape(b * h, n, 2 * c)  # (B·heads, H·W, 2c)
-        sampled = grid_sample_zeros(kv, per_head(ix), per_head(iy), height, width)
+        # Rematerialised in the backward pass: the four gathered corners (4 × the sampled
+        # values) are not kept for it, only the inputs, as torch's grid_sample keeps them.
+        sampled = jax.checkpoint(grid_sample_zeros, static_argnums=(3, 4))(
+            kv, per_head(ix), per_head(iy), height, width)
         sampled = sampled.reshape(b, h, n, p, 2 * c)
         sampled_k, sampled_v = sampled[..., :c], sampled[..., c:]
         logits = jnp.einsum("bnhc,bhnpc->bhnp", q.reshape(b, n, h, c), sampled_k) * c ** -0.5
