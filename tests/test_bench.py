@@ -12,13 +12,13 @@ def test_train_step_bench_runs(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "bench/train_step.py", "--width", "24", "--depth", "1",
                            "--batch", "8", "--steps", "1", "--out", str(out),
-                           "--methods", "linear_probe", "lora", "krona_plus", "fft"],
+                           "--methods", "linear_probe", "krona_plus", "fft"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    assert [r["method"] for r in rows] == ["linear_probe", "lora", "krona_plus", "fft"]
+    assert [r["method"] for r in rows] == ["linear_probe", "krona_plus", "fft"]
     by = {r["method"]: r["trainable"] for r in rows}
-    assert by["linear_probe"] == 24 * 16 + 16 < by["krona_plus"] < by["lora"] < by["fft"]
+    assert by["linear_probe"] == 24 * 16 + 16 < by["krona_plus"] < by["fft"]
     assert all(r["step_ms"] > 0 for r in rows) and "ms/step" in proc.stdout
 
 
@@ -26,10 +26,9 @@ def test_train_step_bench_times_any_experiment_config(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "bench/train_step.py", "--config",
                            "configs/indian_pines_spectralformer.py", "--steps", "1", "--out",
-                           str(out), "--methods", "fft", "linear_probe"],
+                           str(out), "--methods", "fft", "--batch", "16"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
     assert rows["fft"]["trainable"] == 355_577  # the paper's SpectralFormer #Params
-    assert rows["linear_probe"]["trainable"] == 64 * 16 + 16
     assert "configs/indian_pines_spectralformer.py" in proc.stdout
