@@ -191,6 +191,43 @@ def fresh(model, x, seed: int, targets) -> dict:
     return {t: np.asarray(v) for t, v in zip(targets, values)}
 
 
+def map_one_to_one(sd: Mapping[str, np.ndarray], mapping: Mapping, model, config: dict, *,
+                   path: str, seed: int, new_head: bool, what: str,
+                   drop: Callable[[str], bool] = lambda key: False) -> tuple[dict, dict]:
+    """`(params, report)` of a state_dict `sd` whose keys map one to one onto `model`'s
+    parameters (`mapping`: torch key → (Flax path, transform)).
+
+    A key `drop` names is dropped (tensors the official model builds but never uses); with
+    `new_head` the checkpoint's `head/` tensors are dropped and the head drawn fresh. An
+    unknown key, a missing one or a shape that does not fit is refused in one line naming the
+    file, the key and `what` the checkpoint should be (e.g. 'an official SpectralFormer of
+    depth 5 in CAF mode').
+    """
+    x, expected = param_shapes(model, seed)
+    assert {t for t, _ in mapping.values()} == set(expected), "key_map and the model disagree"
+    params, km, dropped = {}, {}, []
+    for key, value in sd.items():
+        if drop(key):
+            dropped.append(key)
+            continue
+        if key not in mapping:
+            raise ConversionError(f"{path}: key {key} {tuple(value.shape)} is not part of {what} "
+                                  "(no Flax parameter to map it to)")
+        target, transform = mapping[key]
+        if target.startswith("head/") and new_head:
+            dropped.append(key)
+            continue
+        params[target], km[key] = mapped(key, value, target, transform, expected, path), target
+    missing = [k for k, (t, _) in mapping.items() if t not in params and not t.startswith("head/")]
+    if missing:
+        raise ConversionError(f"{path}: missing key {missing[0]} ({len(missing)} tensors of "
+                              f"{what} missing in all)")
+    reinitialised = sorted(t for t in expected if t not in params)
+    params.update(fresh(model, x, seed, reinitialised))  # a fresh head, as the model draws it
+    return unflatten(params), dict(model=config, key_map=km, dropped=sorted(dropped),
+                                   reinitialised=reinitialised)
+
+
 def combined_sha256(hashes: Mapping[str, str]) -> str:
     """One sha256 for several files: of the lines `role sha256` in the given order."""
     text = "".join(f"{role} {digest}\n" for role, digest in hashes.items())

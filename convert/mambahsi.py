@@ -42,8 +42,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from convert.common import (ConversionError, fresh, io_arguments, load_state_dict, mapped,
-                            param_shapes, run, unflatten)
+from convert.common import ConversionError, io_arguments, load_state_dict, map_one_to_one, run
 from hsic_jax.models.mambahsi import (MAMBA_TYPES, NUM_BLOCKS, check_geometry,
                                       model_from_config)
 
@@ -209,31 +208,10 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, group_num: int = OFFICIA
         num_classes = int(ckpt_classes)
     config = dict(num_classes=num_classes, **arch)
     model = model_from_config(config)
-    x, expected = param_shapes(model, seed)
-    mapping = key_map(arch["mamba_type"], arch["use_att"])
-    assert {t for t, _ in mapping.values()} == set(expected), "key_map and the model disagree"
-
-    params, km, dropped = {}, {}, []
-    for key, value in sd.items():
-        if key not in mapping:
-            raise ConversionError(
-                f"{path}: key {key} {tuple(value.shape)} is not part of an official MambaHSI "
-                f"(mamba_type {arch['mamba_type']}, use_att {arch['use_att']}; no Flax "
-                "parameter to map it to)")
-        target, transform = mapping[key]
-        if target.startswith("head/") and ckpt_classes != num_classes:
-            dropped.append(key)
-            continue
-        params[target], km[key] = mapped(key, value, target, transform, expected, path), target
-
-    missing = [k for k, (t, _) in mapping.items() if t not in params and not t.startswith("head/")]
-    if missing:
-        raise ConversionError(f"{path}: missing key {missing[0]} ({len(missing)} tensors of the "
-                              f"{arch['mamba_type']} model missing in all)")
-    reinitialised = sorted(t for t in expected if t not in params)
-    params.update(fresh(model, x, seed, reinitialised))  # a fresh head, as the model draws it
-    report = dict(model=config, key_map=km, dropped=sorted(dropped), reinitialised=reinitialised)
-    return unflatten(params), report
+    return map_one_to_one(
+        sd, key_map(arch["mamba_type"], arch["use_att"]), model, config, path=path, seed=seed,
+        new_head=ckpt_classes != num_classes,
+        what=f"an official MambaHSI (mamba_type {arch['mamba_type']}, use_att {arch['use_att']})")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -43,8 +43,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from convert.common import (ConversionError, fresh, io_arguments, load_state_dict, mapped,
-                            param_shapes, run, unflatten)
+from convert.common import ConversionError, io_arguments, load_state_dict, map_one_to_one, run
 from hsic_jax.models.spectralformer import MODES, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralformer")
@@ -210,33 +209,11 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, mode: str, patches: int 
         num_classes = ckpt_classes
     config = dict(num_classes=num_classes, **arch)
     model = model_from_config(config)
-    x, expected = param_shapes(model, seed)
-    mapping = key_map(arch["depth"], mode)
-    assert {t for t, _ in mapping.values()} == set(expected), "key_map and the model disagree"
-
-    params, km, dropped = {}, {}, []
-    for key, value in sd.items():
-        if mode == "ViT" and SKIPCAT.fullmatch(key):
-            dropped.append(key)  # built but unused by the official model in ViT mode
-            continue
-        if key not in mapping:
-            raise ConversionError(f"{path}: key {key} {tuple(value.shape)} is not part of an "
-                                  f"official SpectralFormer of depth {arch['depth']} in "
-                                  f"{mode} mode (no Flax parameter to map it to)")
-        target, transform = mapping[key]
-        if target.startswith("head/") and ckpt_classes != num_classes:
-            dropped.append(key)
-            continue
-        params[target], km[key] = mapped(key, value, target, transform, expected, path), target
-
-    missing = [k for k, (t, _) in mapping.items() if t not in params and not t.startswith("head/")]
-    if missing:
-        raise ConversionError(f"{path}: missing key {missing[0]} ({len(missing)} tensors of the "
-                              f"{mode} model missing in all)")
-    reinitialised = sorted(t for t in expected if t not in params)
-    params.update(fresh(model, x, seed, reinitialised))  # a fresh head, as the model draws it
-    report = dict(model=config, key_map=km, dropped=sorted(dropped), reinitialised=reinitialised)
-    return unflatten(params), report
+    return map_one_to_one(
+        sd, key_map(arch["depth"], mode), model, config, path=path, seed=seed,
+        new_head=ckpt_classes != num_classes,
+        what=f"an official SpectralFormer of depth {arch['depth']} in {mode} mode",
+        drop=lambda key: mode == "ViT" and SKIPCAT.fullmatch(key))  # built, unused in ViT mode
 
 
 def parse_args(argv=None) -> argparse.Namespace:
