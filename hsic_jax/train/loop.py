@@ -11,7 +11,11 @@ stage is a function of its own module:
   evaluate  `hsic_jax.evaluation.predict`: the test pixels once, the scene map
   write     `hsic_jax.evaluation.results` and the outputs below
 
-It trains `config.num_seeds` seeds side by side: every per-seed array carries a leading seed
+The family's task shape (`hsic_jax.models.task`) picks the steps
+(`hsic_jax.train.step.step_functions`): 'patch' (a batch of neighbourhoods per step), 'scene'
+(the whole scene per step, one per epoch; evaluation and map one forward each) or 'classical'
+(`hsic_jax.train.classical`, fitted once, after the data stage). It trains `config.num_seeds`
+seeds side by side: every per-seed array carries a leading seed
 axis, the step is `jax.vmap`ped over it, and with several devices (and hosts,
 `hsic_jax.train.hosts`) that axis is sharded. Rerunning the same command resumes from the
 latest checkpoint in `workdir/checkpoints`.
