@@ -6,8 +6,9 @@
               (`create_train_state`, for the loop, the benchmark and `count`)
   optimizer   labels (frozen / base / b_side), schedules, multi_transform Adam(W),
               layer-wise lr decay, `freeze` (no frozen weight gradients) and `keep_frozen`
-  step        the jitted train step (on-device batches, augmentation, mixup/cutmix, loss, update)
-              and `predict`
+  step        the jitted train steps and predicts of the task shapes: 'patch' (on-device
+              batches, augmentation, mixup/cutmix, loss, update) and 'scene' (the whole scene,
+              the loss masked to the training pixels)
   selection   the best validation state (`select='best_val'`): trainable leaves kept per seed
   checkpoint  orbax checkpoints of the train state and the metrics log, for resumable runs
   hosts       seeds over devices and hosts: shardings, global arrays, gathering
