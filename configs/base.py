@@ -103,10 +103,12 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     config.batch_size = 64
     config.epochs = 50
     config.label_smoothing = 0.0
-    # In-loop evaluation on the validation pixels (only with data.val_per_class); the test
-    # pixels are predicted once, at the end, with the last state or ('best_val') the state
-    # with the best validation OA.
+    # In-loop evaluation on the validation pixels (only with data.val_per_class; at most
+    # eval_max_pixels of them per seed, a fixed random subset, when set); the test pixels are
+    # predicted once, at the end, with the last state or ('best_val') the state with the best
+    # validation OA.
     config.eval_every_epochs = 5
+    config.eval_max_pixels = placeholder(int)
     config.select = "last"
     # Checkpoints every 10 epochs, and after any epoch ending 10 minutes after the last one.
     config.checkpoint_every_epochs = 10

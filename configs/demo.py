@@ -39,6 +39,7 @@ def get_config():
     c.epochs = 60
     c.label_smoothing = 0.0
     c.eval_every_epochs = 20
+    c.eval_max_pixels = placeholder(int)
     c.select = "last"
     c.checkpoint_every_epochs = 10
     c.checkpoint_every_seconds = 600.0

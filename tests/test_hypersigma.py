@@ -31,7 +31,7 @@ from hsic_jax.models.hypersigma import (ADAPTABLE, HyperSIGMA, adaptive_pool_mat
                                         grid_sample_zeros, layer_index, model_from_config,
                                         pretrained_mismatch, unused_shapes)
 from hsic_jax.train.checks import check_config
-from hsic_jax.train.optimizer import keep_frozen
+from hsic_jax.train.partition import combine, split
 from hsic_jax.train.state import create_train_state, pretrained_backbone, tuned_model
 
 TOL = 1e-5
@@ -464,14 +464,16 @@ def one_step(name):
     training only."""
     config = small_config(name)
     tuned = tuned_model(config, num_classes=4, bands=3)
-    setup, state = create_train_state(config, tuned, [0], steps_per_epoch=1)
-    params = jax.tree.map(lambda a: a[0], state["params"])
+    setup, state, frozen = create_train_state(config, tuned, [0], steps_per_epoch=1)
+    trainable = jax.tree.map(lambda a: a[0], state["params"])
+    params = combine(trainable, frozen)
     opt_state = jax.tree.map(lambda a: a[0], state["opt_state"])
     x, y = jnp.asarray(inputs(4, 16, bands=3)), jnp.arange(4)
     value, grads, logits = loss_and_grads(tuned.module, tuned.method.adapter, tuned.sites)(
         params, x, y, jax.random.key(1, impl="rbg"))
-    updates, _ = jax.jit(setup.tx.update, compiler_options=FAST)(grads, opt_state, params)
-    new = keep_frozen(optax.apply_updates(params, updates), params, setup.labels)
+    grads, _ = split(grads, setup.labels)
+    updates, _ = jax.jit(setup.tx.update, compiler_options=FAST)(grads, opt_state, trainable)
+    new = combine(optax.apply_updates(trainable, updates), frozen)
     assert np.isfinite(float(value))
     if logits is not None:
         trained, evaluated = logits

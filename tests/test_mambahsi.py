@@ -21,6 +21,7 @@ from hsic_jax.models import FAMILIES, family
 from hsic_jax.models.mambahsi import (ADAPTABLE, TASK, MambaHSI, build, pretrained_mismatch,
                                       resize_bilinear_aligned, selective_scan)
 from hsic_jax.train.checks import check_config
+from hsic_jax.train.partition import combine
 from hsic_jax.train.state import create_train_state, pretrained_backbone, tuned_model
 
 TOL = 1e-5
@@ -264,8 +265,8 @@ def _flat(tree, prefix=""):
 def test_every_method_gives_per_pixel_logits(name):
     config = method_config(name)
     tuned = tuned_model(config, num_classes=3, bands=5)
-    setup, state = create_train_state(config, tuned, seeds=[0], steps_per_epoch=1)
-    params = jax.tree.map(lambda a: a[0], state["params"])
+    setup, state, frozen = create_train_state(config, tuned, seeds=[0], steps_per_epoch=1)
+    params = combine(jax.tree.map(lambda a: a[0], state["params"]), frozen)
     for train in (False, True):
         logits = jax.eval_shape(lambda p, x: tuned.apply(p, x, train=train), params,
                                 jax.ShapeDtypeStruct((1, 9, 11, 5), jnp.float32))

@@ -10,7 +10,6 @@ import torch_reference as ref
 from configs import indian_pines_krona_plus, indian_pines_linear_probe
 from convert.spectralgpt import main as convert_main
 from hsic_jax.adapters.export import read_adapter_manifest
-from hsic_jax.models.converted import load_params
 from hsic_jax.train import checkpoint
 from hsic_jax.train.loop import train_and_evaluate
 
@@ -59,10 +58,11 @@ def test_krona_plus_trains_only_its_adapters_and_head(tmp_path, pretrained_dir):
     assert not any(name.startswith("backbone/") for name in manifest["arrays"])
     assert results["adapter_bytes"] < 20_000
 
-    # The pretrained backbone is bitwise unchanged in the final checkpoint; the adapters moved.
+    # The checkpoint holds the trainable parameters only (the pretrained backbone stays on
+    # disk, shared by every seed); the adapters moved.
     trained = final_params(tmp_path)
-    jax.tree.map(np.testing.assert_array_equal, trained["backbone"],
-                 load_params(str(pretrained_dir))["backbone"])
+    assert set(trained) == {"adapters", "head"}
+    assert sum(a.size for a in jax.tree.leaves(trained)) == results["trainable_params"]
     assert np.abs(trained["adapters"]["block_0"]["q"]["b"]).max() > 0  # b starts at zero
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["method"] == "krona_plus" and saved["config"]["method"]["lam"] == 1.02
@@ -80,9 +80,7 @@ def test_linear_probe_keeps_the_backbone_and_trains_the_head(tmp_path, pretraine
     results = train_and_evaluate(config, str(tmp_path))
     assert results["trainable_params"] == 24 * 16 + 16
     trained = final_params(tmp_path)
-    jax.tree.map(np.testing.assert_array_equal, trained["backbone"],
-                 load_params(str(pretrained_dir))["backbone"])
-    assert "adapters" not in trained
+    assert set(trained) == {"head"}  # the backbone is not in the checkpoint: it is on disk
     # The head left its official initialisation (kernel std 2e-5): it was trained.
     assert np.abs(trained["head"]["kernel"]).max() > 1e-3
 

@@ -118,7 +118,8 @@ class TunedModel:
     def create(cls, module: nn.Module, method: Method,
                adaptable: Mapping[str, Target]) -> "TunedModel":
         """Resolve `method`'s targets against `module`'s parameter shapes."""
-        shapes = jax.eval_shape(module.init, jax.random.key(0), example_input(module))["params"]
+        shapes = jax.eval_shape(  # traced, not computed: nothing to compile
+            lambda: module.init(jax.random.key(0), example_input(module)))["params"]
         for part in ("backbone", "head"):
             if part not in shapes:
                 raise ValueError(f"{type(module).__name__}'s params have no {part!r} subtree; a "

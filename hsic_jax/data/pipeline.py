@@ -105,6 +105,21 @@ def write_records(workdir: str, data: Data, seeds: Sequence[int], per_seed_pca: 
         data.pcas[0].save(os.path.join(workdir, "pca.npz"))
 
 
+def subsample(pixels: dict, max_pixels: int | None, seeds: Sequence[int]) -> dict:
+    """At most `max_pixels` of each seed's valid `pixels` (`coords` `(S, N, 2)`, `labels`,
+    `valid` `(S, N)`): a fixed random subset (drawn from the seed), padded to a common length.
+    None keeps them all."""
+    if max_pixels is None or pixels["valid"].sum(axis=1).max() <= max_pixels:
+        return pixels
+    pairs = []
+    for s, seed in enumerate(seeds):
+        keep = np.flatnonzero(pixels["valid"][s])
+        if len(keep) > max_pixels:
+            keep = np.sort(np.random.default_rng(seed).choice(keep, max_pixels, replace=False))
+        pairs.append((pixels["coords"][s, keep], pixels["labels"][s, keep]))
+    return _stack_pixels(pairs)
+
+
 def _file_args(cfg: Mapping) -> dict:
     """Keyword arguments of `load_scene` for a user scene (`data.name = 'files'`); class names
     are a list or a comma-separated string (`data.class_names`), or a file of one per line."""

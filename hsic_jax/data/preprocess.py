@@ -150,22 +150,22 @@ def normalize(cube, mode: str, pixels=None) -> jax.Array:
         raise DataError(f"unknown normalisation {mode!r}; expected one of {NORMALIZATIONS}")
     if mode == "bigearthnet" and cube.shape[-1] != len(BIGEARTHNET_MEAN):
         raise DataError(f"BigEarthNet standardisation needs 12 channels (e.g. PCA to 12), got {cube.shape[-1]}")
+    pixels = None if pixels is None else np.asarray(pixels)
     if mode == "stretch":
         with jax.enable_x64(True):
-            cube = jnp.asarray(cube, jnp.float64)
-            return _stretch(cube, _sample(cube, pixels)).astype(jnp.float32)
-    cube = jnp.asarray(cube, jnp.float32)
-    return _normalize(cube, _sample(cube, pixels), mode)
+            return _stretch(jnp.asarray(cube, jnp.float64), pixels).astype(jnp.float32)
+    return _normalize(jnp.asarray(cube, jnp.float32), pixels, mode)
 
 
-def _sample(cube: jax.Array, pixels) -> jax.Array:
+def _sample(cube: jax.Array, pixels: jax.Array | None) -> jax.Array:
     """(N, C) the spectra of the (N, 2) `pixels` of a (H, W, C) cube, or of all its pixels."""
-    return cube.reshape(-1, cube.shape[-1]) if pixels is None else cube[tuple(np.asarray(pixels).T)]
+    return cube.reshape(-1, cube.shape[-1]) if pixels is None else cube[pixels[:, 0], pixels[:, 1]]
 
 
 @jax.jit(static_argnames="mode")
-def _normalize(cube: jax.Array, sample: jax.Array, mode: str) -> jax.Array:
-    """`cube` (H, W, C) normalised with statistics of `sample` (N, C)."""
+def _normalize(cube: jax.Array, pixels: jax.Array | None, mode: str) -> jax.Array:
+    """`cube` (H, W, C) normalised with statistics of its `pixels` (N, 2) (None: every pixel)."""
+    sample = _sample(cube, pixels)
     if mode == "bigearthnet":
         return (cube - jnp.asarray(BIGEARTHNET_MEAN, jnp.float32)) / jnp.asarray(BIGEARTHNET_STD, jnp.float32)
     if mode == "minmax":
@@ -178,9 +178,11 @@ def _normalize(cube: jax.Array, sample: jax.Array, mode: str) -> jax.Array:
 
 
 @jax.jit
-def _stretch(cube: jax.Array, sample: jax.Array) -> jax.Array:
-    """`cube` (H, W, C) stretched between the percentiles of `sample` (N, C) and quantised;
-    in float64, as the official numpy code, so that the 8-bit levels are the same."""
+def _stretch(cube: jax.Array, pixels: jax.Array | None) -> jax.Array:
+    """`cube` (H, W, C) stretched between the percentiles of its `pixels` (N, 2) (None: every
+    pixel) and quantised; in float64, as the official numpy code, so that the 8-bit levels
+    are the same."""
+    sample = _sample(cube, pixels)
     low, high = jnp.percentile(sample, jnp.asarray(STRETCH_PERCENTILES), axis=0)
     stretched = jnp.clip((cube - low) / (high - low + 1e-6), 0.0, 1.0)
     return jnp.floor(stretched * 255.0) / 255.0

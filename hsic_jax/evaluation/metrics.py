@@ -1,49 +1,30 @@
 """Classification metrics from a confusion matrix: OA, AA, Cohen's kappa, per-class accuracy.
 
-The confusion matrix is accumulated in JAX, batch by batch, on the device (`update_confusion`
-is jittable and vmappable over seeds); `summarize` turns the final matrix into Python numbers
-on the host. Labels are class indices in `[0, C)`; rows of the matrix are true classes and
-columns predicted classes, as in `sklearn.metrics.confusion_matrix`.
+The predictions come back to the host once per pixel set (`hsic_jax.evaluation.predict`);
+`confusion_matrix` counts them there (one `np.bincount`, no compilation) and `summarize`
+turns the matrix into Python numbers. Labels are class indices in `[0, C)`; rows of the
+matrix are true classes and columns predicted classes, as in `sklearn.metrics.confusion_matrix`.
 """
 
-import functools
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 
-def update_confusion(conf: jax.Array, y_true: jax.Array, y_pred: jax.Array,
-                     mask: jax.Array | None = None) -> jax.Array:
-    """Adds one batch to a confusion matrix.
+def confusion_matrix(y_true, y_pred, num_classes: int, mask=None) -> np.ndarray:
+    """`(C, C)` int64 counts of (true, predicted) pairs of `(N,)` labels.
 
-    Args:
-      conf: `(C, C)` integer counts so far.
-      y_true: `(N,)` true classes in `[0, C)`.
-      y_pred: `(N,)` predicted classes in `[0, C)`.
-      mask: `(N,)` bool, False for padding entries (a short last batch); None counts all.
-
-    Returns:
-      `(C, C)` counts, `conf` plus this batch. Entries with `mask` False are not counted, and
-      neither are labels outside `[0, C)` (this runs under `jit`, where it cannot raise).
+    Entries with `mask` `(N,)` False (padding) are not counted, and neither are labels
+    outside `[0, num_classes)`.
     """
-    c = conf.shape[0]
-    if conf.shape != (c, c) or y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(f"expected conf (C, C) and y_true, y_pred (N,); got conf {conf.shape}, "
-                         f"y_true {y_true.shape}, y_pred {y_pred.shape}")
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"expected y_true and y_pred of one shape (N,); got y_true "
+                         f"{y_true.shape}, y_pred {y_pred.shape}")
+    c = num_classes
     keep = (y_true >= 0) & (y_true < c) & (y_pred >= 0) & (y_pred < c)
     if mask is not None:
-        keep &= mask.astype(bool)
-    flat = jnp.where(keep, y_true * c + y_pred, c * c)  # c * c: out of bounds, dropped
-    counts = jnp.zeros(c * c, conf.dtype).at[flat].add(1, mode="drop")
-    return conf + counts.reshape(c, c)
-
-
-@functools.partial(jax.jit, static_argnames="num_classes")
-def confusion_matrix(y_true: jax.Array, y_pred: jax.Array, num_classes: int) -> jax.Array:
-    """`(C, C)` int32 counts of (true, predicted) pairs of `(N,)` labels in `[0, num_classes)`."""
-    conf = jnp.zeros((num_classes, num_classes), jnp.int32)
-    return update_confusion(conf, jnp.asarray(y_true), jnp.asarray(y_pred))
+        keep &= np.asarray(mask, bool)
+    flat = y_true[keep].astype(np.int64) * c + y_pred[keep]
+    return np.bincount(flat, minlength=c * c).reshape(c, c)
 
 
 def summarize(conf) -> dict:

@@ -1,58 +1,73 @@
 """Predictions of trained models: metrics on pixel sets, and maps of the whole scene.
 
-`evaluate` runs every seed's model on its pixels in fixed-size batches and accumulates one
-confusion matrix per seed on the device; `classify_scene` predicts every pixel of the
-scene with one model; `save_maps` writes what a user looks at.
+`predict_pixels` runs every seed's model on its pixels in fixed-size batches (one compiled
+program: every batch has the same shape) and brings the classes back to the host once;
+`evaluate` scores them; `classify_scene` predicts the rest of the scene with one model and
+puts its test predictions in their places, so that no pixel is predicted twice;
+`save_maps` writes what a user looks at.
 """
 
 import os
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.data.io import save_geotiff
-from hsic_jax.data.patches import batch_coords, scene_coords
+from hsic_jax.data.patches import scene_coords
 from hsic_jax.evaluation.maps import map_title, save_classification_map, save_confidence_map
-from hsic_jax.evaluation.metrics import summarize, update_confusion
+from hsic_jax.evaluation.metrics import confusion_matrix, summarize
 from hsic_jax.progress import progress
 from hsic_jax.train.hosts import fetch
 
 EVAL_BATCH = 256
 
-_update_confusions = jax.jit(jax.vmap(update_confusion))  # one (C, C) matrix per seed
+
+def predict_pixels(predict_fn, params, padded, coords: np.ndarray,
+                   batch: int | None = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """Classes `(S, N)` in 0..C-1 and confidences `(S, N)` of each seed's model at its pixels
+    `coords` `(S, N, 2)`, in batches of `batch` pixels (None: all at once, for a whole-scene
+    model). `predict_fn(params, padded, coords)` is vmapped over the seeds."""
+    n = coords.shape[1]
+    batch = batch or max(n, 1)
+    outs = [predict_fn(params, padded, _pad_to(coords[:, start:start + batch], batch))
+            for start in range(0, n, batch)]  # dispatched without waiting, fetched below
+    s = coords.shape[0]
+    classes, confidence = np.zeros((s, n), np.int32), np.zeros((s, n), np.float32)
+    for i, (pred, prob) in enumerate(progress(outs, f"predict {s} × {n} pixels", len(outs))):
+        sl = slice(i * batch, min((i + 1) * batch, n))
+        classes[:, sl] = fetch(pred)[:, :sl.stop - sl.start]
+        confidence[:, sl] = fetch(prob)[:, :sl.stop - sl.start]
+    return classes, confidence
 
 
 def evaluate(predict_fn, params, padded, pixels: dict, num_classes: int,
-             batch: int | None = EVAL_BATCH) -> list[dict]:
+             batch: int | None = EVAL_BATCH) -> tuple[list[dict], tuple[np.ndarray, np.ndarray]]:
     """Metrics (`metrics.summarize`) of each seed's `params` `(S, ...)` on its `pixels`
-    (`coords` `(S, N, 2)`, `labels` and `valid` `(S, N)`) in batches of `batch` pixels (None:
-    all at once, for a whole-scene model); `predict_fn` is vmapped over seeds."""
-    n_seeds, n = pixels["labels"].shape
-    batch = batch or max(n, 1)
-    conf = jnp.zeros((n_seeds, num_classes, num_classes), jnp.int32)
-    starts = range(0, n, batch)
-    for start in progress(starts, f"evaluate {n_seeds} × {n} pixels", len(starts)):
-        sl = slice(start, start + batch)
-        coords, labels, valid = (_pad_to(pixels[k][:, sl], batch)
-                                 for k in ("coords", "labels", "valid"))
-        preds, _ = predict_fn(params, padded, coords)
-        conf = _update_confusions(conf, labels, preds, valid)
-    return [summarize(c) for c in fetch(conf)]
+    (`coords` `(S, N, 2)`, `labels` and `valid` `(S, N)`), and the predictions they come from
+    (`predict_pixels`)."""
+    classes, confidence = predict_pixels(predict_fn, params, padded, pixels["coords"], batch)
+    metrics = [summarize(confusion_matrix(pixels["labels"][s], classes[s], num_classes,
+                                          pixels["valid"][s])) for s in range(len(classes))]
+    return metrics, (classes, confidence)
 
 
-def classify_scene(predict_fn, params, padded, shape: tuple[int, int],
+def classify_scene(predict_fn, params, padded, shape: tuple[int, int], known=None,
                    batch: int | None = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
     """Class map `(H, W)` in 1..C and confidence map `(H, W)` (the predicted class's softmax
-    probability) of one model (`params`, its cube `padded`) over every pixel of the scene, in
-    batches of `batch` pixels (None: all at once)."""
+    probability) of one model (`params` and its cube `padded` with a seed axis of 1) over
+    every pixel of the scene. `known`, `(coords (N, 2), classes (N,), confidence (N,))`, are
+    this model's predictions already made (the test pixels'): they are used, not redone."""
     classes, confidence = np.zeros(shape, np.int32), np.zeros(shape, np.float32)
-    batch = batch or shape[0] * shape[1]
-    batches = batch_coords(scene_coords(np.zeros(shape)), batch)
-    for coords, valid in progress(batches, "map", -(-shape[0] * shape[1] // batch)):
-        c = coords[valid]
-        pred, prob = (fetch(a)[valid] for a in predict_fn(params, padded, coords))
-        classes[c[:, 0], c[:, 1]], confidence[c[:, 0], c[:, 1]] = pred + 1, prob
+    todo = np.ones(shape, bool)
+    if known is not None:
+        coords, known_classes, known_confidence = known
+        classes[coords[:, 0], coords[:, 1]] = known_classes + 1
+        confidence[coords[:, 0], coords[:, 1]] = known_confidence
+        todo[coords[:, 0], coords[:, 1]] = False
+    coords = scene_coords(todo, labelled_only=True)
+    if len(coords):
+        pred, prob = predict_pixels(predict_fn, params, padded, coords[None], batch)
+        classes[coords[:, 0], coords[:, 1]], confidence[coords[:, 0], coords[:, 1]] = (
+            pred[0] + 1, prob[0])
     return classes, confidence
 
 

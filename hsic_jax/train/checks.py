@@ -35,6 +35,8 @@ def check_config(config: ml_collections.ConfigDict) -> list[str]:
                   "checkpoint_every_epochs"):
         _integer(config, field, 1)
     _integer(config, "seed", 0)
+    if config.get("eval_max_pixels") is not None:
+        _integer(config, "eval_max_pixels", 1)
     _number(config, "checkpoint_every_seconds", low=0, low_open=True)
     _choice(config, "init", INIT)
     _choice(config, "select", SELECT)

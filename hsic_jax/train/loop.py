@@ -43,13 +43,12 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from hsic_jax.adapters.export import WEIGHTS, export_adapters
 from hsic_jax.data.io import write_json
-from hsic_jax.data.pipeline import Data, load_data, write_records
+from hsic_jax.data.pipeline import Data, load_data, subsample, write_records
 from hsic_jax.evaluation.maps import save_training_curves
 from hsic_jax.evaluation.predict import EVAL_BATCH, classify_scene, evaluate, save_maps
 from hsic_jax.evaluation.results import results as make_results
@@ -59,7 +58,9 @@ from hsic_jax.models import task
 from hsic_jax.train import checkpoint, classical, hosts, selection
 from hsic_jax.train.checks import check_config
 from hsic_jax.train.state import TrainSetup, create_train_state, pretrained_backbone, tuned_model
+from hsic_jax.train.partition import combine
 from hsic_jax.train.step import Geometry, step_functions
+from hsic_jax.train.timings import Timings
 from hsic_jax.train.workdir import WorkdirError, claim
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     rerun of a finished experiment returns its saved results, another experiment in the same
     workdir is refused unless `restart` (which moves the old run aside).
     """
-    check_config(config)
+    clock = Timings()
+    with clock:
+        check_config(config)
     primary = hosts.is_primary()
     with contextlib.ExitStack() as stack:
         finished = None
@@ -90,87 +93,117 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         if decision == hosts.FINISHED:
             log.info("%s holds this experiment, finished: its results are kept", workdir)
             return finished if primary else _read_json(os.path.join(workdir, "results.json"))
-        return _run(config, workdir, primary)
+        with clock:
+            return _run(config, workdir, primary, clock)
 
 
-def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool) -> dict:
+def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool, clock: Timings) -> dict:
     """The experiment, in a workdir claimed for it. Nothing is written before the data and the
     model are set up, so that a run refused for bad input leaves no trace that a corrected
-    rerun would take for another experiment."""
+    rerun would take for another experiment. `clock` times its phases."""
     seeds = [config.seed + s for s in range(config.num_seeds)]
     shape = task(config.model.name)
-    data = load_data(config.data, seeds, whole_scene=shape == "scene")
+    with clock.phase("data_s"):
+        data = load_data(config.data, seeds, whole_scene=shape == "scene")
     log.info("split of seed %d:\n%s", seeds[0], data.splits[0].to_markdown())
     if shape == "classical":
         if primary:
             _write_inputs(workdir, config, data, seeds)
         return classical.run(config, workdir, data, seeds, primary)
-    tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
-    setup, state = create_train_state(config, tuned, seeds, _steps_per_epoch(config, data, shape),
-                                      pretrained_backbone(config, tuned.module))
+    with clock.phase("init_s"):
+        tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
+        setup, state, frozen = create_train_state(
+            config, tuned, seeds, _steps_per_epoch(config, data, shape),
+            pretrained_backbone(config, tuned.module))
     if primary:
         _write_inputs(workdir, config, data, seeds)
+    return _train_and_test(config, workdir, data, seeds, shape, setup, state, frozen,
+                           primary, clock)
+
+
+def _train_and_test(config, workdir: str, data: Data, seeds: list[int], shape: str,
+                    setup: TrainSetup, state: dict, frozen: dict, primary: bool,
+                    clock: Timings) -> dict:
+    """Train, predict the test pixels once (and, for the map, the rest of the scene with the
+    first seed's model), write the outputs."""
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
     step, predict = step_functions(shape, config, setup, geo)
     batch = None if shape == "scene" else EVAL_BATCH  # a whole-scene model: every pixel at once
     per_seed, replicated = hosts.shardings(len(seeds))
     log.info("training %d seeds on %d devices", len(seeds), per_seed.mesh.size)
-    padded = hosts.to_global(data.padded, per_seed)
-    predict_fn = jax.jit(jax.vmap(predict))
+    padded, frozen = hosts.to_global(data.padded, per_seed), hosts.to_global(frozen, replicated)
+    predict_seeds = jax.jit(jax.vmap(predict, in_axes=(0, None, 0, 0)))
+
+    def predict_fn(params, cube, coords):
+        return predict_seeds(params, frozen, cube, coords)
+
     evaluate_fn = functools.partial(evaluate, predict_fn, num_classes=data.num_classes, batch=batch)
-    state, best, train_seconds = train(config, workdir, data, setup, state, step, padded,
-                                       evaluate_fn, per_seed, primary)
+    state, best, train_seconds = train(config, workdir, data, setup, state, frozen, step, padded,
+                                       evaluate_fn, per_seed, primary, clock)
 
     # The test pixels, once: the selected state (and, when that is the best validation state,
     # the last one too, for the record). Every process takes part; the first one writes.
-    selected = selection.selected_params(state["params"], best)
-    per_seed_results = evaluate_fn(selected, padded, data.test)
-    last = None if best is None else evaluate_fn(state["params"], padded, data.test)
-    first_params, first_cube = jax.jit(lambda tree: jax.tree.map(lambda x: x[0], tree),
-                                       out_shardings=replicated)((selected, padded))
+    with clock.phase("eval_s"):
+        selected = selection.selected_params(state["params"], best)
+        per_seed_results, (test_classes, test_confidence) = evaluate_fn(selected, padded, data.test)
+        last = None if best is None else evaluate_fn(state["params"], padded, data.test)[0]
+    first_params, first_cube = (selected, padded) if len(seeds) == 1 else jax.jit(
+        lambda tree: jax.tree.map(lambda x: x[:1], tree), out_shardings=replicated)(
+            (selected, padded))
     maps = None
     if config.save_map:
-        maps = classify_scene(jax.jit(predict), first_params, first_cube, data.scene.gt.shape,
-                              batch=batch)
+        with clock.phase("map_s"):
+            valid = data.test["valid"][0]
+            known = (data.test["coords"][0][valid], test_classes[0][valid],
+                     test_confidence[0][valid])
+            maps = classify_scene(predict_fn, first_params, first_cube, data.scene.gt.shape,
+                                  known, batch=batch)
+    first_trainable = jax.tree.map(lambda x: hosts.fetch(x)[0], first_params)
+    trainable_params = sum(int(np.size(p)) for p in jax.tree.leaves(first_trainable))
     results = make_results(
         config, data, seeds, per_seed_results, last=last,
         selection=None if best is None else {k: hosts.fetch(best[k]) for k in ("val_oa", "epoch")},
-        trainable_params=sum(int(np.size(p)) for p, lab in zip(
-            jax.tree.leaves(first_params), jax.tree.leaves(setup.labels)) if lab != "frozen"),
-        total_params=sum(int(np.size(p)) for p in jax.tree.leaves(first_params)),
+        trainable_params=trainable_params,
+        total_params=trainable_params + sum(int(np.size(p)) for p in jax.tree.leaves(frozen)),
         train_seconds=train_seconds)
     if primary:
         export_dir = os.path.join(workdir, "adapters")
-        export_adapters(first_params, tuned, config.method, export_dir,
+        export_adapters(combine(first_trainable, frozen), setup.tuned, config.method, export_dir,
                         base_sha256=_base_sha256(config), class_names=list(data.scene.class_names))
         results["adapter_bytes"] = os.path.getsize(os.path.join(export_dir, WEIGHTS))
-        write_json(os.path.join(workdir, "results.json"), results)
         if maps is not None:
-            save_maps(workdir, config, data.scene, seeds[0], per_seed_results[0]["oa"], *maps)
+            with clock.phase("map_s"):
+                save_maps(workdir, config, data.scene, seeds[0], per_seed_results[0]["oa"],
+                          *maps)
+        results.update(clock.record())
+        write_json(os.path.join(workdir, "results.json"), results)
         save_training_curves(os.path.join(workdir, "training_curves.png"),
                              os.path.join(workdir, "metrics.jsonl"))
     return results
 
 
-def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, step_fn, padded,
-          evaluate_fn, per_seed, primary: bool):
+def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, frozen: dict,
+          step_fn, padded, evaluate_fn, per_seed, primary: bool, clock: Timings):
     """Train every seed from its latest checkpoint to the end; return `(state, best, seconds)`.
 
-    `step_fn(state, cube, coords, labels, valid, seed)` is one seed's train step
+    `step_fn(state, frozen, cube, coords, labels, valid, seed)` is one seed's train step
     (`hsic_jax.train.step.step_functions`), `evaluate_fn(params, padded, pixels)` the metrics
     of every seed on a pixel set (`hsic_jax.evaluation.predict.evaluate`).
 
-    In-loop evaluation sees the validation pixels only (none without a validation split).
-    Checkpoints every `checkpoint_every_epochs`, and at the end of any epoch that comes
-    `checkpoint_every_seconds` after the last one (slow epochs: every epoch).
+    In-loop evaluation sees the validation pixels only (none without a validation split; at
+    most `config.eval_max_pixels` per seed). Checkpoints every `checkpoint_every_epochs`, and
+    at the end of any epoch that comes `checkpoint_every_seconds` after the last one (slow
+    epochs: every epoch). `clock` gets the loop's time as `train_s`, validation as `eval_s`.
     """
     seeds = len(data.splits)
     best = None  # the trainable leaves of the best validation state (select='best_val')
     if config.select == "best_val":
-        best = selection.init_best(state["params"], setup.labels, seeds)
+        best = selection.init_best(state["params"])
     state, best = hosts.to_global((state, best), per_seed)
     pixels = hosts.to_global((data.train["coords"], data.train["labels"], data.train["valid"],
                               np.arange(config.seed, config.seed + seeds, dtype=np.int32)), per_seed)
+    val = subsample(data.val, config.eval_max_pixels,
+                    range(config.seed, config.seed + seeds)) if data.has_val else None
     mngr = checkpoint.manager(workdir)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     restored = checkpoint.restore_latest(mngr, _checkpointed(state, best))
@@ -181,28 +214,31 @@ def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, step
     start = int(hosts.fetch(state["step"])[0])
     if primary:
         checkpoint.truncate_metrics(metrics_path, start)
-    step_fn = jax.jit(jax.vmap(step_fn), donate_argnums=0)
+    step_fn = jax.jit(jax.vmap(step_fn, in_axes=(0, None, 0, 0, 0, 0, 0)), donate_argnums=0)
+    learning_rate = jax.jit(setup.schedule)
 
     t0, totals, status = time.perf_counter(), [], {}
+    eval_before = clock.seconds.get("eval_s", 0.0)
     last_save = time.monotonic()
     for step in progress(range(start, setup.total_steps), "train", setup.total_steps,
                          initial=start, status=status):
-        state, m = step_fn(state, padded, *pixels)
+        state, m = step_fn(state, frozen, padded, *pixels)
         totals.append(m)
         if (step + 1) % setup.steps_per_epoch:
             continue
         epoch = (step + 1) // setup.steps_per_epoch
-        row = {"step": step + 1, "epoch": epoch, "lr": float(setup.schedule(step)),
-               **{f"train_{k}": float(jnp.mean(jnp.stack([t[k] for t in totals])))
-                  for k in totals[0]}}
+        totals = jax.tree.map(hosts.fetch, totals)
+        row = {"step": step + 1, "epoch": epoch, "lr": float(learning_rate(step)),
+               **{f"train_{k}": float(np.mean([t[k] for t in totals])) for k in totals[0]}}
         totals = []
-        if data.has_val and (epoch % config.eval_every_epochs == 0 or epoch == config.epochs):
-            val_oa = np.array([r["oa"] for r in evaluate_fn(state["params"], padded, data.val)],
-                              np.float32)
+        if val is not None and (epoch % config.eval_every_epochs == 0 or epoch == config.epochs):
+            with clock.phase("eval_s"):
+                val_oa = np.array([r["oa"] for r in evaluate_fn(state["params"], padded, val)[0]],
+                                  np.float32)
             row["val_oa"] = float(val_oa.mean())
             if best is not None:
                 best = selection.update_best(
-                    best, selection.trainable(state["params"], setup.labels),
+                    best, state["params"],
                     *hosts.to_global((val_oa, np.full(seeds, epoch, np.int32)), per_seed))
         status.update(epoch=epoch, loss=f"{row['train_loss']:.3f}",
                       acc=f"{row['train_accuracy']:.3f}")
@@ -212,7 +248,9 @@ def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, step
                 or time.monotonic() - last_save >= config.checkpoint_every_seconds):
             checkpoint.save(mngr, step + 1, _checkpointed(state, best))
             last_save = time.monotonic()
-    return state, best, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    clock.add("train_s", seconds - (clock.seconds.get("eval_s", 0.0) - eval_before))
+    return state, best, seconds
 
 
 def _write_inputs(workdir: str, config, data: Data, seeds: list[int]) -> None:

@@ -1,18 +1,19 @@
-"""The optimizer of a fine-tuning method: labels, schedule, AdamW, layer decay, freezing.
+"""The optimizer of a fine-tuning method: labels, schedule, AdamW, layer decay.
 
 The train step (in `hsic_jax.train`) is
 
     labels = tuned.labels(params)                       # static: close over it, do not jit it
-    tx = make_optimizer(config.optim, labels, make_schedule(config.optim, total, per_epoch),
-                        method.lam)
-    grads = jax.grad(lambda p: loss(freeze(p, labels)))(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    params = keep_frozen(optax.apply_updates(params, updates), params, labels)
+    trainable, frozen = partition.split(params, labels)
+    tx = make_optimizer(config.optim, partition.split(labels, labels)[0],
+                        make_schedule(config.optim, total, per_epoch), method.lam)
+    grads = jax.grad(lambda p: loss(partition.combine(p, frozen)))(trainable)
+    updates, opt_state = tx.update(grads, opt_state, trainable)
+    trainable = optax.apply_updates(trainable, updates)
 
-`freeze` stops gradients at frozen leaves, so JAX computes no weight gradient for a frozen
-layer (and, for a linear probe, no backward pass through the backbone at all); frozen
-leaves get `optax.set_to_zero()` and no optimizer state; `keep_frozen` returns them
-bit for bit (a zero update would turn -0.0 into +0.0).
+The gradient is taken with respect to the trainable leaves only, so JAX computes no weight
+gradient for a frozen layer (and, for a linear probe, no backward pass through the backbone
+at all) and the frozen leaves stay bit for bit. `make_optimizer` also takes labels with
+frozen leaves (`optax.set_to_zero()`, no optimizer state).
 
 Layer-wise learning-rate decay (the official recipe: 0.75 over depth + 1 layers) passes
 `lr_scales=layer_decay_scales(params, *family.layer_ids(module), 0.75)` to `make_optimizer`.
@@ -117,13 +118,3 @@ def make_optimizer(optim_cfg: Mapping, labels, schedule: optax.Schedule,
     return optax.chain(tx, optax.stateless(
         lambda updates, _: jax.tree.map(lambda u, s: s * u, updates, lr_scales)))
 
-
-def freeze(params, labels):
-    """`params` with `jax.lax.stop_gradient` on every frozen leaf."""
-    return jax.tree.map(lambda p, l: jax.lax.stop_gradient(p) if l == FROZEN else p,
-                        params, labels)
-
-
-def keep_frozen(new, old, labels):
-    """`new` with every frozen leaf taken from `old` (bit for bit)."""
-    return jax.tree.map(lambda n, o, l: o if l == FROZEN else n, new, old, labels)

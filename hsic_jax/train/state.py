@@ -1,11 +1,16 @@
 """The model and train state of a run, built in one place for the loop, the benchmark and `count`.
 
     tuned = tuned_model(config, num_classes=C, bands=B)       # family module + method
-    setup, state = create_train_state(config, tuned, seeds, steps_per_epoch, backbone)
+    setup, state, frozen = create_train_state(config, tuned, seeds, steps_per_epoch, backbone)
 
 `setup` holds what the jitted step closes over (the tuned model, labels, optimizer,
 schedule); `state` is the plain pytree the step carries and orbax checkpoints:
-`{'step': (S,) int32, 'params': ..., 'opt_state': ...}`, every leaf with a leading seed axis.
+`{'step': (S,) int32, 'params': ..., 'opt_state': ...}`, every leaf with a leading seed axis,
+where `params` are the trainable parameters only (`hsic_jax.train.partition`). `frozen`,
+the rest (a PEFT method's backbone), has no seed axis: every seed shares it, the step takes
+it unbatched (`in_axes=None`), and checkpoints do not hold it — it is the converted backbone
+on disk (`init='pretrained'`) or drawn again from `config.seed`'s key (`init='random'`).
+Parameter initialisation is one jitted program for every seed.
 """
 
 import dataclasses
@@ -24,6 +29,7 @@ from hsic_jax.data.scenes import SCENES
 from hsic_jax.models import family
 from hsic_jax.models.converted import load_params, read_manifest
 from hsic_jax.train.optimizer import layer_decay_scales, make_optimizer, make_schedule
+from hsic_jax.train.partition import split
 
 
 def tuned_model(config: ml_collections.ConfigDict, *, num_classes: int, bands: int) -> TunedModel:
@@ -48,7 +54,8 @@ def config_bands(config: ml_collections.ConfigDict) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class TrainSetup:
-    """What a run's jitted functions close over."""
+    """What a run's jitted functions close over. `labels` covers every parameter (frozen
+    ones included), `tx` the trainable ones."""
 
     tuned: TunedModel
     labels: Any
@@ -60,19 +67,31 @@ class TrainSetup:
 
 def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
                        seeds: Sequence[int], steps_per_epoch: int,
-                       backbone: dict | None = None) -> tuple[TrainSetup, dict]:
-    """The setup and the initial state of `seeds` (parameters of seed s from key s, with the
-    given pretrained `backbone` in place of the fresh one)."""
-    params = jax.tree.map(lambda *xs: jnp.stack(xs),
-                          *[init_params(tuned, jax.random.key(seed), backbone) for seed in seeds])
-    labels = tuned.labels(jax.tree.map(lambda x: x[0], params))
+                       backbone: dict | None = None) -> tuple[TrainSetup, dict, dict]:
+    """The setup, the initial state of `seeds` and the shared frozen parameters.
+
+    Seed s's parameters come from key s, with the given pretrained `backbone` in place of the
+    fresh one; the frozen part is the first seed's (`config.seed`'s).
+    """
+    labels = tuned.labels(jax.eval_shape(lambda: init_params(tuned, jax.random.key(0))))
+    trainable_labels, _ = split(labels, labels)
     total_steps = steps_per_epoch * config.epochs
     schedule = make_schedule(config.optim, total_steps, steps_per_epoch)
-    tx = make_optimizer(config.optim, labels, schedule, tuned.method.lam,
-                        lr_scales=layer_decay(config, tuned, labels))
-    state = {"step": np.zeros((len(seeds),), np.int32), "params": params,
-             "opt_state": jax.vmap(tx.init)(params)}
-    return TrainSetup(tuned, labels, tx, schedule, steps_per_epoch, total_steps), state
+    tx = make_optimizer(config.optim, trainable_labels, schedule, tuned.method.lam,
+                        lr_scales=layer_decay(config, tuned, trainable_labels))
+
+    @jax.jit
+    def init(seeds, backbone):  # (S,) → (state, frozen), one program for every seed
+        def one(seed):
+            params, _ = split(init_params(tuned, jax.random.key(seed), backbone), labels)
+            return {"step": jnp.zeros((), jnp.int32), "params": params,
+                    "opt_state": tx.init(params)}
+
+        _, frozen = split(init_params(tuned, jax.random.key(seeds[0]), backbone), labels)
+        return jax.vmap(one)(seeds), frozen
+
+    state, frozen = init(np.asarray(seeds, np.int32), backbone)
+    return TrainSetup(tuned, labels, tx, schedule, steps_per_epoch, total_steps), state, frozen
 
 
 def init_params(tuned: TunedModel, key: jax.Array, backbone: dict | None = None) -> dict:

@@ -1,6 +1,9 @@
 """The jitted train and predict steps, for one seed (`jax.vmap` runs several side by side).
 
-A train state is a plain dict `{'step': int32 (), 'params': ..., 'opt_state': ...}`. The
+A train state is a plain dict `{'step': int32 (), 'params': ..., 'opt_state': ...}` whose
+`params` are the trainable parameters; every step also takes `frozen`, the rest, which the
+seeds share (`jax.vmap(..., in_axes=None)`: a frozen layer's matmul runs once over every
+seed's rows) and which gets no gradient. The
 steps of the two task shapes of gradient-trained families (`hsic_jax.models.task`):
 
   'patch'  `train_step` / `predict`: batches are built inside the step from the padded scene
@@ -15,7 +18,6 @@ steps of the two task shapes of gradient-trained families (`hsic_jax.models.task
 
 import dataclasses
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +26,7 @@ import optax
 from hsic_jax.adapters.tuned import TunedModel
 from hsic_jax.data.augment import augment, mix_batch
 from hsic_jax.data.patches import extract_patches, resize_patches
-from hsic_jax.train.optimizer import freeze, keep_frozen
+from hsic_jax.train.partition import combine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +53,9 @@ def epoch_order(key: jax.Array, epoch: jax.Array, valid: jax.Array) -> jax.Array
     return jnp.argsort(jnp.where(valid, noise, 2.0))
 
 
-def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Array,
-               valid: jax.Array, seed: jax.Array, *, tuned: TunedModel,
-               tx: optax.GradientTransformation,
-               param_labels: Any, geo: Geometry, batch_size: int, steps_per_epoch: int,
+def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
+               labels: jax.Array, valid: jax.Array, seed: jax.Array, *, tuned: TunedModel,
+               tx: optax.GradientTransformation, geo: Geometry, batch_size: int, steps_per_epoch: int,
                augment_cfg: dict, label_smoothing: float) -> tuple[dict, dict]:
     """One optimizer step of one seed.
 
@@ -77,18 +78,17 @@ def train_step(state: dict, padded: jax.Array, coords: jax.Array, labels: jax.Ar
                            mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=label_smoothing)
 
     def loss_fn(params):
-        logits = tuned.apply(freeze(params, param_labels), x, train=True,
+        logits = tuned.apply(combine(params, frozen), x, train=True,
                              rngs={"dropout": dropout_key})
         return optax.softmax_cross_entropy(logits, targets).mean(), logits
 
-    state, loss, logits = _update(state, loss_fn, tx, param_labels)
+    state, loss, logits = _update(state, loss_fn, tx)
     return state, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
 
 
-def scene_train_step(state: dict, scene: jax.Array, coords: jax.Array, labels: jax.Array,
-                     valid: jax.Array, seed: jax.Array, *, tuned: TunedModel,
-                     tx: optax.GradientTransformation, param_labels: Any,
-                     label_smoothing: float) -> tuple[dict, dict]:
+def scene_train_step(state: dict, frozen: dict, scene: jax.Array, coords: jax.Array,
+                     labels: jax.Array, valid: jax.Array, seed: jax.Array, *, tuned: TunedModel,
+                     tx: optax.GradientTransformation, label_smoothing: float) -> tuple[dict, dict]:
     """One optimizer step of one seed of a whole-scene model: the scene `(H, W, B)` is the
     input, the loss the mean cross-entropy of the per-pixel logits over the `valid` training
     pixels `coords` `(N, 2)` with `labels` `(N,)`. Returns the new state and
@@ -99,45 +99,44 @@ def scene_train_step(state: dict, scene: jax.Array, coords: jax.Array, labels: j
     weights = valid / jnp.maximum(jnp.sum(valid), 1)
 
     def loss_fn(params):
-        logits = tuned.apply(freeze(params, param_labels), scene[None], train=True,
+        logits = tuned.apply(combine(params, frozen), scene[None], train=True,
                              rngs={"dropout": dropout_key})[0][coords[:, 0], coords[:, 1]]
         return jnp.sum(weights * optax.softmax_cross_entropy(logits, targets)), logits
 
-    state, loss, logits = _update(state, loss_fn, tx, param_labels)
+    state, loss, logits = _update(state, loss_fn, tx)
     return state, {"loss": loss, "accuracy": jnp.sum(weights * (jnp.argmax(logits, -1) == labels))}
 
 
-def _update(state: dict, loss_fn, tx: optax.GradientTransformation, param_labels: Any):
-    """The state after one update along the gradient of `loss_fn(params) -> (loss, logits)`
-    (frozen leaves kept as they are); returns `(state, loss, logits)`."""
+def _update(state: dict, loss_fn, tx: optax.GradientTransformation):
+    """The state after one update of the trainable parameters along the gradient of
+    `loss_fn(params) -> (loss, logits)`; returns `(state, loss, logits)`."""
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-    params = keep_frozen(optax.apply_updates(state["params"], updates), state["params"], param_labels)
+    params = optax.apply_updates(state["params"], updates)
     return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, loss, logits
 
 
-def predict(params: Any, padded: jax.Array, coords: jax.Array, *, tuned: TunedModel,
-            geo: Geometry) -> tuple[jax.Array, jax.Array]:
+def predict(params: dict, frozen: dict, padded: jax.Array, coords: jax.Array, *,
+            tuned: TunedModel, geo: Geometry) -> tuple[jax.Array, jax.Array]:
     """Predicted classes `(N,)` in 0..C-1 and their softmax probabilities `(N,)` (the
     confidence) for pixel coordinates `(N, 2)`, in eval mode."""
-    logits = tuned.apply(params, inputs(padded, coords, geo), train=False)
+    logits = tuned.apply(combine(params, frozen), inputs(padded, coords, geo), train=False)
     return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
 
 
-def scene_predict(params: Any, scene: jax.Array, coords: jax.Array, *,
+def scene_predict(params: dict, frozen: dict, scene: jax.Array, coords: jax.Array, *,
                   tuned: TunedModel) -> tuple[jax.Array, jax.Array]:
     """`predict` for a whole-scene model: one forward of the scene `(H, W, B)`, read at the
     pixel coordinates `(N, 2)`."""
-    logits = tuned.apply(params, scene[None], train=False)[0][coords[:, 0], coords[:, 1]]
+    logits = tuned.apply(combine(params, frozen), scene[None], train=False)[0][coords[:, 0], coords[:, 1]]
     return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
 
 
 def step_functions(task: str, config, setup, geo: Geometry):
     """`(train_step, predict)` of task shape `task` ('patch' or 'scene') for one seed, with the
-    run's settings bound: `train(state, cube, coords, labels, valid, seed)` and
-    `predict(params, cube, coords)`."""
-    common = dict(tuned=setup.tuned, tx=setup.tx, param_labels=setup.labels,
-                  label_smoothing=config.label_smoothing)
+    run's settings bound: `train(state, frozen, cube, coords, labels, valid, seed)` and
+    `predict(params, frozen, cube, coords)`."""
+    common = dict(tuned=setup.tuned, tx=setup.tx, label_smoothing=config.label_smoothing)
     if task == "scene":
         return (functools.partial(scene_train_step, **common),
                 functools.partial(scene_predict, tuned=setup.tuned))
