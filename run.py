@@ -8,6 +8,10 @@ prints its results). A workdir belongs to one experiment and one run at a time: 
 config is refused (`--restart` moves the old run aside), and so is a second run while the
 first one is going. The log also goes to `WORKDIR/log.txt`.
 
+`--sweep=method.lam=1,2,4,8 --sweep=optim.lr=3e-4,1e-3` trains the whole grid × num_seeds
+in one vmapped program (`hsic_jax.train.sweep`: fields that change numbers, not shapes) and
+prints OA per grid point; `results.json["sweep"]` lists them.
+
 Multi-host: start the same command on every host with `--distributed` (and, where the
 cluster is not detected automatically, `--coordinator=HOST:PORT --num_processes=N
 --process_id=I`); it calls `jax.distributed.initialize`, the seeds are sharded over the
@@ -30,6 +34,10 @@ config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/
 flags.DEFINE_string("workdir", None, "Output folder (overrides config.workdir).")
 flags.DEFINE_bool("restart", False, "Move a previous run of another experiment in the workdir "
                   "aside (to WORKDIR.prev-N) and start fresh.")
+flags.DEFINE_multi_string("sweep", [], "FIELD=V1,V2,…: train every value (the grid of all "
+                          "--sweep flags × num_seeds) in one vmapped program; fields: "
+                          "optim.lr, optim.min_lr, optim.weight_decay, method.lam, "
+                          "label_smoothing.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize (multi-host runs).")
 flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0 (with --distributed).")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
@@ -48,12 +56,15 @@ def main(argv):
     workdir = FLAGS.workdir or config.workdir or os.path.join(
         "workdirs", f"{config.data.name}_{config.model.name}_{config.method.name}")
     try:
-        results = train_and_evaluate(config, workdir, restart=FLAGS.restart)
+        results = train_and_evaluate(config, workdir, restart=FLAGS.restart, sweep=FLAGS.sweep)
     except (ValueError, OSError) as e:  # bad input or a failed write: one line that says what
         sys.exit(f"error: {one_line(e, workdir)}")
     print(f"{summary(results)}  ({results['train_seconds']:.0f} s training; outputs in {workdir})")
     if "protocol" in results:  # results of runs older than the protocol record lack it
         print(f"protocol: {results['protocol']['summary']}")
+    for point in results.get("sweep", []):
+        values = "  ".join(f"{k}={v:g}" for k, v in point["values"].items())
+        print(f"  {values}:  {summary(point)}")
 
 
 def summary(results: dict) -> str:

@@ -22,11 +22,14 @@ Reads `WORKDIR/results.json` of each run and prints
     all differences zero); pairs whose protocols differ are named in a note under it instead;
   * per dataset, under its table, a note on the runs that differ from the others in `epochs`
     (`config.epochs`) or a protocol field: `runs differ in epochs: KronA+ 30, others 50`;
+  * for a sweep run (`run.py --sweep`), a table of its grid points: the swept values, OA, AA
+    and Kappa, mean ± std over seeds;
   * a table shaped like Table 11: adapter storage (MiB) per dataset and method, and its mean
     over datasets;
-and writes `oa_vs_params.png` (OA against trainable parameters, log scale) to `--out` (created
-if missing), marked as its own in the PNG metadata (`Software: hsic-jax report`): a file of
-that name that the report did not write is never replaced. Tables are plain text, or Markdown
+and writes `oa_vs_params.png` (OA against trainable parameters, log scale) and, per sweep
+run, `sweep_{dataset}_{model}_{method}.png` (OA against the swept value) to `--out` (created
+if missing), each marked as its own in the PNG metadata (`Software: hsic-jax report`): a file of
+those names that the report did not write is never replaced. Tables are plain text, or Markdown
 with `--markdown`. A workdir without results.json (a run that has not finished) is left out
 with a warning; the command fails when no workdir is left.
 """
@@ -40,12 +43,13 @@ import struct
 import sys
 import tempfile
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats
 
 from hsic_jax.data.io import atomic_write
-from hsic_jax.evaluation.maps import save_plot_oa_vs_params
+from hsic_jax.evaluation.maps import save_plot_oa_vs_params, save_sweep_plot
 
 # Display names, in the paper's column order: SpectralGPT's fine-tuning methods, then the
 # other model families (trained fully; another method is named beside the family).
@@ -306,9 +310,27 @@ def report(runs: list[dict], markdown: bool = False) -> str:
         if skipped:
             parts.append(f"{_name(DATASETS, d)}: not compared, protocol differs: "
                          + "; ".join(skipped))
+    for r in _in_column_order([r for r in runs if r.get("sweep")]):
+        header, rows = sweep_table(r)
+        title = f"{_name(DATASETS, r['dataset'])}, {column(r)}: sweep, mean ± std over seeds"
+        parts.append(format_table(title, header, rows, markdown))
     header, rows = storage_table(runs)
     parts.append(format_table("Adapter storage (MiB)", header, rows, markdown))
     return "\n\n".join(parts) + "\n"
+
+
+def sweep_table(run: dict) -> tuple[list[str], list[list[str]]]:
+    """One row per grid point of a sweep run: the swept values, then OA, AA and Kappa (×100)."""
+    fields = list(run["sweep"][0]["values"])
+    rows = [[f"{p['values'][f]:g}" for f in fields]
+            + [_cell(p.get(k), p.get(f"{k}_std")) for k in ("oa", "aa", "kappa")]
+            for p in run["sweep"]]
+    return fields + ["OA", "AA", "Kappa"], rows
+
+
+def sweep_plot_name(run: dict) -> str:
+    """The file name of a sweep run's plot (OA against the swept values) in `--out`."""
+    return f"sweep_{run['dataset']}_{_model(run)}_{run['method']}.png"
 
 
 def plot_rows(runs: list[dict]) -> list[dict]:
@@ -334,13 +356,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runs = load_runs(args.workdirs)
         text = report(runs, args.markdown)
-        check_plot_path(png)
+        sweeps = {os.path.join(args.out, sweep_plot_name(r)): r for r in runs if r.get("sweep")}
+        for path in (png, *sweeps):
+            check_plot_path(path)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     sys.stdout.write(text)
     save_plot(png, plot_rows(runs))
-    print(f"wrote {png}", file=sys.stderr)
+    for path, r in sweeps.items():
+        save_plot(path, r["sweep"], lambda out, points, r=r: save_sweep_plot(
+            out, points, title=f"{_name(DATASETS, r['dataset'])} · {column(r)}"))
+    for path in (png, *sweeps):
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -377,10 +405,12 @@ def check_plot_path(png: str) -> None:
                           "folder")
 
 
-def save_plot(png: str, rows: list[dict]) -> None:
-    """`save_plot_oa_vs_params` to `png` (atomically), marked `Software: hsic-jax report`."""
+def save_plot(png: str, rows: list[dict],
+              draw: Callable[[str, list[dict]], None] = save_plot_oa_vs_params) -> None:
+    """`draw(path, rows)` (by default `save_plot_oa_vs_params`) to `png` (atomically), marked
+    `Software: hsic-jax report`."""
     with tempfile.TemporaryDirectory() as tmp:
-        save_plot_oa_vs_params(os.path.join(tmp, PLOT), rows)
+        draw(os.path.join(tmp, PLOT), rows)
         with open(os.path.join(tmp, PLOT), "rb") as f:
             data = with_png_text(f.read(), "Software", SOFTWARE)
     atomic_write(png, lambda f: f.write(data))

@@ -22,6 +22,7 @@ def test_demo_reaches_85_percent_oa(tmp_path):
     print(f"demo: OA {results['oa']:.4f} AA {results['aa']:.4f} kappa {results['kappa']:.4f}, "
           f"{results['train_seconds']:.0f} s training, {wall:.0f} s wall")
     assert results["oa"] >= 0.85
+    assert results["compiles"] <= 15  # the whole process: checks, data, init, step, predict
     total = results["split"]["rows"][-1]
     assert (total["name"], total["train"]) == ("Total", 695)
     for name in ("classification_map.png", "training_curves.png", "adapters/manifest.json"):

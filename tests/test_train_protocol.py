@@ -110,6 +110,18 @@ def test_protocol_and_leakage_are_recorded(plain_run):
     assert "tested once" in protocol["summary"]
 
 
+def test_timings_and_compilations_are_recorded(plain_run):
+    """`results.json` says where the time went and how many XLA compilations the run made
+    (a handful: data, init, step, predict; not one per operation)."""
+    workdir, results, _, _ = plain_run
+    timings = json.loads((workdir / "results.json").read_text())["timings"]
+    assert set(timings) == {"compile_s", "data_s", "init_s", "train_s", "eval_s", "total_s"}
+    assert all(v > 0 for v in timings.values())
+    parts = sum(timings[k] for k in ("data_s", "init_s", "train_s", "eval_s"))
+    assert parts <= timings["total_s"] and timings["compile_s"] <= timings["total_s"]
+    assert 3 <= results["compiles"] <= 12
+
+
 def test_best_val_selection_looks_at_validation_pixels_only_until_the_end(best_val_run):
     workdir, _, results, evaluated, splits = best_val_run
     # Validation after each epoch, then the selected state and the last state on the test set.

@@ -224,6 +224,39 @@ def save_plot_oa_vs_params(path: str, rows: list[dict]) -> None:
     _save(fig, path)
 
 
+def save_sweep_plot(path: str, points: list[dict], title: str = "") -> None:
+    """Writes a PNG of OA (%) ± std against the first swept field's value, one line per
+    combination of the other fields' values.
+
+    Args:
+      points: `results.json['sweep']`: dicts with `values` ({field: value}, the same fields in
+        every point), `oa` and optionally `oa_std` (fractions).
+    """
+    fields = list(points[0]["values"])
+    x_field, others = fields[0], fields[1:]
+    lines = {}
+    for p in points:
+        lines.setdefault(tuple(p["values"][f] for f in others), []).append(p)
+    fig = Figure(figsize=(6.5, 4.0), layout="constrained")
+    ax = fig.subplots()
+    for (key, line), colour in zip(lines.items(), palette(len(lines) + 1)[1:]):
+        line = sorted(line, key=lambda p: p["values"][x_field])
+        label = ", ".join(f"{f}={v:g}" for f, v in zip(others, key)) or None
+        ax.errorbar([p["values"][x_field] for p in line], [100 * p["oa"] for p in line],
+                    yerr=[100 * (p.get("oa_std") or 0.0) for p in line], marker="o",
+                    color=colour, capsize=3, label=label)
+    xs = [p["values"][x_field] for p in points]
+    if min(xs) > 0 and max(xs) / min(xs) >= 10:
+        ax.set_xscale("log")
+    ax.set_xlabel(x_field)
+    ax.set_ylabel("OA (%)")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3, which="both")
+    if others:
+        ax.legend(fontsize="small", frameon=False)
+    _save(fig, path)
+
+
 def _is_wide(shape: tuple[int, int]) -> bool:
     """Whether an `(H, W)` map is laid out with panels stacked (Houston) rather than side by side."""
     h, w = shape

@@ -15,16 +15,18 @@ The family's task shape (`hsic_jax.models.task`) picks the steps
 (`hsic_jax.train.step.step_functions`): 'patch' (a batch of neighbourhoods per step), 'scene'
 (the whole scene per step, one per epoch; evaluation and map one forward each) or 'classical'
 (`hsic_jax.train.classical`, fitted once, after the data stage). It trains `config.num_seeds`
-seeds side by side: every per-seed array carries a leading seed
-axis, the step is `jax.vmap`ped over it, and with several devices (and hosts,
-`hsic_jax.train.hosts`) that axis is sharded. Rerunning the same command resumes from the
-latest checkpoint in `workdir/checkpoints`.
+seeds side by side, and with a sweep (`hsic_jax.train.sweep`) every grid point × seed: every
+per-run array carries a leading run axis, the step is `jax.vmap`ped over it, the frozen
+parameters are shared (`in_axes=None`, `hsic_jax.train.partition`), and with several devices
+(and hosts, `hsic_jax.train.hosts`) the run axis is sharded. Rerunning the same command
+resumes from the latest checkpoint in `workdir/checkpoints`.
 
 Honest evaluation. In-loop evaluation (every `eval_every_epochs`, `val_oa` in
 `metrics.jsonl`) sees the validation pixels only, and only when there are some
 (`data.val_per_class`); with `select='best_val'` the state with the best validation OA is
-kept (`hsic_jax.train.selection`). The test pixels are predicted once, after training, with
-the selected state (`select='last'`: the final one). `results.json` records the protocol
+kept (`hsic_jax.train.selection`); `eval_max_pixels` caps the validation pixels per seed. The
+test pixels are predicted once, after training, with the selected state (`select='last'`:
+the final one); the map reuses those predictions and predicts only the other pixels. `results.json` records the protocol
 and the leakage: the fraction of test (and validation) pixels inside some training pixel's
 input window.
 
@@ -32,15 +34,19 @@ Outputs in `workdir`: `config.json`, `log.txt`, `split_seed{N}.json`, `pca.npz` 
 `pca_seed{N}.npz` with `fit_on='train'`), `metrics.jsonl`, `checkpoints/`, `results.json`,
 `classification_map.png` and `confidence_map.png` (and `.tif` twins with the input's
 georeference for a GeoTIFF scene), `training_curves.png`, `adapters/` (only the trainable
-subtrees + head, see `hsic_jax.adapters.export`).
+subtrees + head, see `hsic_jax.adapters.export`), and for a sweep `sweep.png` (OA against
+the swept values). `results.json` has `timings` (seconds of compilation, data, init,
+training, evaluation, map, in all) and `compiles` (XLA compilations of the run).
 """
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 
 import jax
 import ml_collections
@@ -49,13 +55,14 @@ import numpy as np
 from hsic_jax.adapters.export import WEIGHTS, export_adapters
 from hsic_jax.data.io import write_json
 from hsic_jax.data.pipeline import Data, load_data, subsample, write_records
-from hsic_jax.evaluation.maps import save_training_curves
+from hsic_jax.evaluation.maps import save_sweep_plot, save_training_curves
 from hsic_jax.evaluation.predict import EVAL_BATCH, classify_scene, evaluate, save_maps
 from hsic_jax.evaluation.results import results as make_results
 from hsic_jax.models.converted import read_manifest
 from hsic_jax.progress import progress
 from hsic_jax.models import task
 from hsic_jax.train import checkpoint, classical, hosts, selection
+from hsic_jax.train import sweep as sweeps
 from hsic_jax.train.checks import check_config
 from hsic_jax.train.state import TrainSetup, create_train_state, pretrained_backbone, tuned_model
 from hsic_jax.train.partition import combine
@@ -67,8 +74,11 @@ log = logging.getLogger(__name__)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       restart: bool = False) -> dict:
+                       restart: bool = False, sweep: Sequence[str] = ()) -> dict:
     """Train and evaluate every seed of `config`; write outputs to `workdir`; return the results.
+
+    `sweep`: specs `FIELD=V1,V2,…` (`hsic_jax.train.sweep`); every grid point × seed is a run
+    of the same program, and `results['sweep']` lists the points.
 
     The config is checked before any work and the workdir claimed for this experiment: a
     rerun of a finished experiment returns its saved results, another experiment in the same
@@ -76,14 +86,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     """
     clock = Timings()
     with clock:
-        check_config(config)
+        axes = sweeps.parse(sweep)
+        points = sweeps.grid(axes)
+        for point in points:
+            check_config(sweeps.point_config(config, point))
+    experiment = {**config.to_dict(), **({"sweep": [[f, v] for f, v in axes]} if axes else {})}
     primary = hosts.is_primary()
     with contextlib.ExitStack() as stack:
         finished = None
         if primary:
             try:
                 finished = stack.enter_context(
-                    claim(workdir, config.to_dict(), restart=restart)).finished
+                    claim(workdir, experiment, restart=restart)).finished
             except BaseException:
                 hosts.agree(hosts.REFUSED)
                 raise
@@ -94,10 +108,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
             log.info("%s holds this experiment, finished: its results are kept", workdir)
             return finished if primary else _read_json(os.path.join(workdir, "results.json"))
         with clock:
-            return _run(config, workdir, primary, clock)
+            return _run(config, workdir, primary, clock, points, experiment)
 
 
-def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool, clock: Timings) -> dict:
+def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool, clock: Timings,
+         points: list[dict], experiment: dict) -> dict:
     """The experiment, in a workdir claimed for it. Nothing is written before the data and the
     model are set up, so that a run refused for bad input leaves no trace that a corrected
     rerun would take for another experiment. `clock` times its phases."""
@@ -108,46 +123,50 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool, clock: 
     log.info("split of seed %d:\n%s", seeds[0], data.splits[0].to_markdown())
     if shape == "classical":
         if primary:
-            _write_inputs(workdir, config, data, seeds)
+            _write_inputs(workdir, experiment, config, data, seeds)
         return classical.run(config, workdir, data, seeds, primary)
     with clock.phase("init_s"):
         tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
         setup, state, frozen = create_train_state(
-            config, tuned, seeds, _steps_per_epoch(config, data, shape),
+            config, tuned, seeds * len(points), _steps_per_epoch(config, data, shape),
             pretrained_backbone(config, tuned.module))
     if primary:
-        _write_inputs(workdir, config, data, seeds)
-    return _train_and_test(config, workdir, data, seeds, shape, setup, state, frozen,
+        _write_inputs(workdir, experiment, config, data, seeds)
+    return _train_and_test(config, workdir, data, seeds, points, shape, setup, state, frozen,
                            primary, clock)
 
 
-def _train_and_test(config, workdir: str, data: Data, seeds: list[int], shape: str,
-                    setup: TrainSetup, state: dict, frozen: dict, primary: bool,
+def _train_and_test(config, workdir: str, data: Data, seeds: list[int], points: list[dict],
+                    shape: str, setup: TrainSetup, state: dict, frozen: dict, primary: bool,
                     clock: Timings) -> dict:
-    """Train, predict the test pixels once (and, for the map, the rest of the scene with the
-    first seed's model), write the outputs."""
+    """Train every run (grid point × seed), predict the test pixels once (and, for the map,
+    the rest of the scene with the first run's model), write the outputs."""
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
     step, predict = step_functions(shape, config, setup, geo)
     batch = None if shape == "scene" else EVAL_BATCH  # a whole-scene model: every pixel at once
-    per_seed, replicated = hosts.shardings(len(seeds))
-    log.info("training %d seeds on %d devices", len(seeds), per_seed.mesh.size)
-    padded, frozen = hosts.to_global(data.padded, per_seed), hosts.to_global(frozen, replicated)
+    run_seeds = seeds * len(points)
+    runs = _tile(data, len(points))  # per-run arrays: the seeds' arrays, once per grid point
+    per_seed, replicated = hosts.shardings(len(run_seeds))
+    log.info("training %d runs (%d seeds × %d grid points) on %d devices", len(run_seeds),
+             len(seeds), len(points), per_seed.mesh.size)
+    padded, frozen = hosts.to_global(runs.padded, per_seed), hosts.to_global(frozen, replicated)
+    hp = sweeps.hyperparams(config, points, len(seeds))
     predict_seeds = jax.jit(jax.vmap(predict, in_axes=(0, None, 0, 0)))
 
     def predict_fn(params, cube, coords):
         return predict_seeds(params, frozen, cube, coords)
 
     evaluate_fn = functools.partial(evaluate, predict_fn, num_classes=data.num_classes, batch=batch)
-    state, best, train_seconds = train(config, workdir, data, setup, state, frozen, step, padded,
-                                       evaluate_fn, per_seed, primary, clock)
+    state, best, train_seconds = train(config, workdir, runs, run_seeds, hp, setup, state, frozen,
+                                       step, padded, evaluate_fn, per_seed, primary, clock)
 
     # The test pixels, once: the selected state (and, when that is the best validation state,
     # the last one too, for the record). Every process takes part; the first one writes.
     with clock.phase("eval_s"):
         selected = selection.selected_params(state["params"], best)
-        per_seed_results, (test_classes, test_confidence) = evaluate_fn(selected, padded, data.test)
-        last = None if best is None else evaluate_fn(state["params"], padded, data.test)[0]
-    first_params, first_cube = (selected, padded) if len(seeds) == 1 else jax.jit(
+        per_run, (test_classes, test_confidence) = evaluate_fn(selected, padded, runs.test)
+        last = None if best is None else evaluate_fn(state["params"], padded, runs.test)[0]
+    first_params, first_cube = (selected, padded) if len(run_seeds) == 1 else jax.jit(
         lambda tree: jax.tree.map(lambda x: x[:1], tree), out_shardings=replicated)(
             (selected, padded))
     maps = None
@@ -160,12 +179,23 @@ def _train_and_test(config, workdir: str, data: Data, seeds: list[int], shape: s
                                   known, batch=batch)
     first_trainable = jax.tree.map(lambda x: hosts.fetch(x)[0], first_params)
     trainable_params = sum(int(np.size(p)) for p in jax.tree.leaves(first_trainable))
-    results = make_results(
-        config, data, seeds, per_seed_results, last=last,
-        selection=None if best is None else {k: hosts.fetch(best[k]) for k in ("val_oa", "epoch")},
-        trainable_params=trainable_params,
-        total_params=trainable_params + sum(int(np.size(p)) for p in jax.tree.leaves(frozen)),
-        train_seconds=train_seconds)
+    chosen = None if best is None else {k: hosts.fetch(best[k]) for k in ("val_oa", "epoch")}
+
+    def point_results(g: int) -> dict:  # the results of grid point g's seeds
+        runs_of = slice(g * len(seeds), (g + 1) * len(seeds))
+        return make_results(
+            sweeps.point_config(config, points[g]), data, seeds, per_run[runs_of],
+            last=None if last is None else last[runs_of],
+            selection=None if chosen is None else {k: v[runs_of] for k, v in chosen.items()},
+            trainable_params=trainable_params,
+            total_params=trainable_params + sum(int(np.size(p)) for p in jax.tree.leaves(frozen)),
+            train_seconds=train_seconds)
+
+    results = point_results(0)
+    per_seed_results = per_run[:len(seeds)]
+    if len(points) > 1 or points[0]:
+        results["sweep"] = [sweeps.summary(points[g], point_results(g))
+                            for g in range(len(points))]
     if primary:
         export_dir = os.path.join(workdir, "adapters")
         export_adapters(combine(first_trainable, frozen), setup.tuned, config.method, export_dir,
@@ -179,31 +209,36 @@ def _train_and_test(config, workdir: str, data: Data, seeds: list[int], shape: s
         write_json(os.path.join(workdir, "results.json"), results)
         save_training_curves(os.path.join(workdir, "training_curves.png"),
                              os.path.join(workdir, "metrics.jsonl"))
+        if "sweep" in results:
+            save_sweep_plot(os.path.join(workdir, "sweep.png"), results["sweep"],
+                            title=f"{config.data.name} · {config.method.name}")
     return results
 
 
-def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, frozen: dict,
-          step_fn, padded, evaluate_fn, per_seed, primary: bool, clock: Timings):
-    """Train every seed from its latest checkpoint to the end; return `(state, best, seconds)`.
+def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setup: TrainSetup,
+          state: dict, frozen: dict, step_fn, padded, evaluate_fn, per_seed, primary: bool,
+          clock: Timings):
+    """Train every run from its latest checkpoint to the end; return `(state, best, seconds)`.
 
-    `step_fn(state, frozen, cube, coords, labels, valid, seed)` is one seed's train step
-    (`hsic_jax.train.step.step_functions`), `evaluate_fn(params, padded, pixels)` the metrics
-    of every seed on a pixel set (`hsic_jax.evaluation.predict.evaluate`).
+    `data` holds per-run arrays (`_tile`), `run_seeds` and `hp` (`hsic_jax.train.sweep`)
+    each run's seed and hyper-parameters. `step_fn(state, frozen, cube, coords, labels,
+    valid, seed, hp)` is one run's train step (`hsic_jax.train.step.step_functions`),
+    `evaluate_fn(params, padded, pixels)` the metrics of every run on a pixel set
+    (`hsic_jax.evaluation.predict.evaluate`).
 
     In-loop evaluation sees the validation pixels only (none without a validation split; at
     most `config.eval_max_pixels` per seed). Checkpoints every `checkpoint_every_epochs`, and
     at the end of any epoch that comes `checkpoint_every_seconds` after the last one (slow
     epochs: every epoch). `clock` gets the loop's time as `train_s`, validation as `eval_s`.
     """
-    seeds = len(data.splits)
+    runs = len(run_seeds)
     best = None  # the trainable leaves of the best validation state (select='best_val')
     if config.select == "best_val":
         best = selection.init_best(state["params"])
     state, best = hosts.to_global((state, best), per_seed)
     pixels = hosts.to_global((data.train["coords"], data.train["labels"], data.train["valid"],
-                              np.arange(config.seed, config.seed + seeds, dtype=np.int32)), per_seed)
-    val = subsample(data.val, config.eval_max_pixels,
-                    range(config.seed, config.seed + seeds)) if data.has_val else None
+                              np.asarray(run_seeds, np.int32), hp), per_seed)
+    val = subsample(data.val, config.eval_max_pixels, run_seeds) if data.has_val else None
     mngr = checkpoint.manager(workdir)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     restored = checkpoint.restore_latest(mngr, _checkpointed(state, best))
@@ -214,8 +249,9 @@ def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, froz
     start = int(hosts.fetch(state["step"])[0])
     if primary:
         checkpoint.truncate_metrics(metrics_path, start)
-    step_fn = jax.jit(jax.vmap(step_fn, in_axes=(0, None, 0, 0, 0, 0, 0)), donate_argnums=0)
-    learning_rate = jax.jit(setup.schedule)
+    step_fn = jax.jit(jax.vmap(step_fn, in_axes=(0, None, 0, 0, 0, 0, 0, 0)), donate_argnums=0)
+    learning_rate = jax.jit(lambda step, hp: setup.optimizer(hp)[1](step))
+    first_hp = {k: v[0] for k, v in hp.items()}  # the first run's, for the log
 
     t0, totals, status = time.perf_counter(), [], {}
     eval_before = clock.seconds.get("eval_s", 0.0)
@@ -228,7 +264,7 @@ def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, froz
             continue
         epoch = (step + 1) // setup.steps_per_epoch
         totals = jax.tree.map(hosts.fetch, totals)
-        row = {"step": step + 1, "epoch": epoch, "lr": float(learning_rate(step)),
+        row = {"step": step + 1, "epoch": epoch, "lr": float(learning_rate(step, first_hp)),
                **{f"train_{k}": float(np.mean([t[k] for t in totals])) for k in totals[0]}}
         totals = []
         if val is not None and (epoch % config.eval_every_epochs == 0 or epoch == config.epochs):
@@ -239,7 +275,7 @@ def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, froz
             if best is not None:
                 best = selection.update_best(
                     best, state["params"],
-                    *hosts.to_global((val_oa, np.full(seeds, epoch, np.int32)), per_seed))
+                    *hosts.to_global((val_oa, np.full(runs, epoch, np.int32)), per_seed))
         status.update(epoch=epoch, loss=f"{row['train_loss']:.3f}",
                       acc=f"{row['train_accuracy']:.3f}")
         if primary:
@@ -253,10 +289,21 @@ def train(config, workdir: str, data: Data, setup: TrainSetup, state: dict, froz
     return state, best, seconds
 
 
-def _write_inputs(workdir: str, config, data: Data, seeds: list[int]) -> None:
-    """`config.json` (the workdir's experiment) and the splits and PCA of every seed."""
-    write_json(os.path.join(workdir, "config.json"), config.to_dict())
+def _write_inputs(workdir: str, experiment: dict, config, data: Data, seeds: list[int]) -> None:
+    """`config.json` (the workdir's experiment: the config, and the sweep if any) and the
+    splits and PCA of every seed."""
+    write_json(os.path.join(workdir, "config.json"), experiment)
     write_records(workdir, data, seeds, per_seed_pca=config.data.fit_on == "train")
+
+
+def _tile(data: Data, times: int) -> Data:
+    """`data` with its per-seed arrays repeated `times` times along the seed axis: the arrays
+    of the runs of a sweep (grid point by grid point, the seeds inside)."""
+    if times == 1:
+        return data
+    tile = lambda tree: jax.tree.map(lambda a: np.concatenate([a] * times), tree)
+    return dataclasses.replace(data, padded=tile(data.padded), train=tile(data.train),
+                               val=tile(data.val), test=tile(data.test))
 
 
 def _steps_per_epoch(config, data: Data, shape: str) -> int:

@@ -44,10 +44,10 @@ def make_schedule(optim_cfg: Mapping, total_steps: int, steps_per_epoch: int) ->
     'step': `lr · step_gamma^⌊epoch / step_epochs⌋`, as torch's StepLR stepped every epoch
       (the official SpectralFormer recipe).
     """
-    lr, min_lr = float(optim_cfg["lr"]), float(optim_cfg["min_lr"])
+    lr, min_lr = optim_cfg["lr"], optim_cfg["min_lr"]  # Python floats, or traced (a sweep)
     if optim_cfg["schedule"] == "step":
         every = int(optim_cfg["step_epochs"]) * steps_per_epoch
-        gamma = float(optim_cfg["step_gamma"])
+        gamma = optim_cfg["step_gamma"]
         return lambda step: lr * gamma ** (jnp.asarray(step) // every).astype(jnp.float32)
     warmup = int(round(float(optim_cfg["warmup_epochs"]) * steps_per_epoch))
     if total_steps < 1 or steps_per_epoch < 1:
@@ -93,13 +93,16 @@ def make_optimizer(optim_cfg: Mapping, labels, schedule: optax.Schedule,
                    lam: float = 1.0, lr_scales=None) -> optax.GradientTransformation:
     """Adam(W) at `schedule` for 'base' leaves, at λ·`schedule` for 'b_side', nothing for 'frozen'.
 
+    `lam` and `optim_cfg`'s lr, min_lr and weight decay may be traced scalars: a sweep builds
+    the optimizer inside the step from each run's values (`hsic_jax.train.sweep`).
+
     `lr_scales`, a pytree of floats like `labels`, multiplies each leaf's final update: the
     Adam step and the decoupled weight decay both scale, as the learning rate of a torch
     param group with `lr_scale` does (see `layer_decay_scales`).
     """
 
     b1, b2, eps = (float(optim_cfg[k]) for k in ("b1", "b2", "eps"))
-    weight_decay = float(optim_cfg["weight_decay"])
+    weight_decay = optim_cfg["weight_decay"]  # a Python float, or traced (a sweep)
 
     def adam(scale):
         def lr(step):

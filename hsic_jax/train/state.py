@@ -3,8 +3,9 @@
     tuned = tuned_model(config, num_classes=C, bands=B)       # family module + method
     setup, state, frozen = create_train_state(config, tuned, seeds, steps_per_epoch, backbone)
 
-`setup` holds what the jitted step closes over (the tuned model, labels, optimizer,
-schedule); `state` is the plain pytree the step carries and orbax checkpoints:
+`setup` holds what the jitted step closes over (the tuned model, labels, and the optimizer
+and schedule as functions of the run's hyper-parameters `hp`, see `hsic_jax.train.sweep`);
+`state` is the plain pytree the step carries and orbax checkpoints:
 `{'step': (S,) int32, 'params': ..., 'opt_state': ...}`, every leaf with a leading seed axis,
 where `params` are the trainable parameters only (`hsic_jax.train.partition`). `frozen`,
 the rest (a PEFT method's backbone), has no seed axis: every seed shares it, the step takes
@@ -14,7 +15,7 @@ Parameter initialisation is one jitted program for every seed.
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -29,6 +30,7 @@ from hsic_jax.data.scenes import SCENES
 from hsic_jax.models import family
 from hsic_jax.models.converted import load_params, read_manifest
 from hsic_jax.train.optimizer import layer_decay_scales, make_optimizer, make_schedule
+from hsic_jax.train import sweep
 from hsic_jax.train.partition import split
 
 
@@ -55,14 +57,26 @@ def config_bands(config: ml_collections.ConfigDict) -> int:
 @dataclasses.dataclass(frozen=True)
 class TrainSetup:
     """What a run's jitted functions close over. `labels` covers every parameter (frozen
-    ones included), `tx` the trainable ones."""
+    ones included); `optimizer(hp)` is `(tx, schedule)` of the trainable ones at
+    hyper-parameters `hp` (`hsic_jax.train.sweep`: Python floats or traced scalars); `hp`
+    are the config's own."""
 
     tuned: TunedModel
     labels: Any
-    tx: optax.GradientTransformation
-    schedule: optax.Schedule
+    optimizer: Callable[[Mapping], tuple[optax.GradientTransformation, optax.Schedule]]
+    hp: dict
     steps_per_epoch: int
     total_steps: int
+
+    @property
+    def tx(self) -> optax.GradientTransformation:
+        """The optimizer at the config's own hyper-parameters."""
+        return self.optimizer(self.hp)[0]
+
+    @property
+    def schedule(self) -> optax.Schedule:
+        """The learning rate per step at the config's own hyper-parameters."""
+        return self.optimizer(self.hp)[1]
 
 
 def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
@@ -76,9 +90,15 @@ def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
     labels = tuned.labels(jax.eval_shape(lambda: init_params(tuned, jax.random.key(0))))
     trainable_labels, _ = split(labels, labels)
     total_steps = steps_per_epoch * config.epochs
-    schedule = make_schedule(config.optim, total_steps, steps_per_epoch)
-    tx = make_optimizer(config.optim, trainable_labels, schedule, tuned.method.lam,
-                        lr_scales=layer_decay(config, tuned, trainable_labels))
+    lr_scales = layer_decay(config, tuned, trainable_labels)
+
+    def optimizer(hp):
+        optim = {**config.optim.to_dict(), **{k: hp[k] for k in ("lr", "min_lr", "weight_decay")}}
+        schedule = make_schedule(optim, total_steps, steps_per_epoch)
+        return make_optimizer(optim, trainable_labels, schedule, hp["lam"], lr_scales), schedule
+
+    hp = sweep.own(config)
+    tx = optimizer(hp)[0]
 
     @jax.jit
     def init(seeds, backbone):  # (S,) → (state, frozen), one program for every seed
@@ -91,7 +111,7 @@ def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
         return jax.vmap(one)(seeds), frozen
 
     state, frozen = init(np.asarray(seeds, np.int32), backbone)
-    return TrainSetup(tuned, labels, tx, schedule, steps_per_epoch, total_steps), state, frozen
+    return TrainSetup(tuned, labels, optimizer, hp, steps_per_epoch, total_steps), state, frozen
 
 
 def init_params(tuned: TunedModel, key: jax.Array, backbone: dict | None = None) -> dict:

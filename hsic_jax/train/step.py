@@ -54,15 +54,18 @@ def epoch_order(key: jax.Array, epoch: jax.Array, valid: jax.Array) -> jax.Array
 
 
 def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
-               labels: jax.Array, valid: jax.Array, seed: jax.Array, *, tuned: TunedModel,
-               tx: optax.GradientTransformation, geo: Geometry, batch_size: int, steps_per_epoch: int,
-               augment_cfg: dict, label_smoothing: float) -> tuple[dict, dict]:
+               labels: jax.Array, valid: jax.Array, seed: jax.Array, hp: dict, *,
+               tuned: TunedModel, optimizer, geo: Geometry, batch_size: int,
+               steps_per_epoch: int, augment_cfg: dict) -> tuple[dict, dict]:
     """One optimizer step of one seed.
 
     `padded` `(H + 2r, W + 2r, B)` is the scene; `coords` `(N, 2)`, `labels` `(N,)` and
     `valid` `(N,)` are that seed's training pixels (padded to a common N across seeds);
-    `seed` is an int32 scalar. `augment_cfg` holds the flags of `augment` and the `mixup` /
-    `cutmix` alphas of `mix_batch` (which also smooths the labels). Returns the new state and
+    `seed` is an int32 scalar; `hp` the run's hyper-parameters (scalars, traced in a sweep:
+    `hsic_jax.train.sweep`), from which `optimizer(hp)` builds `(tx, schedule)`.
+    `augment_cfg` holds the flags of `augment` and the `mixup` / `cutmix` alphas of
+    `mix_batch`; the mixed targets are then smoothed by `hp['label_smoothing']` (smoothing is
+    linear: the same as smoothing each one-hot before mixing). Returns the new state and
     `{'loss', 'accuracy'}` (accuracy against the unmixed labels).
     """
     order_key, steps_key = jax.random.split(jax.random.key(seed))
@@ -75,27 +78,28 @@ def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
     mixup, cutmix = flips_and_noise.pop("mixup", 0.0), flips_and_noise.pop("cutmix", 0.0)
     x = augment(aug_key, inputs(padded, coords[idx], geo), y, **flips_and_noise)
     x, targets = mix_batch(jax.random.fold_in(aug_key, 1), x, y, tuned.module.num_classes,
-                           mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=label_smoothing)
+                           mixup_alpha=mixup, cutmix_alpha=cutmix)
+    targets = optax.smooth_labels(targets, hp["label_smoothing"])
 
     def loss_fn(params):
         logits = tuned.apply(combine(params, frozen), x, train=True,
                              rngs={"dropout": dropout_key})
         return optax.softmax_cross_entropy(logits, targets).mean(), logits
 
-    state, loss, logits = _update(state, loss_fn, tx)
+    state, loss, logits = _update(state, loss_fn, optimizer(hp)[0])
     return state, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
 
 
 def scene_train_step(state: dict, frozen: dict, scene: jax.Array, coords: jax.Array,
-                     labels: jax.Array, valid: jax.Array, seed: jax.Array, *, tuned: TunedModel,
-                     tx: optax.GradientTransformation, label_smoothing: float) -> tuple[dict, dict]:
+                     labels: jax.Array, valid: jax.Array, seed: jax.Array, hp: dict, *,
+                     tuned: TunedModel, optimizer) -> tuple[dict, dict]:
     """One optimizer step of one seed of a whole-scene model: the scene `(H, W, B)` is the
     input, the loss the mean cross-entropy of the per-pixel logits over the `valid` training
-    pixels `coords` `(N, 2)` with `labels` `(N,)`. Returns the new state and
-    `{'loss', 'accuracy'}`."""
+    pixels `coords` `(N, 2)` with `labels` `(N,)`; `hp` and `optimizer` as in `train_step`.
+    Returns the new state and `{'loss', 'accuracy'}`."""
     dropout_key = jax.random.fold_in(jax.random.key(seed), state["step"])
     targets = optax.smooth_labels(jax.nn.one_hot(labels, tuned.module.num_classes),
-                                  label_smoothing)
+                                  hp["label_smoothing"])
     weights = valid / jnp.maximum(jnp.sum(valid), 1)
 
     def loss_fn(params):
@@ -103,7 +107,7 @@ def scene_train_step(state: dict, frozen: dict, scene: jax.Array, coords: jax.Ar
                              rngs={"dropout": dropout_key})[0][coords[:, 0], coords[:, 1]]
         return jnp.sum(weights * optax.softmax_cross_entropy(logits, targets)), logits
 
-    state, loss, logits = _update(state, loss_fn, tx)
+    state, loss, logits = _update(state, loss_fn, optimizer(hp)[0])
     return state, {"loss": loss, "accuracy": jnp.sum(weights * (jnp.argmax(logits, -1) == labels))}
 
 
@@ -134,9 +138,9 @@ def scene_predict(params: dict, frozen: dict, scene: jax.Array, coords: jax.Arra
 
 def step_functions(task: str, config, setup, geo: Geometry):
     """`(train_step, predict)` of task shape `task` ('patch' or 'scene') for one seed, with the
-    run's settings bound: `train(state, frozen, cube, coords, labels, valid, seed)` and
+    run's settings bound: `train(state, frozen, cube, coords, labels, valid, seed, hp)` and
     `predict(params, frozen, cube, coords)`."""
-    common = dict(tuned=setup.tuned, tx=setup.tx, label_smoothing=config.label_smoothing)
+    common = dict(tuned=setup.tuned, optimizer=setup.optimizer)
     if task == "scene":
         return (functools.partial(scene_train_step, **common),
                 functools.partial(scene_predict, tuned=setup.tuned))
