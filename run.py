@@ -37,7 +37,8 @@ flags.DEFINE_bool("restart", False, "Move a previous run of another experiment i
 flags.DEFINE_multi_string("sweep", [], "FIELD=V1,V2,…: train every value (the grid of all "
                           "--sweep flags × num_seeds) in one vmapped program; fields: "
                           "optim.lr, optim.min_lr, optim.weight_decay, method.lam, "
-                          "label_smoothing.")
+                          "label_smoothing, augment.radiation_noise, augment.mixture_noise, "
+                          "method.init_std.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize (multi-host runs).")
 flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0 (with --distributed).")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")

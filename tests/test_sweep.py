@@ -55,20 +55,24 @@ def test_hyperparams_are_laid_out_point_by_point_seeds_inside():
 
 
 def test_each_grid_point_equals_its_own_run(tmp_path, capsys):
-    """A 2-point learning-rate × label-smoothing sweep trains, in one program, what the two
-    separate runs train: the same test metrics."""
+    """A label-smoothing × radiation-noise sweep trains, in one program, what separate runs
+    train: the same test metrics; a noise in the program at probability 0 changes nothing."""
     config = tiny_demo()
     results = loop.train_and_evaluate(
-        config, str(tmp_path / "sweep"), sweep=["optim.lr=1e-3,3e-3", "label_smoothing=0,0.1"])
+        config, str(tmp_path / "sweep"),
+        sweep=["label_smoothing=0,0.1", "augment.radiation_noise=0,0.5"])
     assert [p["values"] for p in results["sweep"]] == [
-        {"optim.lr": 1e-3, "label_smoothing": 0}, {"optim.lr": 1e-3, "label_smoothing": 0.1},
-        {"optim.lr": 3e-3, "label_smoothing": 0}, {"optim.lr": 3e-3, "label_smoothing": 0.1}]
+        {"label_smoothing": 0, "augment.radiation_noise": 0},
+        {"label_smoothing": 0, "augment.radiation_noise": 0.5},
+        {"label_smoothing": 0.1, "augment.radiation_noise": 0},
+        {"label_smoothing": 0.1, "augment.radiation_noise": 0.5}]
     saved = json.loads((tmp_path / "sweep" / "config.json").read_text())
-    assert saved["sweep"] == [["optim.lr", [1e-3, 3e-3]], ["label_smoothing", [0, 0.1]]]
+    assert saved["sweep"] == [["label_smoothing", [0, 0.1]], ["augment.radiation_noise", [0, 0.5]]]
+    assert config.augment.radiation_noise == 0  # alone, the noise is not in the program
     single = tiny_demo()
-    single.optim.lr, single.label_smoothing = 3e-3, 0.1
+    single.label_smoothing = 0.1
     alone = loop.train_and_evaluate(single, str(tmp_path / "alone"))
-    point = results["sweep"][3]
+    point = results["sweep"][2]
     assert point["oa"] == pytest.approx(alone["oa"], abs=2e-3)
     assert point["kappa"] == pytest.approx(alone["kappa"], abs=2e-3)
     # The points differ: the swept values reach the step.
@@ -80,7 +84,7 @@ def test_each_grid_point_equals_its_own_run(tmp_path, capsys):
     out = tmp_path / "report"
     assert report.main([str(tmp_path / "sweep"), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "Indian Pines, FFT: sweep" in text
+    assert "Indian Pines, FFT: sweep" in text and "augment.radiation_noise" in text
     for p in results["sweep"]:
         assert "oa_std" not in p and f"{100 * p['oa']:.2f}" in text  # one seed: no std
     assert png_text((out / "sweep_indian_pines_spectralgpt_fft.png").read_bytes())["Software"] \

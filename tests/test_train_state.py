@@ -57,3 +57,13 @@ def test_five_seeds_of_a_vit_b_krona_plus_run_hold_about_one_backbone():
 
     one, five = nbytes([0]), nbytes(list(range(5)))
     assert one > 300e6 and five <= 1.2 * one
+
+
+def test_a_swept_init_std_scales_each_runs_factors():
+    config, tuned = tiny(dict(name="lora_plus", rank=2, alpha=2.0, init="gaussian",
+                              init_std=0.02, lam=2.0))
+    _, state, _ = create_train_state(config, tuned, [3, 3], 2, init_std=[0.02, 0.08])
+    factors = jax.tree.leaves(state["params"]["adapters"])
+    assert any(np.abs(f[0]).max() > 0 for f in factors)
+    for f in factors:  # A drawn at the run's std, B zero either way
+        np.testing.assert_allclose(f[1], 4 * f[0], rtol=1e-6)

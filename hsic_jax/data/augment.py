@@ -20,7 +20,6 @@ import optax
 from hsic_jax.data.io import DataError
 
 
-@partial(jax.jit, static_argnames=("flip", "radiation_noise", "mixture_noise"))
 def augment(
     key: jax.Array,
     patches: jax.Array,
@@ -52,14 +51,20 @@ def augment(
       patches: (N, h, w, B) float.
       labels: (N,) int class of each patch; required when `mixture_noise` > 0.
       flip, radiation_noise, mixture_noise: enable flips; probabilities of the two noises (0 = off).
-        These are static (a change recompiles); the arguments below are traced.
+        Python numbers are static (a change recompiles); a probability may also be a traced
+        scalar (a sweep's), which keeps its noise in the program at any value.
       radiation_alpha, mixture_alpha: (low, high) ranges of the uniform scale factors.
       noise_std: beta, the standard deviation of the additive Gaussian noise (DeepHyperX: 1/25).
     """
+    on = {}  # which noises are part of the program: a traced probability always is
     for name, p in (("radiation_noise", radiation_noise), ("mixture_noise", mixture_noise)):
-        if not 0 <= p <= 1:
+        if isinstance(p, jax.Array):
+            on[name] = True
+        elif not 0 <= p <= 1:
             raise DataError(f"{name} is a probability in [0, 1], got {p}")
-    if mixture_noise > 0 and labels is None:
+        else:
+            on[name] = p > 0
+    if on["mixture_noise"] and labels is None:
         raise DataError("mixture noise mixes patches of the same class: pass labels (N,)")
     n = patches.shape[0]
     if labels is not None and labels.shape != (n,):
@@ -75,11 +80,11 @@ def augment(
         if flip:
             x = jnp.where(u[0] < 0.5, x[:, ::-1], x)
             x = jnp.where(u[1] < 0.5, x[::-1], x)
-        if radiation_noise > 0:
+        if on["radiation_noise"]:
             low, high = radiation_alpha
             alpha = low + (high - low) * u[3]
             x = jnp.where(u[2] < radiation_noise, alpha * x + noise[0], x)
-        if mixture_noise > 0:
+        if on["mixture_noise"]:
             low, high = mixture_alpha
             a1, a2 = low + (high - low) * u[5], low + (high - low) * u[6]
             x = jnp.where(u[4] < mixture_noise, (a1 * x + a2 * y) / (a1 + a2) + noise[1], x)

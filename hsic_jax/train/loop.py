@@ -129,7 +129,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool, clock: 
         tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
         setup, state, frozen = create_train_state(
             config, tuned, seeds * len(points), _steps_per_epoch(config, data, shape),
-            pretrained_backbone(config, tuned.module))
+            pretrained_backbone(config, tuned.module),
+            init_std=sweeps.hyperparams(config, points, len(seeds))["init_std"])
     if primary:
         _write_inputs(workdir, experiment, config, data, seeds)
     return _train_and_test(config, workdir, data, seeds, points, shape, setup, state, frozen,
@@ -142,7 +143,7 @@ def _train_and_test(config, workdir: str, data: Data, seeds: list[int], points: 
     """Train every run (grid point × seed), predict the test pixels once (and, for the map,
     the rest of the scene with the first run's model), write the outputs."""
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
-    step, predict = step_functions(shape, config, setup, geo)
+    step, predict = step_functions(shape, sweeps.program_config(config, points), setup, geo)
     batch = None if shape == "scene" else EVAL_BATCH  # a whole-scene model: every pixel at once
     run_seeds = seeds * len(points)
     runs = _tile(data, len(points))  # per-run arrays: the seeds' arrays, once per grid point

@@ -81,11 +81,13 @@ class TrainSetup:
 
 def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
                        seeds: Sequence[int], steps_per_epoch: int,
-                       backbone: dict | None = None) -> tuple[TrainSetup, dict, dict]:
-    """The setup, the initial state of `seeds` and the shared frozen parameters.
+                       backbone: dict | None = None,
+                       init_std: Sequence[float] | None = None) -> tuple[TrainSetup, dict, dict]:
+    """The setup, the initial state of the runs of `seeds` and the shared frozen parameters.
 
-    Seed s's parameters come from key s, with the given pretrained `backbone` in place of the
-    fresh one; the frozen part is the first seed's (`config.seed`'s).
+    Run r's parameters come from key `seeds[r]`, with the given pretrained `backbone` in place
+    of the fresh one, and its adapter factors drawn at `init_std[r]` (a sweep's; default the
+    config's); the frozen part is the first run's (`config.seed`'s).
     """
     labels = tuned.labels(jax.eval_shape(lambda: init_params(tuned, jax.random.key(0))))
     trainable_labels, _ = split(labels, labels)
@@ -101,16 +103,21 @@ def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
     tx = optimizer(hp)[0]
 
     @jax.jit
-    def init(seeds, backbone):  # (S,) → (state, frozen), one program for every seed
-        def one(seed):
-            params, _ = split(init_params(tuned, jax.random.key(seed), backbone), labels)
+    def init(seeds, stds, backbone):  # (R,) → (state, frozen), one program for every run
+        def one(seed, std):
+            params = init_params(tuned, jax.random.key(seed), backbone)
+            if "adapters" in params:  # factors are init_std · N(0, 1) or 0: this run's std
+                params["adapters"] = jax.tree.map(lambda a: a * (std / hp["init_std"]),
+                                                  params["adapters"])
+            params, _ = split(params, labels)
             return {"step": jnp.zeros((), jnp.int32), "params": params,
                     "opt_state": tx.init(params)}
 
         _, frozen = split(init_params(tuned, jax.random.key(seeds[0]), backbone), labels)
-        return jax.vmap(one)(seeds), frozen
+        return jax.vmap(one)(seeds, stds), frozen
 
-    state, frozen = init(np.asarray(seeds, np.int32), backbone)
+    stds = np.full(len(seeds), hp["init_std"], np.float32) if init_std is None else init_std
+    state, frozen = init(np.asarray(seeds, np.int32), np.asarray(stds, np.float32), backbone)
     return TrainSetup(tuned, labels, optimizer, hp, steps_per_epoch, total_steps), state, frozen
 
 

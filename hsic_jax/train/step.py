@@ -63,7 +63,8 @@ def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
     `valid` `(N,)` are that seed's training pixels (padded to a common N across seeds);
     `seed` is an int32 scalar; `hp` the run's hyper-parameters (scalars, traced in a sweep:
     `hsic_jax.train.sweep`), from which `optimizer(hp)` builds `(tx, schedule)`.
-    `augment_cfg` holds the flags of `augment` and the `mixup` / `cutmix` alphas of
+    `augment_cfg` holds the flags of `augment` (a noise with a probability > 0 is in the
+    program, at this run's `hp` probability) and the `mixup` / `cutmix` alphas of
     `mix_batch`; the mixed targets are then smoothed by `hp['label_smoothing']` (smoothing is
     linear: the same as smoothing each one-hot before mixing). Returns the new state and
     `{'loss', 'accuracy'}` (accuracy against the unmixed labels).
@@ -76,6 +77,9 @@ def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
     y = labels[idx]
     flips_and_noise = dict(augment_cfg)
     mixup, cutmix = flips_and_noise.pop("mixup", 0.0), flips_and_noise.pop("cutmix", 0.0)
+    for noise in ("radiation_noise", "mixture_noise"):  # in the program: at this run's rate
+        if flips_and_noise.get(noise, 0.0) > 0:
+            flips_and_noise[noise] = hp[noise]
     x = augment(aug_key, inputs(padded, coords[idx], geo), y, **flips_and_noise)
     x, targets = mix_batch(jax.random.fold_in(aug_key, 1), x, y, tuned.module.num_classes,
                            mixup_alpha=mixup, cutmix_alpha=cutmix)

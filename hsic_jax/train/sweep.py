@@ -4,9 +4,13 @@
         --sweep=method.lam=1,2,4,8 --sweep=optim.lr=3e-4,1e-3
 
 A sweep field is one that changes numbers, not shapes or the program: the learning rate,
-its floor, the weight decay, λ (LoRA+/KronA+) and the label smoothing (`SWEEPABLE`). The
-train step takes them as traced scalars `hp` (`hyperparams`), one per run, and builds the
-optimizer from them; a run without a sweep is a sweep of one point. The runs of a sweep are
+its floor, the weight decay, λ (LoRA+/KronA+), the label smoothing, the probabilities of
+radiation and mixture noise, and the adapters' Gaussian init std (`SWEEPABLE`). The train
+step takes them as traced scalars `hp` (`hyperparams`), one per run, and builds the
+optimizer from them; the initial state scales each run's adapter factors from the config's
+init std to its own (the factors are `init_std · N(0, 1)` or zero); a noise that any run
+uses is in the program of all (at probability 0 it changes nothing). A run without a sweep
+is a sweep of one point. The runs of a sweep are
 laid out grid point by grid point, the seeds inside: run `g * S + s` is point g with seed s.
 
 Any other field (a rank, KronA's shapes, the model's width, the method) is refused: its
@@ -23,7 +27,11 @@ from hsic_jax.adapters.methods import method_from_config
 
 # Field of the config → name of the traced scalar in `hp`.
 SWEEPABLE = {"optim.lr": "lr", "optim.min_lr": "min_lr", "optim.weight_decay": "weight_decay",
-             "method.lam": "lam", "label_smoothing": "label_smoothing"}
+             "method.lam": "lam", "label_smoothing": "label_smoothing",
+             "augment.radiation_noise": "radiation_noise",
+             "augment.mixture_noise": "mixture_noise", "method.init_std": "init_std"}
+# The noises that are part of the program when any run uses them.
+NOISES = ("radiation_noise", "mixture_noise")
 
 
 def parse(specs: Sequence[str]) -> list[tuple[str, list]]:
@@ -64,9 +72,14 @@ def point_config(config, point: Mapping):
             for name in parents:
                 node = node[name]
             if leaf not in node:
+                why = {"method.lam": " has no B side", "method.init_std": " has no factors"}
                 raise ValueError(f"--sweep={field}=…: config.{'.'.join(parents)} has no field "
                                  f"{leaf!r} (method {config.method.name!r}"
-                                 f"{' has no B side' if field == 'method.lam' else ''})")
+                                 f"{why.get(field, '')})")
+            if field == "method.init_std" and config.method.get("init") != "gaussian":
+                raise ValueError(f"--sweep={field}=…: the factors' init is "
+                                 f"{config.method.get('init')!r}; init_std applies to "
+                                 "method.init='gaussian'")
             node[leaf] = float(value) if isinstance(node[leaf], float) else value
     return config
 
@@ -92,11 +105,22 @@ def hyperparams(config, points: Sequence[Mapping], num_seeds: int) -> dict:
 
 def own(config) -> dict:
     """`config`'s values of the sweepable fields, by their `hp` names (the method's λ: 1
-    without a B side)."""
+    without a B side; init std: 1 without factors)."""
     return {"lr": float(config.optim.lr), "min_lr": float(config.optim.min_lr),
             "weight_decay": float(config.optim.weight_decay),
             "lam": float(method_from_config(config.method).lam),
-            "label_smoothing": float(config.label_smoothing)}
+            "label_smoothing": float(config.label_smoothing),
+            "radiation_noise": float(config.augment.radiation_noise),
+            "mixture_noise": float(config.augment.mixture_noise),
+            "init_std": float(config.method.get("init_std", 1.0))}
+
+
+def program_config(config, points: Sequence[Mapping]):
+    """`config` with each noise at the largest probability of any grid point: the noises the
+    program must contain (the probabilities themselves are each run's `hp`)."""
+    return point_config(config, {f"augment.{name}": max(
+        [config.augment[name]] + [p[f"augment.{name}"] for p in points
+                                  if f"augment.{name}" in p]) for name in NOISES})
 
 
 def _number(spec: str, text: str) -> float:
