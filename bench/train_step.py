@@ -15,7 +15,6 @@ one epoch). Writes `bench/results/train_step.json` (or `--out`) and prints a tab
 """
 
 import argparse
-import functools
 import importlib
 import json
 import os
@@ -27,48 +26,74 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters import METHODS
-from hsic_jax.adapters.export import stored_arrays
 from hsic_jax.count import load_config
 from hsic_jax.data.io import atomic_write
 from hsic_jax.data.scenes import SCENES
 from hsic_jax.models import task
 from hsic_jax.models.spectralgpt import model_kwargs
 from hsic_jax.train.state import create_train_state, tuned_model
-from hsic_jax.train.step import Geometry, step_functions, train_step
+from hsic_jax.train.step import Geometry, step_functions
 
 from configs import base
+
+
+# The base config's augmentation (flips, radiation and mixture noise; no mixup).
+AUGMENT = dict(flip=True, radiation_noise=0.1, mixture_noise=0.2)
+NEIGHBORHOOD = 15  # Indian Pines' (the paper's), resized to the config's input size
 
 
 def bench_method(method_name: str, args) -> dict:
     if args.config:
         return bench_config(method_name, args)
+    config = encoder_config(method_name, args.variant, args.width, args.depth, args.dtype)
+    step, state, inputs, _ = encoder_step(config, args.batch)
+    return _time(method_name, step, state, inputs, args.batch, args)
+
+
+def encoder_config(method_name: str, variant: str = "small", width: int = 192, depth: int = 6,
+                   dtype: str = "float32", heads: int | None = None):
+    """The Indian Pines config of `method_name` on a SpectralGPT encoder: `variant` 'small'
+    (`width` wide, `depth` blocks, `heads` heads (default one per 64 channels), 3-band
+    tubelets) or a named one; KronA's factors are the paper's Indian Pines shapes at this width."""
     config = base.get_config("indian_pines", method_name)
-    config.model.dtype = args.dtype
-    if args.variant == "small":
-        config.model.update(dict(variant=None, width=args.width, depth=args.depth,
-                                 heads=max(args.width // 64, 1), tubelet=3))
+    config.model.dtype = dtype
+    if variant == "small":
+        config.model.update(dict(variant=None, width=width, depth=depth,
+                                 heads=heads or max(width // 64, 1), tubelet=3))
     else:
-        config.model.variant = args.variant
+        config.model.variant = variant
     if method_name.startswith("krona"):  # the paper's Indian Pines shapes, at this width
         width = model_kwargs(config.model)["width"]
         config.method.a_shape, config.method.b_shape = (width // 2, 2), (2, width // 2)
+    return config
+
+
+def encoder_step(config, batch: int, augment_cfg: dict = AUGMENT, pixels: int = 1024):
+    """`(step, state, args, tuned)`: `run.py`'s train step of `config` (`step_functions`) for
+    one seed at `batch` with `augment_cfg`, jitted with the state donated, on a synthetic
+    64 × 64 scene with `pixels` random training pixels; called as `step(state, *args)`, `args`
+    being `(frozen, padded (78, 78, 12), coords (pixels, 2), labels (pixels,), valid (pixels,),
+    seed, hp)`."""
+    config = config.copy_and_resolve_references()
+    config.batch_size = batch
+    config.augment.update(augment_cfg)
     tuned = tuned_model(config, num_classes=16, bands=config.data.pca)
-    setup, state = create_train_state(config, tuned, [0], steps_per_epoch=10)
+    setup, state, frozen = create_train_state(config, tuned, [0], steps_per_epoch=pixels // batch)
     state = jax.tree.map(lambda x: x[0], state)  # one seed, unbatched
     rng = np.random.default_rng(0)
     h = w = 64
-    padded = jnp.asarray(rng.normal(size=(h + 14, w + 14, 12)), jnp.float32)
-    n = 1024
-    coords = jnp.asarray(rng.integers(0, h, size=(n, 2)), jnp.int32)
-    ys = jnp.asarray(rng.integers(0, 16, size=n), jnp.int32)
-    valid = jnp.ones(n, bool)
-    step = jax.jit(functools.partial(
-        train_step, tuned=tuned, tx=setup.tx, param_labels=setup.labels,
-        geo=Geometry(15, config.data.input_size), batch_size=args.batch,
-        steps_per_epoch=n // args.batch,
-        augment_cfg=dict(flip=True, radiation_noise=0.1, mixture_noise=0.2), label_smoothing=0.0),
-        donate_argnums=0)
-    return _time(method_name, step, state, (padded, coords, ys, valid), tuned, args.batch, args)
+    r = NEIGHBORHOOD // 2
+    padded = jnp.asarray(rng.normal(size=(h + 2 * r, w + 2 * r, 12)), jnp.float32)
+    coords = jnp.asarray(rng.integers(0, h, size=(pixels, 2)), jnp.int32)
+    ys = jnp.asarray(rng.integers(0, 16, size=pixels), jnp.int32)
+    step = step_functions("patch", config, setup, Geometry(NEIGHBORHOOD, config.data.input_size))[0]
+    args = (frozen, padded, coords, ys, jnp.ones(pixels, bool), jnp.int32(1), _traced(setup.hp))
+    return jax.jit(step, donate_argnums=0), state, args, tuned
+
+
+def _traced(hp: dict) -> dict:
+    """The run's hyper-parameters as the loop passes them: float32 arrays, not constants."""
+    return {k: jnp.float32(v) for k, v in hp.items()}
 
 
 def bench_config(method_name: str, args) -> dict:
@@ -84,8 +109,8 @@ def bench_config(method_name: str, args) -> dict:
     bands = config.data.pca or raw_bands
     tuned = tuned_model(config, num_classes=config.data.num_classes, bands=bands)
     n = 1024
-    setup, state = create_train_state(config, tuned, [0],
-                                      steps_per_epoch=1 if shape == "scene" else n // config.batch_size)
+    setup, state, frozen = create_train_state(
+        config, tuned, [0], steps_per_epoch=1 if shape == "scene" else n // config.batch_size)
     state = jax.tree.map(lambda x: x[0], state)
     rng = np.random.default_rng(0)
     r = config.data.neighborhood // 2
@@ -95,25 +120,23 @@ def bench_config(method_name: str, args) -> dict:
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
     step = jax.jit(step_functions(shape, config, setup, geo)[0], donate_argnums=0)
     per_step = 1 if shape == "scene" else config.batch_size  # a scene step: the scene, once
-    return _time(method_name, step, state, (cube, coords, ys, jnp.ones(n, bool)), tuned,
-                 per_step, args)
+    return _time(method_name, step, state, (frozen, cube, coords, ys, jnp.ones(n, bool),
+                                            jnp.int32(1), _traced(setup.hp)), per_step, args)
 
 
-def _time(method_name: str, step, state, inputs, tuned, samples: int, args) -> dict:
-    """Compile time and median time of `args.steps` further steps of `step(state, *inputs, seed)`."""
-    params = state["params"]
-    seed = jnp.int32(1)
+def _time(method_name: str, step, state, inputs, samples: int, args) -> dict:
+    """Compile time and median time of `args.steps` further steps of `step(state, *inputs)`."""
     t0 = time.perf_counter()
-    state, m = step(state, *inputs, seed)
+    state, m = step(state, *inputs)
     jax.block_until_ready(m)
     compile_s = time.perf_counter() - t0
     times = []
     for _ in range(args.steps):
         t0 = time.perf_counter()
-        state, m = step(state, *inputs, seed)
+        state, m = step(state, *inputs)
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t0)
-    trainable = sum(int(np.size(a)) for a in stored_arrays(params, tuned).values())
+    trainable = sum(int(np.size(a)) for a in jax.tree.leaves(state["params"]))
     ms = 1000 * statistics.median(times)
     return {"method": method_name, "trainable": trainable, "step_ms": ms,
             "samples_per_s": samples / (ms / 1000), "compile_s": compile_s}
