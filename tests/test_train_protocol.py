@@ -223,7 +223,7 @@ def test_official_recipe_reaches_the_optimizer_and_the_step(tmp_path, monkeypatc
     """configs/indian_pines_fft_official.py on a tiny encoder: layer decay, mixup/cutmix, label
     smoothing and bicubic resizing are what the loop hands to the optimizer and the step."""
     from configs import indian_pines_fft_official
-    from hsic_jax.train import state, step
+    from hsic_jax.train import state, step, sweep
 
     config = indian_pines_fft_official.get_config()
     config.model.update(dict(width=24, depth=2, heads=2, patch_size=4))
@@ -232,6 +232,7 @@ def test_official_recipe_reaches_the_optimizer_and_the_step(tmp_path, monkeypatc
     config.optim.warmup_epochs = 1
     seen = {}
     make_optimizer, mix_batch, resize_patches = state.make_optimizer, step.mix_batch, step.resize_patches
+    hyperparams = sweep.hyperparams
 
     def spy_optimizer(*args, lr_scales=None):
         seen["lr_scales"] = lr_scales
@@ -245,6 +246,11 @@ def test_official_recipe_reaches_the_optimizer_and_the_step(tmp_path, monkeypatc
         seen["resize"] = method
         return resize_patches(patches, size, method)
 
+    def spy_hyperparams(*args):
+        seen["hp"] = hyperparams(*args)
+        return seen["hp"]
+
+    monkeypatch.setattr(sweep, "hyperparams", spy_hyperparams)
     monkeypatch.setattr(state, "make_optimizer", spy_optimizer)
     monkeypatch.setattr(step, "mix_batch", spy_mix)
     monkeypatch.setattr(step, "resize_patches", spy_resize)
@@ -254,6 +260,7 @@ def test_official_recipe_reaches_the_optimizer_and_the_step(tmp_path, monkeypatc
     assert scales["backbone"]["block_0"]["attn"]["q"]["kernel"] == pytest.approx(0.75 ** 2)
     assert scales["backbone"]["block_1"]["mlp"]["fc1"]["bias"] == pytest.approx(0.75)
     assert scales["head"]["kernel"] == scales["backbone"]["norm"]["scale"] == 1.0
-    assert seen["mix"] == dict(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1)
+    assert seen["mix"] == dict(mixup_alpha=0.8, cutmix_alpha=1.0)
+    assert seen["hp"]["label_smoothing"].tolist() == [pytest.approx(0.1)]  # the step's targets
     assert seen["resize"] == "bicubic"
     assert 0 <= results["oa"] <= 1

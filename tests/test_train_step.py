@@ -46,6 +46,9 @@ class _TinySceneModel(nn.Module):
         return nn.Dense(self.num_classes, name="head")(_TinyBackbone(name="backbone")(x))
 
 
+HP = {"label_smoothing": 0.0}  # the run's hyper-parameters the scene step reads itself
+
+
 def _scene_setup():
     adaptable = {"q": Target("(q)"), "v": Target("(v)")}
     tuned = TunedModel.create(_TinySceneModel(), method_from_config({"name": "fft"}), adaptable)
@@ -63,8 +66,8 @@ def test_scene_step_loss_is_the_mean_cross_entropy_over_the_valid_training_pixel
     y = np.array([2, 0, 1, 1], np.int32)
     valid = np.array([True, True, True, False])  # the last entry is padding
     state = {"step": np.int32(0), "params": params, "opt_state": tx.init(params)}
-    step = jax.jit(functools.partial(scene_train_step, tuned=tuned, tx=tx, label_smoothing=0.0))
-    new, metrics = step(state, {}, scene, coords, y, valid, np.int32(0))  # FFT: nothing frozen
+    step = jax.jit(functools.partial(scene_train_step, tuned=tuned, optimizer=lambda hp: (tx, None)))
+    new, metrics = step(state, {}, scene, coords, y, valid, np.int32(0), HP)  # FFT: nothing frozen
 
     logits = np.asarray(tuned.apply(params, scene[None]))[0]
     picked = logits[coords[:3, 0], coords[:3, 1]]
@@ -75,7 +78,7 @@ def test_scene_step_loss_is_the_mean_cross_entropy_over_the_valid_training_pixel
 
     # The padding entry's label and position change nothing.
     other, metrics2 = step(state, {}, scene, np.array([[0, 6], [4, 1], [2, 3], [0, 0]], np.int32),
-                           np.array([2, 0, 1, 2], np.int32), valid, np.int32(0))
+                           np.array([2, 0, 1, 2], np.int32), valid, np.int32(0), HP)
     np.testing.assert_allclose(metrics2["loss"], metrics["loss"], rtol=1e-6)
     for a, b in zip(jax.tree.leaves(new["params"]), jax.tree.leaves(other["params"])):
         np.testing.assert_allclose(a, b, rtol=1e-6)
@@ -88,8 +91,8 @@ def test_scene_training_fits_the_training_pixels_and_predict_reads_the_scene_map
     y = (np.asarray(scene)[coords[:, 0], coords[:, 1], 0] > 0).astype(np.int32)
     valid = np.ones(len(y), bool)
     state = {"step": np.int32(0), "params": params, "opt_state": tx.init(params)}
-    step = jax.jit(lambda s: scene_train_step(s, {}, scene, coords, y, valid, np.int32(0),
-                                              tuned=tuned, tx=tx, label_smoothing=0.0))
+    step = jax.jit(lambda s: scene_train_step(s, {}, scene, coords, y, valid, np.int32(0), HP,
+                                              tuned=tuned, optimizer=lambda hp: (tx, None)))
     for _ in range(100):
         state, metrics = step(state)
     assert float(metrics["accuracy"]) == pytest.approx(1.0)

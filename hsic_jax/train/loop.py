@@ -88,7 +88,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     with clock:
         axes = sweeps.parse(sweep)
         points = sweeps.grid(axes)
-        for point in points:
+        check_config(config)  # may shorten the warm-up of a short run, in place
+        for point in filter(None, points):  # every grid point's config makes sense too
             check_config(sweeps.point_config(config, point))
     experiment = {**config.to_dict(), **({"sweep": [[f, v] for f, v in axes]} if axes else {})}
     primary = hosts.is_primary()
@@ -148,8 +149,8 @@ def _train_and_test(config, workdir: str, data: Data, seeds: list[int], points: 
     run_seeds = seeds * len(points)
     runs = _tile(data, len(points))  # per-run arrays: the seeds' arrays, once per grid point
     per_seed, replicated = hosts.shardings(len(run_seeds))
-    log.info("training %d runs (%d seeds × %d grid points) on %d devices", len(run_seeds),
-             len(seeds), len(points), per_seed.mesh.size)
+    log.info("training %d seeds on %d devices%s", len(seeds), per_seed.mesh.size,
+             f" × {len(points)} grid points: {len(run_seeds)} runs" if len(points) > 1 else "")
     padded, frozen = hosts.to_global(runs.padded, per_seed), hosts.to_global(frozen, replicated)
     hp = sweeps.hyperparams(config, points, len(seeds))
     predict_seeds = jax.jit(jax.vmap(predict, in_axes=(0, None, 0, 0)))

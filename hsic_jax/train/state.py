@@ -97,7 +97,8 @@ def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
     def optimizer(hp):
         optim = {**config.optim.to_dict(), **{k: hp[k] for k in ("lr", "min_lr", "weight_decay")}}
         schedule = make_schedule(optim, total_steps, steps_per_epoch)
-        return make_optimizer(optim, trainable_labels, schedule, hp["lam"], lr_scales), schedule
+        return make_optimizer(optim, trainable_labels, schedule, hp["lam"],
+                              lr_scales=lr_scales), schedule
 
     hp = sweep.own(config)
     tx = optimizer(hp)[0]
