@@ -112,14 +112,15 @@ def test_protocol_and_leakage_are_recorded(plain_run):
 
 def test_timings_and_compilations_are_recorded(plain_run):
     """`results.json` says where the time went and how many XLA compilations the run made
-    (a handful: data, init, step, predict; not one per operation)."""
+    (a handful: data, init, step, predict; not one per operation; fewer when the tests'
+    persistent compilation cache already holds them)."""
     workdir, results, _, _ = plain_run
     timings = json.loads((workdir / "results.json").read_text())["timings"]
     assert set(timings) == {"compile_s", "data_s", "init_s", "train_s", "eval_s", "total_s"}
     assert all(v > 0 for v in timings.values())
     parts = sum(timings[k] for k in ("data_s", "init_s", "train_s", "eval_s"))
     assert parts <= timings["total_s"] and timings["compile_s"] <= timings["total_s"]
-    assert 3 <= results["compiles"] <= 12
+    assert isinstance(results["compiles"], int) and 0 <= results["compiles"] <= 12
 
 
 def test_best_val_selection_looks_at_validation_pixels_only_until_the_end(best_val_run):

@@ -15,7 +15,6 @@ Parameter initialisation is one jitted program for every seed.
 """
 
 import dataclasses
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -53,12 +52,6 @@ def config_bands(config: ml_collections.ConfigDict) -> int:
         raise ValueError(f"the bands of scene {config.data.name!r} are known only once it is "
                          "loaded; set config.data.pca")
     return SCENES[config.data.name].shape[-1]
-
-
-# The initialisation runs once: XLA's optimisations cost more compile time than they save
-# (2 CPU cores: a tiny model's init 4.4 s instead of 7–9 s, the demo's 1.4 s instead of 2.4 s;
-# ViT-B's 11.9 s instead of 8.5 s, nothing beside its training).
-_RUN_ONCE = {"xla_backend_optimization_level": 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +103,7 @@ def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
     hp = sweep.own(config)
     tx = optimizer(hp)[0]
 
-    @functools.partial(jax.jit, compiler_options=_RUN_ONCE)
+    @jax.jit
     def init(seeds, stds, backbone):  # (R,) → (state, frozen), one program for every run
         def one(seed, std):
             params = init_params(tuned, jax.random.key(seed), backbone)
