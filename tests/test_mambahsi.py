@@ -261,7 +261,9 @@ def _flat(tree, prefix=""):
     return out
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+# LoRA+ and KronA+ train what LoRA and KronA train, at another B-side learning rate
+# (tests/test_optimizer.py): the same parameters, labels and logits here.
+@pytest.mark.parametrize("name", sorted(set(METHODS) - {"lora_plus", "krona_plus"}))
 def test_every_method_gives_per_pixel_logits(name):
     config = method_config(name)
     tuned = tuned_model(config, num_classes=3, bands=5)
