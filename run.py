@@ -28,6 +28,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from hsic_jax.train.loop import train_and_evaluate
+from hsic_jax.train.sweep import SWEEPABLE
 
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
                                 lock_config=True)
@@ -36,9 +37,7 @@ flags.DEFINE_bool("restart", False, "Move a previous run of another experiment i
                   "aside (to WORKDIR.prev-N) and start fresh.")
 flags.DEFINE_multi_string("sweep", [], "FIELD=V1,V2,…: train every value (the grid of all "
                           "--sweep flags × num_seeds) in one vmapped program; fields: "
-                          "optim.lr, optim.min_lr, optim.weight_decay, method.lam, "
-                          "label_smoothing, augment.radiation_noise, augment.mixture_noise, "
-                          "method.init_std.")
+                          f"{', '.join(SWEEPABLE)}.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize (multi-host runs).")
 flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0 (with --distributed).")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")

@@ -126,23 +126,24 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool, clock: 
         if primary:
             _write_inputs(workdir, experiment, config, data, seeds)
         return classical.run(config, workdir, data, seeds, primary)
+    hp = sweeps.hyperparams(config, points, len(seeds))  # every run's, grid point by point
     with clock.phase("init_s"):
         tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
         setup, state, frozen = create_train_state(
             config, tuned, seeds * len(points), _steps_per_epoch(config, data, shape),
-            pretrained_backbone(config, tuned.module),
-            init_std=sweeps.hyperparams(config, points, len(seeds))["init_std"])
+            pretrained_backbone(config, tuned.module), init_std=hp["init_std"])
     if primary:
         _write_inputs(workdir, experiment, config, data, seeds)
-    return _train_and_test(config, workdir, data, seeds, points, shape, setup, state, frozen,
-                           primary, clock)
+    return _train_and_test(config, workdir, data, seeds, points, hp, shape, setup, state,
+                           frozen, primary, clock)
 
 
 def _train_and_test(config, workdir: str, data: Data, seeds: list[int], points: list[dict],
-                    shape: str, setup: TrainSetup, state: dict, frozen: dict, primary: bool,
-                    clock: Timings) -> dict:
-    """Train every run (grid point × seed), predict the test pixels once (and, for the map,
-    the rest of the scene with the first run's model), write the outputs."""
+                    hp: dict, shape: str, setup: TrainSetup, state: dict, frozen: dict,
+                    primary: bool, clock: Timings) -> dict:
+    """Train every run (grid point × seed, hyper-parameters `hp`), predict the test pixels
+    once (and, for the map, the rest of the scene with the first run's model), write the
+    outputs."""
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
     step, predict = step_functions(shape, sweeps.program_config(config, points), setup, geo)
     batch = None if shape == "scene" else EVAL_BATCH  # a whole-scene model: every pixel at once
@@ -152,7 +153,6 @@ def _train_and_test(config, workdir: str, data: Data, seeds: list[int], points: 
     log.info("training %d seeds on %d devices%s", len(seeds), per_seed.mesh.size,
              f" × {len(points)} grid points: {len(run_seeds)} runs" if len(points) > 1 else "")
     padded, frozen = hosts.to_global(runs.padded, per_seed), hosts.to_global(frozen, replicated)
-    hp = sweeps.hyperparams(config, points, len(seeds))
     predict_seeds = jax.jit(jax.vmap(predict, in_axes=(0, None, 0, 0)))
 
     def predict_fn(params, cube, coords):
