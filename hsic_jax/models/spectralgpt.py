@@ -38,11 +38,11 @@ POS_EMBED_MODES = ("joint", "separable")
 LN_EPS = 1e-6
 
 
-def _layer_norm(name: str, dtype) -> nn.LayerNorm:
+def layer_norm(name: str, dtype) -> nn.LayerNorm:
     return nn.LayerNorm(epsilon=LN_EPS, use_fast_variance=False, dtype=dtype, name=name)
 
 
-def _dense(features: int, name: str, dtype) -> nn.Dense:
+def dense(features: int, name: str, dtype) -> nn.Dense:
     return nn.Dense(features, kernel_init=nn.initializers.xavier_uniform(), dtype=dtype, name=name)
 
 
@@ -67,10 +67,10 @@ class Attention(nn.Module):
     @nn.compact
     def __call__(self, x):
         n, s, d = x.shape
-        q, k, v = (_dense(d, name, self.dtype)(x).reshape(n, s, self.heads, d // self.heads)
+        q, k, v = (dense(d, name, self.dtype)(x).reshape(n, s, self.heads, d // self.heads)
                    for name in "qkv")
         o = jax.nn.dot_product_attention(q, k, v)  # (N, S, heads, D / heads); scale head_dim^-0.5
-        return _dense(d, "proj", self.dtype)(o.reshape(n, s, d))
+        return dense(d, "proj", self.dtype)(o.reshape(n, s, d))
 
 
 class Mlp(nn.Module):
@@ -81,11 +81,11 @@ class Mlp(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        h = _dense(self.hidden, "fc1", self.dtype)(x)
+        h = dense(self.hidden, "fc1", self.dtype)(x)
         # Exact GELU as torch computes it, through erf: on XLA's CPU backend about 8 % of the
         # demo's step faster than `nn.gelu(approximate=False)`, which goes through erfc.
         h = 0.5 * h * (1.0 + jax.lax.erf(h * np.sqrt(0.5).astype(h.dtype)))
-        return _dense(x.shape[-1], "fc2", self.dtype)(h)
+        return dense(x.shape[-1], "fc2", self.dtype)(h)
 
 
 class Block(nn.Module):
@@ -101,15 +101,17 @@ class Block(nn.Module):
         # DropPath = dropout of the whole residual branch per sample, rescaled by 1/(1-p).
         drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), deterministic=not train)
         x = x + drop(Attention(self.heads, self.dtype, name="attn")(
-            _layer_norm("norm1", self.dtype)(x)))
-        y = Mlp(self.hidden, self.dtype, name="mlp")(_layer_norm("norm2", self.dtype)(x))
+            layer_norm("norm1", self.dtype)(x)))
+        y = Mlp(self.hidden, self.dtype, name="mlp")(layer_norm("norm2", self.dtype)(x))
         return x + drop(y)
 
 
 class Encoder(nn.Module):
     """Tubelet embedding, position embedding, blocks, pooling and the post-pool norm.
 
-    `(N, H, W, B) -> (N, D)`.
+    `(N, H, W, B) -> (N, D)`. With `keep` `(N, K)` (token indices, masked pre-training:
+    `hsic_jax.models.mae`) only those tokens go through the blocks, and the normed tokens
+    `(N, K, D)` are returned instead of the pooled feature, as the official MAE encoder does.
     """
 
     img_size: int
@@ -126,7 +128,7 @@ class Encoder(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x, train: bool = False, keep=None):
         check_input("SpectralGPT", x, (self.img_size, self.img_size, self.bands), "H, W, bands")
         n = x.shape[0]
         p, t, d = self.patch_size, self.tubelet, self.width
@@ -137,14 +139,18 @@ class Encoder(nn.Module):
                     kernel_init=nn.initializers.xavier_uniform(), name="patch_embed")(x)
         x = x.reshape(n, groups * grid * grid, d)  # token = t·L + h·grid + w
         x = x + self._position_embedding(groups, grid * grid).astype(x.dtype)
+        if keep is not None:
+            x = jnp.take_along_axis(x, keep[..., None], axis=1)
 
         rates = np.linspace(0.0, self.drop_path, self.depth)
         for i in range(self.depth):
             x = Block(self.heads, int(d * self.mlp_ratio), float(rates[i]), self.dtype,
                       name=f"block_{i}")(x, train)
 
+        if keep is not None:
+            return layer_norm("norm", self.dtype)(x)
         pooled = x[:, 1:].mean(axis=1) if self.pool_skip_first else x.mean(axis=1)
-        return _layer_norm("norm", self.dtype)(pooled)
+        return layer_norm("norm", self.dtype)(pooled)
 
     def _position_embedding(self, groups: int, tokens: int):
         """`(1, T'·L, D)`: one joint table (zero-init, official classification default) or spatial + spectral."""
