@@ -3,13 +3,17 @@
     python -m convert.spectralgpt --checkpoint SpectralGPT+.pth --out checkpoints/spectralgpt_plus_32
 
 Accepts the pre-training checkpoints `SpectralGPT.pth` / `SpectralGPT+.pth` (encoder +
-decoder, separable position embeddings) and checkpoints written by the official
+MAE decoder, separable position embeddings) and checkpoints written by the official
 fine-tuning script (joint `pos_embed`, `head.*`). Every encoder tensor is mapped and
-transposed to Flax layout; decoder tensors are dropped; position grids are resampled to
-the requested image size with PyTorch's bicubic kernel. Anything that does not fit is
-refused with a one-line message naming the key or file. The output folder holds an orbax
-checkpoint (`params/`) and `manifest.json` (source sha256, model config, key map, dropped
-and re-initialised keys). `--out` must be a new or empty folder, or an earlier conversion
+transposed to Flax layout onto `backbone/...` (and `head/...`); the MAE decoder of a
+pre-training checkpoint (`mask_token`, `decoder_*`) is kept too, mapped onto `decoder/...` of
+`hsic_jax.models.mae.SpectralMAE` (its width and depth read off the tensors, its heads
+`--decoder-heads`; the manifest records them as `decoder`); a fine-tune checkpoint has no
+decoder and its params no `decoder` subtree. Spatial position grids (the encoder's and the
+decoder's) are resampled to the requested image size with PyTorch's bicubic kernel.
+Anything that does not fit is refused with a one-line message naming the key or file. The
+output folder holds an orbax checkpoint (`params/`) and `manifest.json` (source sha256,
+model config, decoder architecture, key map, dropped and re-initialised keys). `--out` must be a new or empty folder, or an earlier conversion
 with `--replace` (replaced only once the new one is complete); anything else, the current
 folder and a folder holding the checkpoint are refused before any work.
 """
@@ -30,8 +34,9 @@ from hsic_jax.models.spectralgpt import VARIANTS, check_geometry, model_from_con
 
 log = logging.getLogger("convert.spectralgpt")
 
-# Keys of the MAE pre-training decoder: present in SpectralGPT(+).pth, unused for classification.
+# Keys of the MAE pre-training decoder (present in SpectralGPT(+).pth): mapped onto `decoder/`.
 DECODER = re.compile(r"^(decoder_|mask_token$)")
+DECODER_HEADS = 16  # the official decoder's (`decoder_num_heads`); not stored in the weights
 
 POS_KEYS = ("pos_embed", "pos_embed_spatial", "pos_embed_temporal")
 
@@ -65,10 +70,30 @@ KEY_MAP: tuple[tuple[str, str, Callable], ...] = (
     (r"head\.bias", "head/bias", _same),
 )
 
+# The official MAE decoder (sep_pos_embed=True, cls_embed=False) onto `SpectralMAE`'s `decoder`.
+DECODER_MAP: tuple[tuple[str, str, Callable], ...] = (
+    (r"mask_token", "decoder/mask_token", _same),
+    (r"decoder_embed\.weight", "decoder/embed/kernel", _linear),
+    (r"decoder_embed\.bias", "decoder/embed/bias", _same),
+    (r"decoder_(pos_embed_spatial|pos_embed_temporal)", "decoder/{0}", _same),
+    (r"decoder_blocks\.(\d+)\.(norm1|norm2)\.weight", "decoder/block_{0}/{1}/scale", _same),
+    (r"decoder_blocks\.(\d+)\.(norm1|norm2)\.bias", "decoder/block_{0}/{1}/bias", _same),
+    (r"decoder_blocks\.(\d+)\.attn\.(q|k|v|proj)\.weight", "decoder/block_{0}/attn/{1}/kernel",
+     _linear),
+    (r"decoder_blocks\.(\d+)\.attn\.(q|k|v|proj)\.bias", "decoder/block_{0}/attn/{1}/bias", _same),
+    (r"decoder_blocks\.(\d+)\.mlp\.(fc1|fc2)\.weight", "decoder/block_{0}/mlp/{1}/kernel", _linear),
+    (r"decoder_blocks\.(\d+)\.mlp\.(fc1|fc2)\.bias", "decoder/block_{0}/mlp/{1}/bias", _same),
+    (r"decoder_norm\.weight", "decoder/norm/scale", _same),
+    (r"decoder_norm\.bias", "decoder/norm/bias", _same),
+    (r"decoder_pred\.weight", "decoder/pred/kernel", _linear),
+    (r"decoder_pred\.bias", "decoder/pred/bias", _same),
+)
+
 
 def flax_path(key: str) -> tuple[str, Callable] | None:
-    """The Flax path (`'a/b/c'`) and transform of a torch encoder key, or None if unknown."""
-    for pattern, template, transform in KEY_MAP:
+    """The Flax path (`'a/b/c'`) and transform of a torch encoder or decoder key, or None if
+    unknown."""
+    for pattern, template, transform in DECODER_MAP if DECODER.match(key) else KEY_MAP:
         m = re.fullmatch(pattern, key)
         if m:
             return template.format(*m.groups()), transform
@@ -138,13 +163,49 @@ def _checkpoint_groups(sd: Mapping[str, np.ndarray], patch: int,
     return None
 
 
+def infer_decoder(sd: Mapping[str, np.ndarray], path: str, heads: int = DECODER_HEADS) -> dict | None:
+    """Width and depth of the MAE decoder read off its tensors (`mask_token`, `decoder_*`), with
+    `heads`; None for a checkpoint without one (fine-tuned)."""
+    keys = [k for k in sd if DECODER.match(k)]
+    if not keys:
+        return None
+    source = next((k for k in ("decoder_embed.weight", "mask_token") if k in sd), None)
+    if source is None:
+        raise ConversionError(f"{path}: missing key decoder_embed.weight (the checkpoint has "
+                              f"{len(keys)} MAE decoder tensors, e.g. {sorted(keys)[0]})")
+    width = sd[source].shape[0] if source == "decoder_embed.weight" else sd[source].shape[-1]
+    blocks = {int(m.group(1)) for k in keys if (m := re.match(r"decoder_blocks\.(\d+)\.", k))}
+    depth = max(blocks) + 1 if blocks else 0
+    if heads < 1 or width % heads:
+        raise ConversionError(f"{path}: decoder width {width} ({source} {tuple(sd[source].shape)}) "
+                              f"is not divisible by {heads} heads; pass --decoder-heads")
+    return dict(width=int(width), depth=depth, heads=heads)
+
+
+def _decoder_shapes(arch: Mapping, decoder: Mapping, img_size: int, bands: int) -> dict:
+    """The shapes of `SpectralMAE`'s `decoder` params by '/'-joined path (`decoder/...`)."""
+    from hsic_jax.models.mae import SpectralMAE
+
+    mae = SpectralMAE(img_size=img_size, patch_size=arch["patch_size"], tubelet=arch["tubelet"],
+                      bands=bands, width=arch["width"], depth=arch["depth"], heads=arch["heads"],
+                      mlp_ratio=arch["mlp_ratio"], decoder_width=decoder["width"],
+                      decoder_depth=decoder["depth"], decoder_heads=decoder["heads"])
+    x = jnp.zeros((1, img_size, img_size, bands), jnp.float32)
+    shapes = jax.eval_shape(mae.init, jax.random.key(0), x)["params"]["decoder"]
+    return {"decoder/" + "/".join(k.key for k in p): tuple(v.shape)
+            for p, v in jax.tree_util.tree_leaves_with_path(shapes)}
+
+
 def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: int,
             num_classes: int | None, pos_embed: str, heads: int | None = None,
-            source_img_size: int | None = None, seed: int = 0) -> tuple[dict, dict]:
-    """Map a torch state_dict onto the Flax params of a SpectralGPT classifier.
+            source_img_size: int | None = None, seed: int = 0,
+            decoder_heads: int = DECODER_HEADS) -> tuple[dict, dict]:
+    """Map a torch state_dict onto the Flax params of a SpectralGPT classifier, and its MAE
+    decoder (if any) onto `decoder` (`hsic_jax.models.mae.SpectralMAE`'s).
 
-    Returns `(params, report)`; `report` holds the model config, the key map and the
-    dropped and re-initialised keys.
+    Returns `(params, report)`; `report` holds the model config, the decoder's architecture
+    (`decoder`: width, depth, heads; only with a decoder), the key map and the dropped and
+    re-initialised keys.
     """
     arch = infer_architecture(sd, path, heads)
     try:
@@ -172,17 +233,30 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
     fresh = model.init(jax.random.key(seed), x)["params"]
     expected = {"/".join(k.key for k in p): v for p, v in jax.tree_util.tree_leaves_with_path(fresh)}
 
+    decoder = infer_decoder(sd, path, decoder_heads)
+    if decoder is not None:
+        expected.update({k: np.empty(v, np.float32)  # shapes only: every tensor comes from sd
+                         for k, v in _decoder_shapes(arch, decoder, img_size, bands).items()})
+        temporal = sd.get("decoder_pos_embed_temporal")
+        if temporal is not None and temporal.ndim == 3 and temporal.shape[1] != groups:
+            raise ConversionError(
+                f"{path}: key decoder_pos_embed_temporal has shape {tuple(temporal.shape)}: "
+                f"{temporal.shape[1]} spectral groups; the encoder's are {groups} (--bands {bands}, "
+                f"tubelet {arch['tubelet']}), expected {(1, groups, decoder['width'])}")
+
     ckpt_classes = sd["head.weight"].shape[0] if "head.weight" in sd else None
     params, key_map, dropped = {}, {}, []
     for key, value in sd.items():
-        if DECODER.match(key):
-            dropped.append(key)
-            continue
         mapped = flax_path(key)
         if mapped is None:
+            part = ("MAE decoder (sep_pos_embed=True, cls_embed=False)" if DECODER.match(key)
+                    else "encoder")
             raise ConversionError(f"{path}: key {key} {tuple(value.shape)} is not part of the "
-                                  "SpectralGPT encoder (no Flax parameter to map it to)")
+                                  f"SpectralGPT {part} (no Flax parameter to map it to)")
         target, transform = mapped
+        if target.startswith("decoder/") and target not in expected:
+            raise ConversionError(f"{path}: key {key} {tuple(value.shape)} has no place in the "
+                                  f"MAE decoder of {decoder['depth']} blocks (no parameter {target})")
         unused_pos = target not in expected  # a position table the chosen mode does not use
         replaced_head = target.startswith("head/") and ckpt_classes != num_classes
         if unused_pos or replaced_head:
@@ -199,6 +273,10 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
         params[target], key_map[key] = value, target
 
     missing = sorted(set(expected) - set(params))
+    missing_decoder = [t for t in missing if t.startswith("decoder/")]
+    if missing_decoder:
+        raise ConversionError(f"{path}: missing key {torch_key(missing_decoder[0])} "
+                              f"({len(missing_decoder)} MAE decoder tensors missing in all)")
     not_allowed = [t for t in missing
                    if not (t.startswith("head/") or t.split("/")[-1] in POS_KEYS)]
     if not_allowed:
@@ -206,13 +284,14 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
                               f"({len(not_allowed)} encoder tensors missing in all)")
     for t in missing:
         params[t] = np.asarray(expected[t])
-    report = dict(model=config, key_map=key_map, dropped=sorted(dropped), reinitialised=missing)
+    report = dict(model=config, **({} if decoder is None else dict(decoder=decoder)),
+                  key_map=key_map, dropped=sorted(dropped), reinitialised=missing)
     return unflatten(params), report
 
 
 def _resample(key: str, value: np.ndarray, groups: int, grid: int) -> np.ndarray:
     """Resample the spatial grid of a position table to `grid × grid` (PyTorch bicubic)."""
-    if key == "pos_embed_spatial":
+    if key in ("pos_embed_spatial", "decoder_pos_embed_spatial"):
         return np.asarray(resample_grid(value, grid))
     if key == "pos_embed":
         return np.asarray(resample_joint(value, groups, grid))
@@ -220,7 +299,14 @@ def _resample(key: str, value: np.ndarray, groups: int, grid: int) -> np.ndarray
 
 
 def torch_key(target: str) -> str:
-    """The torch key of a Flax path, e.g. `backbone/block_3/attn/q/kernel` -> `blocks.3.attn.q.weight`."""
+    """The torch key of a Flax path, e.g. `backbone/block_3/attn/q/kernel` -> `blocks.3.attn.q.weight`,
+    `decoder/block_0/mlp/fc1/bias` -> `decoder_blocks.0.mlp.fc1.bias`."""
+    if target.startswith("decoder/"):
+        parts = target.removeprefix("decoder/").split("/")
+        parts[-1] = {"kernel": "weight", "scale": "weight"}.get(parts[-1], parts[-1])
+        if parts == ["mask_token"]:
+            return "mask_token"
+        return "decoder_" + ".".join(parts).replace("block_", "blocks.")
     parts = target.removeprefix("backbone/").split("/")
     parts[-1] = {"kernel": "weight", "scale": "weight"}.get(parts[-1], parts[-1])
     key = ".".join(parts).replace("block_", "blocks.")
@@ -251,6 +337,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=None,
                    help="attention heads (not stored in the weights; default: the official "
                         "variant's for the checkpoint's width: 768 -> 12, 1024 -> 16, 1280 -> 16)")
+    p.add_argument("--decoder-heads", type=int, default=DECODER_HEADS,
+                   help="attention heads of the MAE decoder of a pre-training checkpoint (not "
+                        "stored in the weights; its width and depth are read off the tensors; "
+                        f"default: {DECODER_HEADS}, the official)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the parameters that are initialised fresh (head, position table)")
     return p.parse_args(argv)
@@ -263,9 +353,18 @@ def main(argv=None) -> int:
         sd, ckpt_args = load_state_dict(args.checkpoint)
         return convert(sd, args.checkpoint, img_size=args.img_size, bands=args.bands,
                        num_classes=args.num_classes, pos_embed=args.pos_embed, heads=args.heads,
-                       source_img_size=ckpt_args.get("input_size"), seed=args.seed)
+                       source_img_size=ckpt_args.get("input_size"), seed=args.seed,
+                       decoder_heads=args.decoder_heads)
 
-    return run(args, "spectralgpt", make, log)
+    return run(args, "spectralgpt", make, log, notes=_notes)
+
+
+def _notes(report: dict) -> list[str]:
+    decoder = report.get("decoder")
+    if decoder is None:
+        return []
+    return [f"kept the MAE decoder (decoder/): width {decoder['width']}, depth {decoder['depth']}, "
+            f"heads {decoder['heads']}"]
 
 
 if __name__ == "__main__":

@@ -289,5 +289,5 @@ def test_help_documents_every_flag():
     out = subprocess.run([sys.executable, "-m", "convert.spectralgpt", "--help"], check=True,
                          capture_output=True, text=True).stdout
     for flag in ("--checkpoint", "--out", "--replace", "--img-size", "--bands", "--num-classes",
-                 "--pos-embed", "--heads", "--seed"):
+                 "--pos-embed", "--heads", "--decoder-heads", "--seed"):
         assert flag in out

@@ -89,7 +89,10 @@ def test_paper_32px_separable_from_pretraining(tmp_path, pretrained):
     state["head.weight"] = torch.from_numpy(np.asarray(head["kernel"]).T.copy())
     state["head.bias"] = torch.from_numpy(np.asarray(head["bias"]).copy())
     model.load_state_dict(state)
-    assert len(clf.manifest["dropped"]) == 73
+    assert clf.manifest["dropped"] == []  # the 73 decoder tensors are kept (decoder/), not dropped
+    assert clf.manifest["decoder"] == {"width": 512, "depth": 4, "heads": 16}
+    assert sum(k.startswith(("decoder_", "mask_token")) for k in clf.manifest["key_map"]) == 73
+    assert "decoder" not in clf.params  # the classifier's params only
     assert relative_error(clf, model, inputs(4, 32)) <= TOL
 
 

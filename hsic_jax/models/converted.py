@@ -162,10 +162,14 @@ def _apply(module, params, x):
 def load_converted(ckpt_dir: str) -> Classifier:
     """Load a folder written by the converter (`python -m convert FAMILY`, or `save_converted`):
     the module of the manifest's `family` (SpectralGPT for manifests without one) built from
-    its `model` fields, with the converted parameters."""
+    its `model` fields, with the converted parameters (the classifier's only: the MAE decoder
+    a SpectralGPT pre-training conversion keeps, `manifest['decoder']`, is left out)."""
     from hsic_jax.models import family  # the families import this module
 
     manifest = read_manifest(ckpt_dir)
     config = dict(manifest["model"])
     module = family(manifest.get("family", "spectralgpt")).model_from_config(config)
-    return Classifier(module, load_params(ckpt_dir), config, manifest)
+    params = load_params(ckpt_dir)
+    if "decoder" in manifest:  # not the classifier's; it would only ride along on every call
+        params = {k: v for k, v in params.items() if k != "decoder"}
+    return Classifier(module, params, config, manifest)
