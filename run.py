@@ -18,8 +18,6 @@ cluster is not detected automatically, `--coordinator=HOST:PORT --num_processes=
 devices of all hosts, and the first process writes the outputs to the (shared) workdir.
 """
 
-import errno
-import logging
 import os
 import sys
 
@@ -27,6 +25,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
+from hsic_jax.cli import one_line, parse_flags, setup_logging, summary
 from hsic_jax.train.loop import train_and_evaluate
 from hsic_jax.train.sweep import SWEEPABLE
 
@@ -50,8 +49,7 @@ def main(argv):
     del argv
     if FLAGS.distributed:
         jax.distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
-    logging.getLogger("hsic_jax").setLevel(logging.INFO)
-    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
+    setup_logging()
     config = FLAGS.config
     workdir = FLAGS.workdir or config.workdir or os.path.join(
         "workdirs", f"{config.data.name}_{config.model.name}_{config.method.name}")
@@ -65,69 +63,6 @@ def main(argv):
     for point in results.get("sweep", []):
         values = "  ".join(f"{k}={v:g}" for k, v in point["values"].items())
         print(f"  {values}:  {summary(point)}")
-
-
-def summary(results: dict) -> str:
-    """`OA 89.67%  AA …`, with `± std` over seeds when there are several."""
-    cells = []
-    for key in ("oa", "aa", "kappa"):
-        if results.get(key) is None:
-            continue
-        std = results.get(f"{key}_std")
-        cells.append(f"{key.upper()} {100 * results[key]:.2f}%"
-                     + ("" if std is None else f" ± {100 * std:.2f}"))
-    seeds = len(results.get("seeds", [])) or 1
-    return "  ".join(cells) + (f"  (mean ± std over {seeds} seeds)" if seeds > 1 else "")
-
-
-# Causes of a failed write that the user can act on, by errno.
-_WRITE_FAILURES = {errno.ENOSPC: "no space left on the device",
-                   errno.EDQUOT: "disk quota exceeded",
-                   errno.EFBIG: "file size limit reached",
-                   errno.EACCES: "permission denied",
-                   errno.EPERM: "operation not permitted",
-                   errno.EROFS: "read-only file system"}
-
-
-def one_line(error: BaseException, workdir: str) -> str:
-    """The message of `error`; for a failed write (anywhere in its chain of causes: orbax wraps
-    them), what failed, where, and that the last complete checkpoint is kept."""
-    cause = error
-    while cause is not None:
-        if isinstance(cause, OSError) and cause.errno in _WRITE_FAILURES:
-            where = cause.filename or workdir
-            return (f"cannot write {where}: {_WRITE_FAILURES[cause.errno]}; free space or use "
-                    f"another --workdir (what {workdir} holds is kept, including its last "
-                    f"complete checkpoint)")
-        cause = cause.__cause__ or cause.__context__
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
-def parse_flags(argv):
-    """absl's flag parsing, with one-line errors for a config file that cannot be loaded, a
-    `--config.FIELD` that does not exist, and a value that does not parse."""
-    try:
-        remaining = FLAGS(argv)
-        FLAGS.config.get("workdir")  # a config file that failed to load raises here
-        return remaining
-    except (AttributeError, KeyError) as e:
-        # ml_collections raises AttributeError(KeyError(message)); the message is "'field'"
-        # and, when it finds a near name, a "Did you mean" line.
-        while e.args and isinstance(e.args[0], Exception):
-            e = e.args[0]
-        key, _, hint = str(e.args[0] if e.args else e).partition("\n")
-        key = key.strip("\"'")
-        bad = next((a for a in argv if a.startswith("--config.") and key in a.split("=")[0]), key)
-        sys.exit(f"error: {bad}: the config has no field {key!r}. {hint}".rstrip())
-    except OSError:  # the config file
-        path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "")
-        if not os.path.isfile(path.split(":")[0]):
-            sys.exit(f"error: --config={path}: no such file (the configs are in configs/, e.g. "
-                     "--config=configs/demo.py)")
-        sys.exit(f"error: --config={path}: could not be loaded (run `python {path}` to see why)")
-    except flags.Error as e:
-        sys.exit(f"error: {str(e).splitlines()[0]}")
 
 
 if __name__ == "__main__":

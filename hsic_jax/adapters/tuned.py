@@ -105,7 +105,8 @@ def init_adapters(key: jax.Array, adapter: Adapter, sites: Sequence[Site]) -> di
 
 @dataclasses.dataclass(frozen=True)
 class TunedModel:
-    """A family's classifier (`module`: params `{'backbone', 'head'}`) tuned by `method`.
+    """A family's classifier (`module`: params `{'backbone', 'head'}`; a pre-training model
+    `{'backbone', 'decoder'}`, `hsic_jax.models.mae`) tuned by `method`.
 
     Hashable, so that it can be a static argument of jitted functions.
     """
@@ -120,10 +121,9 @@ class TunedModel:
         """Resolve `method`'s targets against `module`'s parameter shapes."""
         shapes = jax.eval_shape(  # traced, not computed: nothing to compile
             lambda: module.init(jax.random.key(0), example_input(module)))["params"]
-        for part in ("backbone", "head"):
-            if part not in shapes:
-                raise ValueError(f"{type(module).__name__}'s params have no {part!r} subtree; a "
-                                 "model family's classifier has 'backbone' and 'head'")
+        if "backbone" not in shapes:
+            raise ValueError(f"{type(module).__name__}'s params have no 'backbone' subtree; a "
+                             "model family's classifier has 'backbone' and 'head'")
         return cls(module, method, find_sites(shapes["backbone"], adaptable, method.targets))
 
     def init(self, key: jax.Array, x: jax.Array) -> dict:

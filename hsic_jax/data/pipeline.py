@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from hsic_jax.data.io import DataError
+from hsic_jax.data.io import DataError, pick_array, read_arrays
 from hsic_jax.data.patches import pad_cube
 from hsic_jax.data.preprocess import prepare
-from hsic_jax.data.scenes import Scene, load_scene
+from hsic_jax.data.scenes import Scene, check_cube, load_scene
 from hsic_jax.data.split import Split, leakage, make_split, training_pixels
 
 PARTS = ("train", "val", "test")
@@ -93,6 +93,55 @@ def load_data(cfg: Mapping, seeds: Sequence[int], whole_scene: bool = False) -> 
         window="scene" if whole_scene else window,
         leakage=[leakage(s, 2 * max(scene.gt.shape) + 1 if whole_scene else window,
                          scene.gt.shape) for s in splits])
+
+
+def load_unlabelled(cfg: Mapping, seeds: Sequence[int], extra_cubes: Sequence[str] = ()) -> Data:
+    """Every pixel of the scene of `config.data` (`cfg`) and of each of `extra_cubes` (files of
+    one `(H, W, B)` array, or `PATH:KEY` for a file with several), for pre-training: labels
+    are not used and there is no split.
+
+    Each cube gets its own PCA (`data.pca` components; without PCA every cube must have the
+    first one's bands) and normalisation, and is mirror-padded by the neighbourhood's radius
+    r; the padded cubes stand side by side, top-aligned, on one canvas `(S, H', W', k)` (the
+    same for every seed), so that every pixel's neighbourhood lies within its own cube.
+    `train` lists every pixel of every cube in canvas coordinates (labels 0); `val` and
+    `test` are empty; `pcas` holds the first cube's PCA.
+    """
+    scene = load_scene(cfg["name"], cfg["data_dir"] or None, **_file_args(cfg))
+    cubes = [(scene.cube, scene.source)] + [(_read_cube(path), path) for path in extra_cubes]
+    r = cfg["neighborhood"] // 2
+    pieces, pca = [], None
+    for cube, source in cubes:
+        if cfg["pca"] is None and cube.shape[-1] != cubes[0][0].shape[-1]:
+            raise DataError(f"{source}: cube has {cube.shape[-1]} bands but {cubes[0][1]} has "
+                            f"{cubes[0][0].shape[-1]}; set config.data.pca to reduce every cube "
+                            "to the same number of components")
+        prepared, fitted = prepare(cube, pca_components=cfg["pca"], normalization=cfg["normalize"])
+        pca = pca if pieces else fitted
+        pieces.append(np.asarray(pad_cube(prepared, r, cfg["padding"])))
+    canvas = np.zeros((max(p.shape[0] for p in pieces), sum(p.shape[1] for p in pieces),
+                       pieces[0].shape[-1]), np.float32)
+    coords, left = [], 0
+    for (cube, _), piece in zip(cubes, pieces):
+        canvas[:piece.shape[0], left:left + piece.shape[1]] = piece
+        rows, cols = np.indices(cube.shape[:2]).reshape(2, -1)
+        coords.append(np.stack([rows, cols + left], axis=1))
+        left += piece.shape[1]
+    coords = np.concatenate(coords).astype(np.int32)
+    every = _stack_pixels([(coords, np.zeros(len(coords), np.int32))] * len(seeds))
+    none = _stack_pixels([(np.zeros((0, 2), np.int32), np.zeros(0, np.int32))] * len(seeds))
+    return Data(scene=scene, splits=[], pcas=[pca] * len(seeds),
+                padded=np.stack([canvas] * len(seeds)), train=every, val=none, test=none,
+                window=cfg["neighborhood"], leakage=[])
+
+
+def _read_cube(spec: str) -> np.ndarray:
+    """The `(H, W, B)` float32 cube of a file `PATH` or `PATH:KEY` (checked: finite, numeric)."""
+    path, key = spec, None
+    if not os.path.isfile(spec) and ":" in spec:
+        path, key = spec.rsplit(":", 1)
+    found = pick_array(path, read_arrays(path), key, ndim=3)
+    return check_cube(found[1], f"{path}[{found[0]}]" if found[0] else path)
 
 
 def write_records(workdir: str, data: Data, seeds: Sequence[int], per_seed_pca: bool) -> None:

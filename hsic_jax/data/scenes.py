@@ -415,7 +415,7 @@ def _union(train, test) -> np.ndarray:
 
 def _finish(name, spec, raw: _Raw, class_names, label_codes, names_file) -> Scene:
     """Checks the arrays, remaps label codes to 1..C, and builds the Scene."""
-    cube = _check_cube(raw.cube, raw.cube_source)
+    cube = check_cube(raw.cube, raw.cube_source)
     _check_labels(raw.gt, cube.shape, raw.gt_source)
     codes = _class_codes(raw.gt, raw.gt_source, class_names, label_codes, names_file)
     names = tuple(class_names) if class_names is not None else tuple(f"class {c}" for c in codes)
@@ -432,7 +432,7 @@ def _finish(name, spec, raw: _Raw, class_names, label_codes, names_file) -> Scen
     return scene
 
 
-def _check_cube(cube: np.ndarray, src: str) -> np.ndarray:
+def check_cube(cube: np.ndarray, src: str) -> np.ndarray:
     if cube.ndim != 3:
         raise DataError(f"{src}: cube has shape {cube.shape}; expected (H, W, B)")
     if not (np.issubdtype(cube.dtype, np.number) or cube.dtype == bool):

@@ -1,5 +1,5 @@
 """PNG figures: the classification map beside the ground truth, the confidence map, training curves,
-OA vs parameters; `map_title` names a run's maps. (GeoTIFF maps: `hsic_jax.data.io.save_geotiff`.)
+OA vs parameters, a pre-training's reconstructions; `map_title` names a run's maps. (GeoTIFF maps: `hsic_jax.data.io.save_geotiff`.)
 
 Figures are built with matplotlib's object-oriented API (`matplotlib.figure.Figure`, rendered
 by Agg), so importing this module changes no global matplotlib state and needs no display.
@@ -282,6 +282,39 @@ def _panel_of(key: str) -> str | None:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def save_reconstructions(path: str, original, hidden, reconstructed, title: str = "") -> None:
+    """Writes a PNG of masked pre-training's reconstructions, one row per input patch: the
+    input, what the encoder saw (hidden pixels grey) and the reconstruction (visible pixels
+    as they were, hidden ones predicted), each as false colour of the first three channels
+    (min-max over the row's input).
+
+    Args:
+      original, reconstructed: `(N, H, W, C)` with C >= 3.
+      hidden: `(N, H, W, C)` bool, True where the channel's value was masked.
+      title: optional figure title.
+    """
+    original, reconstructed = np.asarray(original)[..., :3], np.asarray(reconstructed)[..., :3]
+    hidden = np.asarray(hidden)[..., :3].any(axis=-1)
+    n = original.shape[0]
+    fig = Figure(figsize=(6.0, 2.0 * n + (0.4 if title else 0.0)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(n, 3))
+    for i in range(n):
+        low, high = original[i].min(axis=(0, 1)), original[i].max(axis=(0, 1))
+        rgb = lambda x: np.clip((x - low) / np.maximum(high - low, 1e-12), 0.0, 1.0)
+        seen = np.where(hidden[i][..., None], 0.5, rgb(original[i]))
+        filled = np.where(hidden[i][..., None], rgb(reconstructed[i]), rgb(original[i]))
+        for ax, image, label in zip(axes[i], (rgb(original[i]), seen, filled),
+                                    ("input", "visible to the encoder", "reconstruction")):
+            ax.imshow(image, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(label, fontsize="small")
+    if title:
+        fig.suptitle(title, fontsize="small")
+    _save(fig, path)
 
 
 def _save(fig: Figure, path: str, dpi: int = 120) -> None:

@@ -165,3 +165,11 @@ def mae_from_config(model_cfg: Mapping, decoder_cfg: Mapping, *, input_size: int
                                       "depth", "heads", "mlp_ratio", "dtype") if k in fields}
     decoder = {f"decoder_{k}": v for k, v in decoder_cfg.items()}
     return SpectralMAE(**encoder, **decoder, mask_ratio=mask_ratio)
+
+
+def unpatchify(tokens: jax.Array, img_size: int, patch_size: int, tubelet: int) -> jax.Array:
+    """The inverse of `patchify`: tokens `(N, T'·L, tubelet·p²)` → `(N, H, W, T'·tubelet)`."""
+    n, p, u, g = tokens.shape[0], patch_size, tubelet, img_size // patch_size
+    x = tokens.reshape(n, -1, g, g, u, p, p)  # n, t, gh, gw, u, pi, qi
+    x = jnp.transpose(x, (0, 2, 5, 3, 6, 1, 4))  # n, gh, pi, gw, qi, t, u
+    return x.reshape(n, img_size, img_size, -1)

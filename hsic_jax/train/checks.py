@@ -79,7 +79,41 @@ def _check_optim(config) -> None:
     _number(config, "optim.layer_decay", low=0, high=1, low_open=True)
 
 
-def _check_data(config) -> None:
+def check_pretrain_config(config: ml_collections.ConfigDict) -> list[str]:
+    """Refuse a pre-training config (`hsic_jax.train.pretrain`) that makes no sense, as
+    `check_config` does; return the warnings issued."""
+    from hsic_jax.train.pretrain import mae_model  # it imports this module
+
+    for field in ("batch_size", "epochs", "num_seeds", "checkpoint_every_epochs"):
+        _integer(config, field, 1)
+    _integer(config, "seed", 0)
+    _number(config, "checkpoint_every_seconds", low=0, low_open=True)
+    _choice(config, "init", INIT)
+    _choice(config, "model.name", ("spectralgpt",))
+    _choice(config, "method.name", ("fft",))
+    _check_optim(config)
+    _check_inputs(config)
+    for field in ("radiation_noise", "mixture_noise"):
+        _number(config, f"augment.{field}", low=0, high=1)
+    mixing = [f"augment.{k}={config.augment[k]!r}" for k in ("mixup", "cutmix") if config.augment[k]]
+    if mixing:
+        raise ValueError(f"config.{', config.'.join(mixing)}: batch mixing mixes labels, which "
+                         "pre-training has none of; set it to 0")
+    _number(config, "pretrain.mask_ratio", low=0, high=1, low_open=True, high_open=True)
+    for field in ("width", "depth", "heads"):
+        _integer(config, f"pretrain.decoder.{field}", 1)
+    _integer(config, "pretrain.reconstructions", 1)
+    if config.data.pca is not None or config.data.name in SCENES:  # the bands are known
+        module = mae_model(config, config_bands(config)).module
+        if module.num_visible < 1:
+            raise ValueError(f"config.pretrain.mask_ratio={config.pretrain.mask_ratio} hides "
+                             f"every one of the {module.num_tokens[0] * module.num_tokens[1]} "
+                             "tokens; lower it")
+    return _clip_warmup(config)
+
+
+def _check_inputs(config) -> None:
+    """The fields of `config.data` that make a model input of a pixel."""
     data = config.data
     if not (isinstance(data.neighborhood, int) and data.neighborhood >= 1 and data.neighborhood % 2):
         raise ValueError(f"config.data.neighborhood={data.neighborhood!r}; expected an odd "
@@ -89,8 +123,13 @@ def _check_data(config) -> None:
     if data.pca is not None:
         _integer(config, "data.pca", 1)
     _choice(config, "data.normalize", NORMALIZATIONS)
-    _choice(config, "data.fit_on", FIT_ON)
     _choice(config, "data.resize", RESIZE_METHODS)
+
+
+def _check_data(config) -> None:
+    _check_inputs(config)
+    data = config.data
+    _choice(config, "data.fit_on", FIT_ON)
     val = data.val_per_class
     if not (isinstance(val, numbers.Real) and not isinstance(val, bool)
             and (0 <= val < 1 or float(val).is_integer())):

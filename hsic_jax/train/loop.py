@@ -131,7 +131,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool, clock: 
         tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
         setup, state, frozen = create_train_state(
             config, tuned, seeds * len(points), _steps_per_epoch(config, data, shape),
-            pretrained_backbone(config, tuned.module), init_std=hp["init_std"])
+            {"backbone": pretrained_backbone(config, tuned.module)}, init_std=hp["init_std"])
     if primary:
         _write_inputs(workdir, experiment, config, data, seeds)
     return _train_and_test(config, workdir, data, seeds, points, hp, shape, setup, state,
@@ -235,7 +235,7 @@ def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setu
     """
     runs = len(run_seeds)
     best = None  # the trainable leaves of the best validation state (select='best_val')
-    if config.select == "best_val":
+    if config.get("select") == "best_val":
         best = selection.init_best(state["params"])
     state, best = hosts.to_global((state, best), per_seed)
     pixels = hosts.to_global((data.train["coords"], data.train["labels"], data.train["valid"],
@@ -279,7 +279,7 @@ def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setu
                     best, state["params"],
                     *hosts.to_global((val_oa, np.full(runs, epoch, np.int32)), per_seed))
         status.update(epoch=epoch, loss=f"{row['train_loss']:.3f}",
-                      acc=f"{row['train_accuracy']:.3f}")
+                      **({"acc": f"{row['train_accuracy']:.3f}"} if "train_accuracy" in row else {}))
         if primary:
             checkpoint.append_metrics(metrics_path, [row])
         if (epoch % config.checkpoint_every_epochs == 0 or epoch == config.epochs

@@ -1,7 +1,8 @@
 """The model and train state of a run, built in one place for the loop, the benchmark and `count`.
 
     tuned = tuned_model(config, num_classes=C, bands=B)       # family module + method
-    setup, state, frozen = create_train_state(config, tuned, seeds, steps_per_epoch, backbone)
+    setup, state, frozen = create_train_state(config, tuned, seeds, steps_per_epoch,
+                                              {"backbone": pretrained_backbone(config, module)})
 
 `setup` holds what the jitted step closes over (the tuned model, labels, and the optimizer
 and schedule as functions of the run's hyper-parameters `hp`, see `hsic_jax.train.sweep`);
@@ -81,12 +82,13 @@ class TrainSetup:
 
 def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
                        seeds: Sequence[int], steps_per_epoch: int,
-                       backbone: dict | None = None,
+                       pretrained: Mapping | None = None,
                        init_std: Sequence[float] | None = None) -> tuple[TrainSetup, dict, dict]:
     """The setup, the initial state of the runs of `seeds` and the shared frozen parameters.
 
-    Run r's parameters come from key `seeds[r]`, with the given pretrained `backbone` in place
-    of the fresh one, and its adapter factors drawn at `init_std[r]` (a sweep's; default the
+    Run r's parameters come from key `seeds[r]`, with the `pretrained` subtrees (e.g.
+    `{'backbone': ...}`; None ones are drawn fresh) in place of the fresh ones, and its adapter
+    factors drawn at `init_std[r]` (a sweep's; default the
     config's); the frozen part is the first run's (`config.seed`'s).
     """
     labels = tuned.labels(jax.eval_shape(lambda: init_params(tuned, jax.random.key(0))))
@@ -104,9 +106,9 @@ def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
     tx = optimizer(hp)[0]
 
     @jax.jit
-    def init(seeds, stds, backbone):  # (R,) → (state, frozen), one program for every run
+    def init(seeds, stds, pretrained):  # (R,) → (state, frozen), one program for every run
         def one(seed, std):
-            params = init_params(tuned, jax.random.key(seed), backbone)
+            params = init_params(tuned, jax.random.key(seed), pretrained)
             if "adapters" in params:  # factors are init_std · N(0, 1) or 0: this run's std
                 params["adapters"] = jax.tree.map(lambda a: a * (std / hp["init_std"]),
                                                   params["adapters"])
@@ -114,18 +116,18 @@ def create_train_state(config: ml_collections.ConfigDict, tuned: TunedModel,
             return {"step": jnp.zeros((), jnp.int32), "params": params,
                     "opt_state": tx.init(params)}
 
-        _, frozen = split(init_params(tuned, jax.random.key(seeds[0]), backbone), labels)
+        _, frozen = split(init_params(tuned, jax.random.key(seeds[0]), pretrained), labels)
         return jax.vmap(one)(seeds, stds), frozen
 
     stds = np.full(len(seeds), hp["init_std"], np.float32) if init_std is None else init_std
-    state, frozen = init(np.asarray(seeds, np.int32), np.asarray(stds, np.float32), backbone)
+    state, frozen = init(np.asarray(seeds, np.int32), np.asarray(stds, np.float32),
+                         {k: v for k, v in (pretrained or {}).items() if v is not None})
     return TrainSetup(tuned, labels, optimizer, hp, steps_per_epoch, total_steps), state, frozen
 
 
-def init_params(tuned: TunedModel, key: jax.Array, backbone: dict | None = None) -> dict:
-    """Fresh parameters of `tuned`, with the given pretrained `backbone` in place of its own."""
-    params = tuned.init(key, example_input(tuned.module))
-    return params if backbone is None else {**params, "backbone": backbone}
+def init_params(tuned: TunedModel, key: jax.Array, pretrained: Mapping | None = None) -> dict:
+    """Fresh parameters of `tuned`, with the given `pretrained` subtrees in place of its own."""
+    return {**tuned.init(key, example_input(tuned.module)), **(pretrained or {})}
 
 
 def layer_decay(config: ml_collections.ConfigDict, tuned: TunedModel, labels: Any):

@@ -26,6 +26,7 @@ import optax
 from hsic_jax.adapters.tuned import TunedModel
 from hsic_jax.data.augment import augment, mix_batch
 from hsic_jax.data.patches import extract_patches, resize_patches
+from hsic_jax.models.mae import mae_loss, norm_pix, patchify
 from hsic_jax.train.partition import combine
 
 
@@ -69,20 +70,12 @@ def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
     linear: the same as smoothing each one-hot before mixing). Returns the new state and
     `{'loss', 'accuracy'}` (accuracy against the unmixed labels).
     """
-    order_key, steps_key = jax.random.split(jax.random.key(seed))
-    step = state["step"]
-    epoch, i = step // steps_per_epoch, step % steps_per_epoch
-    idx = jax.lax.dynamic_slice(epoch_order(order_key, epoch, valid), (i * batch_size,), (batch_size,))
-    aug_key, dropout_key = jax.random.split(jax.random.fold_in(steps_key, step))
-    y = labels[idx]
-    flips_and_noise = dict(augment_cfg)
-    mixup, cutmix = flips_and_noise.pop("mixup", 0.0), flips_and_noise.pop("cutmix", 0.0)
-    for noise in ("radiation_noise", "mixture_noise"):  # in the program: at this run's rate
-        if flips_and_noise.get(noise, 0.0) > 0:
-            flips_and_noise[noise] = hp[noise]
-    x = augment(aug_key, inputs(padded, coords[idx], geo), y, **flips_and_noise)
+    x, y, aug_key, dropout_key = _batch(state["step"], padded, coords, labels, valid, seed, hp,
+                                        geo=geo, batch_size=batch_size,
+                                        steps_per_epoch=steps_per_epoch, augment_cfg=augment_cfg)
     x, targets = mix_batch(jax.random.fold_in(aug_key, 1), x, y, tuned.module.num_classes,
-                           mixup_alpha=mixup, cutmix_alpha=cutmix)
+                           mixup_alpha=augment_cfg.get("mixup", 0.0),
+                           cutmix_alpha=augment_cfg.get("cutmix", 0.0))
     targets = optax.smooth_labels(targets, hp["label_smoothing"])
 
     def loss_fn(params):
@@ -92,6 +85,49 @@ def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
 
     state, loss, logits = _update(state, loss_fn, optimizer(hp)[0])
     return state, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
+
+
+def _batch(step: jax.Array, padded: jax.Array, coords: jax.Array, labels: jax.Array,
+           valid: jax.Array, seed: jax.Array, hp: dict, *, geo: Geometry, batch_size: int,
+           steps_per_epoch: int, augment_cfg: dict):
+    """Step `step`'s batch of one seed (arguments as `train_step`'s): its inputs
+    `(batch, input_size, input_size, B)` flipped and noised by `augment` (not mixed), their
+    labels `(batch,)`, the key of the augmentation and the key of the step's other randomness."""
+    order_key, steps_key = jax.random.split(jax.random.key(seed))
+    epoch, i = step // steps_per_epoch, step % steps_per_epoch
+    idx = jax.lax.dynamic_slice(epoch_order(order_key, epoch, valid), (i * batch_size,), (batch_size,))
+    aug_key, step_key = jax.random.split(jax.random.fold_in(steps_key, step))
+    y = labels[idx]
+    flips_and_noise = {k: v for k, v in augment_cfg.items() if k not in ("mixup", "cutmix")}
+    for noise in ("radiation_noise", "mixture_noise"):  # in the program: at this run's rate
+        if flips_and_noise.get(noise, 0.0) > 0:
+            flips_and_noise[noise] = hp[noise]
+    return augment(aug_key, inputs(padded, coords[idx], geo), y, **flips_and_noise), y, aug_key, step_key
+
+
+def mae_train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
+                   labels: jax.Array, valid: jax.Array, seed: jax.Array, hp: dict, *,
+                   tuned: TunedModel, optimizer, geo: Geometry, batch_size: int,
+                   steps_per_epoch: int, augment_cfg: dict, norm_pix_loss: bool) -> tuple[dict, dict]:
+    """One optimizer step of masked pre-training (`hsic_jax.models.mae`) of one seed: the batch
+    as `train_step` draws it from the pixels `coords` (`labels` unused), each input's tokens
+    masked at random, the loss `mae_loss` on the hidden tokens against their pixels
+    (normalised per token with `norm_pix_loss`). Returns the new state and `{'loss'}`."""
+    x, _, _, key = _batch(state["step"], padded, coords, labels, valid, seed, hp, geo=geo,
+                          batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+                          augment_cfg=augment_cfg)
+    dropout_key, mask_key = jax.random.split(key)
+    target = patchify(x, tuned.module.patch_size, tuned.module.tubelet)
+    if norm_pix_loss:
+        target = norm_pix(target)
+
+    def loss_fn(params):
+        pred, mask = tuned.apply(combine(params, frozen), x, train=True,
+                                 rngs={"dropout": dropout_key, "mask": mask_key})
+        return mae_loss(pred, target, mask), pred
+
+    state, loss, _ = _update(state, loss_fn, optimizer(hp)[0])
+    return state, {"loss": loss}
 
 
 def scene_train_step(state: dict, frozen: dict, scene: jax.Array, coords: jax.Array,
@@ -117,7 +153,7 @@ def scene_train_step(state: dict, frozen: dict, scene: jax.Array, coords: jax.Ar
 
 def _update(state: dict, loss_fn, tx: optax.GradientTransformation):
     """The state after one update of the trainable parameters along the gradient of
-    `loss_fn(params) -> (loss, logits)`; returns `(state, loss, logits)`."""
+    `loss_fn(params) -> (loss, output)`; returns `(state, loss, output)`."""
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
@@ -141,10 +177,16 @@ def scene_predict(params: dict, frozen: dict, scene: jax.Array, coords: jax.Arra
 
 
 def step_functions(task: str, config, setup, geo: Geometry):
-    """`(train_step, predict)` of task shape `task` ('patch' or 'scene') for one seed, with the
-    run's settings bound: `train(state, frozen, cube, coords, labels, valid, seed, hp)` and
+    """`(train_step, predict)` of task shape `task` ('patch', 'scene', or 'mae': masked
+    pre-training, no predict) for one seed, with the run's settings bound:
+    `train(state, frozen, cube, coords, labels, valid, seed, hp)` and
     `predict(params, frozen, cube, coords)`."""
     common = dict(tuned=setup.tuned, optimizer=setup.optimizer)
+    if task == "mae":
+        return functools.partial(mae_train_step, **common, geo=geo, batch_size=config.batch_size,
+                                 steps_per_epoch=setup.steps_per_epoch,
+                                 augment_cfg=dict(config.augment),
+                                 norm_pix_loss=config.pretrain.norm_pix_loss), None
     if task == "scene":
         return (functools.partial(scene_train_step, **common),
                 functools.partial(scene_predict, tuned=setup.tuned))

@@ -109,7 +109,7 @@ def own(config) -> dict:
     return {"lr": float(config.optim.lr), "min_lr": float(config.optim.min_lr),
             "weight_decay": float(config.optim.weight_decay),
             "lam": float(method_from_config(config.method).lam),
-            "label_smoothing": float(config.label_smoothing),
+            "label_smoothing": float(config.get("label_smoothing", 0.0)),
             "radiation_noise": float(config.augment.radiation_noise),
             "mixture_noise": float(config.augment.mixture_noise),
             "init_std": float(config.method.get("init_std", 1.0))}

@@ -1,0 +1,208 @@
+"""Masked pre-training of a SpectralGPT encoder on unlabelled scenes (`python pretrain.py`).
+
+`pretrain(config, workdir)` reads like `hsic_jax.train.loop.train_and_evaluate`, and its
+stages are the same functions:
+
+  check     `hsic_jax.train.checks.check_pretrain_config`: every field, before any work
+  claim     `hsic_jax.train.workdir.claim`: one experiment and one run per workdir
+  data      `hsic_jax.data.pipeline.load_unlabelled`: every pixel of the scene(s), no labels
+  state     `mae_model` (`hsic_jax.models.mae.SpectralMAE`, every parameter trained: method
+            'fft') and `hsic_jax.train.state.create_train_state`, one run per seed
+  train     the loop's own `hsic_jax.train.loop.train` with the 'mae' step
+            (`hsic_jax.train.step.mae_train_step`): checkpoints, resume, seeds side by side,
+            progress, `metrics.jsonl`
+  write     `pretrained/` (a converted checkpoint), reconstructions, results
+
+With `init='pretrained'` it continues from `pretrained_dir` (a conversion of SpectralGPT+
+keeps the official decoder, or an earlier pre-training's `pretrained/`); a decoder the
+checkpoint lacks is drawn fresh.
+
+Outputs in `workdir`: `config.json`, `log.txt`, `pca.npz`, `metrics.jsonl` (`train_loss` per
+epoch), `checkpoints/`, `training_curves.png`, `reconstructions.png` (a few patches of the
+first seed: input, visible tokens, reconstruction), `results.json` (the loss at the first
+and last epoch, the reconstruction loss of the shown patches, timings), and `pretrained/`:
+the first seed's encoder and decoder as a converted checkpoint (`pretrained_seed{N}/` for the
+others), which `init='pretrained'` with `pretrained_dir=WORKDIR/pretrained` fine-tunes with
+any method (`pos_embed='separable'` loads the learnt position tables).
+"""
+
+import hashlib
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from hsic_jax.adapters.methods import method_from_config
+from hsic_jax.adapters.tuned import TunedModel
+from hsic_jax.data.io import write_json
+from hsic_jax.data.pipeline import Data, load_unlabelled
+from hsic_jax.evaluation.maps import read_metrics, save_reconstructions, save_training_curves
+from hsic_jax.models import spectralgpt
+from hsic_jax.models.converted import load_params, read_manifest, save_converted
+from hsic_jax.models.mae import mae_from_config, mae_loss, norm_pix, patchify, unpatchify
+from hsic_jax.train import hosts
+from hsic_jax.train.checks import check_pretrain_config
+from hsic_jax.train.loop import train
+from hsic_jax.train.partition import combine
+from hsic_jax.train.state import create_train_state
+from hsic_jax.train.step import Geometry, inputs, step_functions
+from hsic_jax.train.sweep import hyperparams
+from hsic_jax.train.timings import Timings
+from hsic_jax.train.workdir import claim
+
+log = logging.getLogger(__name__)
+
+OUTPUT = "pretrained"  # the converted checkpoint of the first seed, in the workdir
+# The encoder's architecture, as a converted checkpoint's manifest records it.
+ENCODER_FIELDS = ("img_size", "patch_size", "tubelet", "bands", "width", "depth", "heads",
+                  "mlp_ratio")
+
+
+def pretrain(config: ml_collections.ConfigDict, workdir: str, *, restart: bool = False) -> dict:
+    """Pre-train every seed of `config`; write outputs to `workdir`; return the results.
+
+    A rerun of a finished pre-training returns its saved results; an interrupted one resumes
+    from its latest checkpoint; another experiment in the workdir is refused unless `restart`.
+    """
+    clock = Timings()
+    with clock:
+        check_pretrain_config(config)
+    with claim(workdir, config.to_dict(), restart=restart) as claimed:
+        if claimed.finished is not None:
+            log.info("%s holds this pre-training, finished: its results are kept", workdir)
+            return claimed.finished
+        with clock:
+            return _run(config, workdir, clock)
+
+
+def _run(config: ml_collections.ConfigDict, workdir: str, clock: Timings) -> dict:
+    seeds = [config.seed + s for s in range(config.num_seeds)]
+    with clock.phase("data_s"):
+        data = load_unlabelled(config.data, seeds, config.pretrain.extra_cubes)
+    pixels = int(data.train["valid"][0].sum())
+    log.info("pre-training on %d pixels of %d scene(s)", pixels, 1 + len(config.pretrain.extra_cubes))
+    with clock.phase("init_s"):
+        tuned = mae_model(config, data.bands)
+        steps_per_epoch = pixels // config.batch_size
+        if steps_per_epoch < 1:
+            raise ValueError(f"{pixels} pixels are fewer than one batch of "
+                             f"config.batch_size={config.batch_size}")
+        setup, state, frozen = create_train_state(config, tuned, seeds, steps_per_epoch,
+                                                  continued_from(config, tuned.module))
+    write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    if data.pcas[0] is not None:
+        data.pcas[0].save(os.path.join(workdir, "pca.npz"))
+
+    geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
+    step, _ = step_functions("mae", config, setup, geo)
+    per_seed, replicated = hosts.shardings(len(seeds))
+    padded, frozen = hosts.to_global(data.padded, per_seed), hosts.to_global(frozen, replicated)
+    hp = hyperparams(config, [{}], len(seeds))
+    state, _, seconds = train(config, workdir, data, seeds, hp, setup, state, frozen, step,
+                              padded, None, per_seed, True, clock)
+
+    first = jax.tree.map(lambda x: np.asarray(hosts.fetch(x)[0]), state["params"])
+    shown, loss = reconstructions(tuned, combine(first, frozen), data, geo, config)
+    save_reconstructions(os.path.join(workdir, "reconstructions.png"), *shown,
+                         title=f"{config.data.name} · seed {seeds[0]} · "
+                               f"{config.pretrain.mask_ratio:.0%} of the tokens hidden")
+    for s, seed in enumerate(seeds):
+        params = combine(jax.tree.map(lambda x: np.asarray(hosts.fetch(x)[s]), state["params"]),
+                         frozen)
+        save_encoder(os.path.join(workdir, OUTPUT if s == 0 else f"{OUTPUT}_seed{seed}"),
+                     config, tuned.module, params, workdir)
+    rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
+    results = {
+        "task": "pretrain", "dataset": config.data.name, "seeds": seeds, "pixels": pixels,
+        "extra_cubes": list(config.pretrain.extra_cubes), "epochs": config.epochs,
+        "mask_ratio": config.pretrain.mask_ratio, "norm_pix_loss": config.pretrain.norm_pix_loss,
+        "first_loss": rows[0]["train_loss"] if rows else None,
+        "final_loss": rows[-1]["train_loss"] if rows else None,
+        "reconstruction_loss": loss, "train_seconds": seconds,
+        "params": int(sum(np.size(p) for p in jax.tree.leaves(first))),
+        "output": os.path.join(workdir, OUTPUT), **clock.record()}
+    write_json(os.path.join(workdir, "results.json"), results)
+    save_training_curves(os.path.join(workdir, "training_curves.png"),
+                         os.path.join(workdir, "metrics.jsonl"))
+    return results
+
+
+def mae_model(config: ml_collections.ConfigDict, bands: int) -> TunedModel:
+    """The `SpectralMAE` of `config.model` and `config.pretrain`, every parameter trained."""
+    module = mae_from_config(config.model, config.pretrain.decoder,
+                             input_size=config.data.input_size, bands=bands,
+                             mask_ratio=config.pretrain.mask_ratio)
+    return TunedModel.create(module, method_from_config(config.method), spectralgpt.ADAPTABLE)
+
+
+def continued_from(config: ml_collections.ConfigDict, module) -> dict | None:
+    """With `init='pretrained'`: the encoder (and decoder, when the checkpoint keeps one) of
+    `config.pretrained_dir`, refused when its architecture is not the configured one."""
+    if config.init == "random":
+        return None
+    manifest = read_manifest(config.pretrained_dir, "spectralgpt")
+    wrong = [f"{k}={manifest['model'].get(k)!r} (the config's: {getattr(module, k)!r})"
+             for k in ENCODER_FIELDS if manifest["model"].get(k) != getattr(module, k)]
+    if wrong:
+        raise ValueError(f"{config.pretrained_dir} holds an encoder with {', '.join(wrong)}; "
+                         "set config.model and config.data to that architecture")
+    params = load_params(config.pretrained_dir)
+    decoder = manifest.get("decoder")
+    fits = decoder is not None and all(
+        decoder[k] == getattr(module, f"decoder_{k}") for k in ("width", "depth", "heads"))
+    if not fits:
+        log.warning("%s has %s; the decoder starts fresh", config.pretrained_dir,
+                    "no decoder" if decoder is None else f"another decoder ({decoder})")
+    return {"backbone": params["backbone"], **({"decoder": params["decoder"]} if fits else {})}
+
+
+def reconstructions(tuned: TunedModel, params: dict, data: Data, geo: Geometry, config):
+    """`(input, hidden, reconstruction)` `(n, S, S, B)` of `config.pretrain.reconstructions`
+    pixels on the diagonal of the first cube, away from its border (a fixed mask), and their
+    mean loss on the hidden tokens."""
+    module = tuned.module
+    (h, w), r = data.scene.gt.shape, geo.neighborhood // 2
+    rows, cols = (np.linspace(min(r, n // 2), max(n - 1 - r, n // 2),
+                              config.pretrain.reconstructions).round().astype(np.int32)
+                  for n in (h, w))
+    x = inputs(jnp.asarray(data.padded[0]), jnp.asarray(np.stack([rows, cols], 1)), geo)
+
+    @jax.jit
+    def run(params, x):
+        pred, mask = tuned.apply(params, x, rngs={"mask": jax.random.key(config.seed)})
+        target = patchify(x, module.patch_size, module.tubelet)
+        if config.pretrain.norm_pix_loss:  # back to the patch's own scale
+            mean = target.mean(-1, keepdims=True)
+            std = jnp.sqrt(target.var(-1, keepdims=True, ddof=1) + 1e-6)
+            loss, pred = mae_loss(pred, norm_pix(target), mask), pred * std + mean
+        else:
+            loss = mae_loss(pred, target, mask)
+        grid = lambda t: unpatchify(t, module.img_size, module.patch_size, module.tubelet)
+        hidden = grid(jnp.broadcast_to(mask[..., None], pred.shape)) > 0
+        return (x, hidden, grid(pred)), loss
+
+    shown, loss = run(params, x)
+    return jax.tree.map(np.asarray, shown), float(loss)
+
+
+def save_encoder(out_dir: str, config, module, params: dict, workdir: str) -> None:
+    """The encoder and decoder `params` as a converted checkpoint in `out_dir` (replacing an
+    earlier one only once complete): `init='pretrained'` fine-tunes it."""
+    arrays = {k: jax.tree.map(np.asarray, params[k]) for k in ("backbone", "decoder")}
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(arrays):
+        digest.update(np.ascontiguousarray(leaf).tobytes())
+    model = {k: getattr(module, k) for k in ENCODER_FIELDS}
+    save_converted(out_dir, arrays, {
+        "family": "spectralgpt", "source": f"pre-trained by hsic-jax in {workdir}",
+        "source_sha256": digest.hexdigest(), "model": {**model, "pos_embed": "separable"},
+        "decoder": {"width": module.decoder_width, "depth": module.decoder_depth,
+                    "heads": module.decoder_heads},
+        "pretraining": {"dataset": config.data.name, "extra_cubes": list(config.pretrain.extra_cubes),
+                        "epochs": config.epochs, "mask_ratio": config.pretrain.mask_ratio,
+                        "pca": config.data.pca, "normalize": config.data.normalize},
+        "key_map": {}, "dropped": [], "reinitialised": []}, replace=True)
+

@@ -1,0 +1,45 @@
+"""Masked pre-training of a SpectralGPT encoder on unlabelled scenes:
+`python pretrain.py --config=configs/pretrain_demo.py`.
+
+Any config field can be overridden on the command line (`--config.epochs=100`,
+`--config.pretrain.extra_cubes='("more.mat",)'`); outputs go to `config.workdir` (or
+`--workdir`), and rerunning the same command resumes from the latest checkpoint
+(`hsic_jax.train.pretrain`). The encoder it learns is written to `WORKDIR/pretrained/`, a
+converted checkpoint: fine-tune it with any method through `run.py` with
+`--config.init=pretrained --config.pretrained_dir=WORKDIR/pretrained` (e.g.
+`configs/demo_pretrained_krona_plus.py`).
+"""
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from hsic_jax.cli import one_line, parse_flags, setup_logging
+from hsic_jax.train.pretrain import pretrain
+
+config_flags.DEFINE_config_file("config", None, "Path to a pre-training config file "
+                                "(configs/pretrain_*.py).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Output folder (overrides config.workdir).")
+flags.DEFINE_bool("restart", False, "Move a previous run of another experiment in the workdir "
+                  "aside (to WORKDIR.prev-N) and start fresh.")
+flags.mark_flags_as_required(["config"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    setup_logging()
+    config = FLAGS.config
+    workdir = FLAGS.workdir or config.workdir
+    try:
+        results = pretrain(config, workdir, restart=FLAGS.restart)
+    except (ValueError, OSError) as e:  # bad input or a failed write: one line that says what
+        sys.exit(f"error: {one_line(e, workdir)}")
+    print(f"reconstruction loss {results['first_loss']:.4f} → {results['final_loss']:.4f} over "
+          f"{results['epochs']} epochs ({results['train_seconds']:.0f} s training); encoder in "
+          f"{results['output']}")
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
