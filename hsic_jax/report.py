@@ -30,8 +30,8 @@ and writes `oa_vs_params.png` (OA against trainable parameters, log scale) and, 
 run, `sweep_{dataset}_{model}_{method}.png` (OA against the swept value) to `--out` (created
 if missing), each marked as its own in the PNG metadata (`Software: hsic-jax report`): a file of
 those names that the report did not write is never replaced. Tables are plain text, or Markdown
-with `--markdown`. A workdir without results.json (a run that has not finished) is left out
-with a warning; the command fails when no workdir is left.
+with `--markdown`. A workdir without results.json (a run that has not finished), or of a
+pre-training, is left out with a warning; the command fails when no workdir is left.
 """
 
 import argparse
@@ -86,6 +86,10 @@ class UnfinishedRun(ReportError):
     """A workdir without results.json: its run has not finished."""
 
 
+class PretrainingRun(ReportError):
+    """The workdir of a pre-training (`pretrain.py`): no classification to report."""
+
+
 def load_run(workdir: str) -> dict:
     """The results.json of `workdir`, checked for the keys the report uses; adds `path`."""
     path = os.path.join(workdir, "results.json")
@@ -101,6 +105,9 @@ def load_run(workdir: str) -> dict:
         raise ReportError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(run, dict):
         raise ReportError(f"{path}: expected a JSON object, got {type(run).__name__}")
+    if run.get("task") == "pretrain":
+        raise PretrainingRun(f"{workdir} is a pre-training (pretrain.py), not a classification "
+                             "run")
     missing = [k for k in REQUIRED if k not in run]
     if missing:
         raise ReportError(f"{path}: missing key(s) {', '.join(missing)}")
@@ -379,7 +386,7 @@ def load_runs(workdirs: list[str]) -> list[dict]:
     for workdir in workdirs:
         try:
             runs.append(load_run(workdir))
-        except UnfinishedRun as e:
+        except (UnfinishedRun, PretrainingRun) as e:
             print(f"warning: {e}; left out of the report", file=sys.stderr)
     if not runs:
         raise ReportError(f"no finished run among {' '.join(workdirs)} (none has a results.json)")

@@ -245,3 +245,17 @@ def test_a_missing_or_unknown_decoder_tensor_is_refused():
 
 def test_decoder_heads_must_divide_its_width():
     assert "--decoder-heads" in refusal(numpy_state(SQUARE), decoder_heads=5)
+
+
+def test_the_patch_embedding_starts_like_the_official_linear_view_of_it():
+    """xavier-uniform over fans (tubelet·p², width), as the official `w.view(D, -1)`: the bound
+    is sqrt(6 / (t·p² + D)), not the conv's sqrt(6 / (t·p² + t·p²·D))."""
+    module = SpectralMAE(img_size=32, patch_size=8, tubelet=3, bands=12, width=192, depth=1,
+                         heads=3, decoder_width=32, decoder_depth=1, decoder_heads=4)
+    kernel = module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 12)))["params"]["backbone"][
+        "patch_embed"]["kernel"]
+    bound = np.sqrt(6.0 / (3 * 64 + 192))
+    assert kernel.shape == (3, 8, 8, 1, 192)
+    assert np.abs(kernel).max() <= bound
+    assert np.abs(kernel).max() > 0.95 * bound
+    np.testing.assert_allclose(np.std(kernel), bound / np.sqrt(3), rtol=0.05)

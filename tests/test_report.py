@@ -402,3 +402,13 @@ def test_a_whole_scene_run_reports_its_window_as_the_scene(tmp_path, capsys):
     table = _table(capsys.readouterr().out, "Botswana")
     assert list(table["Window (px)"].values()) == ["15", "scene"]
     assert table["Test px in a train window (%)"]["MambaHSI"] == "100.00"
+
+
+def test_pretraining_workdirs_are_left_out_with_a_warning(workdirs, tmp_path, capsys):
+    pretraining = tmp_path / "pretrain_demo"
+    pretraining.mkdir()
+    (pretraining / "results.json").write_text(json.dumps({"task": "pretrain", "final_loss": 0.5}))
+    assert report.main([workdirs[1], str(pretraining), "--out", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert f"warning: {pretraining} is a pre-training (pretrain.py), not a classification run" in err
+    assert list(_table(out, "Botswana")["OA (%)"]) == ["LoRA"]

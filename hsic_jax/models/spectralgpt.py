@@ -135,8 +135,11 @@ class Encoder(nn.Module):
         grid, groups = self.img_size // p, self.bands // t
         # Bands play the role of the "time" axis of a 3-D conv with one input channel.
         x = jnp.transpose(x, (0, 3, 1, 2))[..., None].astype(self.dtype)  # (N, B, H, W, 1)
+        # Initialised like a Linear of t·p² inputs and D outputs (xavier over those fans), as
+        # the official MAE initialises its patch embedding (`w.view(D, -1)`).
         x = nn.Conv(d, (t, p, p), strides=(t, p, p), padding="VALID", dtype=self.dtype,
-                    kernel_init=nn.initializers.xavier_uniform(), name="patch_embed")(x)
+                    kernel_init=nn.initializers.xavier_uniform(in_axis=(0, 1, 2, 3), out_axis=4),
+                    name="patch_embed")(x)
         x = x.reshape(n, groups * grid * grid, d)  # token = t·L + h·grid + w
         x = x + self._position_embedding(groups, grid * grid).astype(x.dtype)
         if keep is not None:
