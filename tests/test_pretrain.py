@@ -14,10 +14,10 @@ from hsic_jax.adapters.methods import METHODS
 from hsic_jax.data.io import DataError
 from hsic_jax.data.patches import extract_patches
 from hsic_jax.data.pipeline import load_unlabelled
-from hsic_jax.models.converted import load_params, read_manifest
+from hsic_jax.models.converted import load_converted, load_params, read_manifest
 from hsic_jax.train import checkpoint as checkpoint_module
 from hsic_jax.train.checks import check_pretrain_config
-from hsic_jax.train.pretrain import pretrain
+from hsic_jax.train.pretrain import continued_from, mae_model, pretrain
 from hsic_jax.train.partition import combine
 from hsic_jax.train.state import create_train_state, pretrained_backbone, tuned_model
 
@@ -82,6 +82,8 @@ def test_the_reconstruction_loss_falls_and_every_output_is_written(finished):
     assert manifest["decoder"] == {"width": 16, "depth": 1, "heads": 2}
     params = load_params(str(workdir / "pretrained"))
     assert set(params) == {"backbone", "decoder"}
+    with pytest.raises(ValueError, match="holds an encoder without a classifier"):
+        load_converted(str(workdir / "pretrained"))
     assert "pos_embed_spatial" in params["backbone"]
 
 
@@ -169,3 +171,31 @@ def test_bad_pretraining_configs_are_refused_before_any_work(tmp_path, field, va
     with pytest.raises(ValueError, match=message):
         pretrain(config, str(tmp_path / "work"))
     assert not (tmp_path / "work").exists()
+
+
+def test_pretraining_continues_from_a_converted_official_checkpoint(tmp_path):
+    """SpectralGPT+'s layout (encoder + decoder, random weights here) → the converter → a
+    pre-training with init='pretrained' starts from both, and one epoch runs on."""
+    import torch_mae
+    import torch_reference as ref
+    from convert.spectralgpt import main as convert_main
+
+    config = tiny_config(scene(tmp_path / "scene.npz"), init="pretrained", epochs=1,
+                         pretrained_dir=str(tmp_path / "flax"))
+    arch = dict(img_size=8, patch_size=4, tubelet=3, bands=B, width=24, depth=1, heads=2,
+                decoder_width=16, decoder_depth=1, decoder_heads=2)
+    ref.checkpoint_file(tmp_path / "mae.pth",
+                        ref.randomized(torch_mae.MaskedAutoencoderViT(**arch), 3).state_dict())
+    assert convert_main(["--checkpoint", str(tmp_path / "mae.pth"), "--out", str(tmp_path / "flax"),
+                         "--img-size", "8", "--bands", str(B), "--num-classes", "2",
+                         "--pos-embed", "separable", "--heads", "2", "--decoder-heads", "2"]) == 0
+    start = continued_from(config, mae_model(config, B).module)
+    converted = load_params(str(tmp_path / "flax"))
+    for part in ("backbone", "decoder"):
+        jax.tree.map(np.testing.assert_array_equal, start[part], converted[part])
+    assert pretrain(config, str(tmp_path / "work"))["epochs"] == 1
+
+    other = tiny_config(config.data.cube_path, init="pretrained",
+                        pretrained_dir=str(tmp_path / "flax"), **{"model.width": 48})
+    with pytest.raises(ValueError, match=r"holds an encoder with width=24 \(the config's: 48\)"):
+        continued_from(other, mae_model(other, B).module)

@@ -168,6 +168,10 @@ def load_converted(ckpt_dir: str) -> Classifier:
 
     manifest = read_manifest(ckpt_dir)
     config = dict(manifest["model"])
+    if "num_classes" not in config:
+        raise ValueError(f"{ckpt_dir} holds an encoder without a classifier (a pre-training's "
+                         "output): fine-tune it with run.py and --config.init=pretrained "
+                         f"--config.pretrained_dir={ckpt_dir}")
     module = family(manifest.get("family", "spectralgpt")).model_from_config(config)
     params = load_params(ckpt_dir)
     if "decoder" in manifest:  # not the classifier's; it would only ride along on every call

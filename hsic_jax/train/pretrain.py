@@ -149,6 +149,10 @@ def continued_from(config: ml_collections.ConfigDict, module) -> dict | None:
     if wrong:
         raise ValueError(f"{config.pretrained_dir} holds an encoder with {', '.join(wrong)}; "
                          "set config.model and config.data to that architecture")
+    if manifest["model"].get("pos_embed") != "separable":
+        raise ValueError(f"{config.pretrained_dir} holds a joint position table, not the "
+                         "separable ones pre-training learns: convert the checkpoint again with "
+                         "--pos-embed separable")
     params = load_params(config.pretrained_dir)
     decoder = manifest.get("decoder")
     fits = decoder is not None and all(
