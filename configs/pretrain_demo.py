@@ -14,26 +14,32 @@ take about 4 minutes on 2 CPU cores; the encoder goes to `workdirs/pretrain_demo
 
 import ml_collections
 
+from configs import demo
+
+# Fields of the demo's config that are the classifier's or the split's, not the encoder's or
+# the inputs'.
+_NOT_PRETRAINING = {"model": ("pos_embed", "pool_skip_first", "drop_path", "dropout"),
+                    "data": ("train_per_class", "cap", "spatially_disjoint", "num_classes",
+                             "val_per_class", "fit_on")}
+
 
 def get_config():
+    finetuning = demo.get_config()
     c = ml_collections.ConfigDict()
     c.workdir = "workdirs/pretrain_demo"
     c.seed = 0
     c.num_seeds = 1
     c.init = "random"  # 'pretrained': continue from pretrained_dir (e.g. SpectralGPT+)
     c.pretrained_dir = ""
-    c.model = dict(name="spectralgpt", patch_size=4, tubelet=3, width=96, depth=3, heads=3,
-                   mlp_ratio=4.0, dtype="float32")
+    # The demo's encoder and inputs (scene, PCA, normalisation, neighbourhood, input size).
+    c.model, c.data = ({k: v for k, v in finetuning[part].items() if k not in _NOT_PRETRAINING[part]}
+                       for part in ("model", "data"))
     c.method = dict(name="fft")  # pre-training trains every parameter
     # mask_ratio: tokens hidden per input; norm_pix_loss: targets normalised per token (the
     # official norm_pix_loss); reconstructions: patches in reconstructions.png.
     c.pretrain = dict(mask_ratio=0.75, norm_pix_loss=True,
                       decoder=dict(width=32, depth=1, heads=2), extra_cubes=(),
                       reconstructions=4)
-    c.data = dict(name="indian_pines", data_dir="", cube_path="", gt_path="", cube_key="",
-                  gt_key="", class_names="", class_names_path="", neighborhood=15,
-                  input_size=16, pca=12, normalize="zscore", padding="reflect",
-                  resize="bilinear")
     c.augment = dict(flip=True, radiation_noise=0.0, mixture_noise=0.0, mixup=0.0, cutmix=0.0)
     # The official MAE recipe's AdamW (β2 0.95, weight decay 0.05), cosine after a warm-up.
     c.optim = dict(name="adamw", lr=1e-3, weight_decay=0.05, b1=0.9, b2=0.95, eps=1e-8,

@@ -13,9 +13,10 @@ decoder and its params no `decoder` subtree. Spatial position grids (the encoder
 decoder's) are resampled to the requested image size with PyTorch's bicubic kernel.
 Anything that does not fit is refused with a one-line message naming the key or file. The
 output folder holds an orbax checkpoint (`params/`) and `manifest.json` (source sha256,
-model config, decoder architecture, key map, dropped and re-initialised keys). `--out` must be a new or empty folder, or an earlier conversion
-with `--replace` (replaced only once the new one is complete); anything else, the current
-folder and a folder holding the checkpoint are refused before any work.
+model config, decoder architecture, key map, dropped and re-initialised keys). `--out` must
+be a new or empty folder, or an earlier conversion with `--replace` (replaced only once the
+new one is complete); anything else, the current folder and a folder holding the checkpoint
+are refused before any work.
 """
 
 import argparse
