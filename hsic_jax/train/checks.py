@@ -31,20 +31,13 @@ WARMUP_SHARE = 0.1  # of the run, when the configured warm-up would fill it
 
 def check_config(config: ml_collections.ConfigDict) -> list[str]:
     """Refuse a config that makes no sense (module docstring); return the warnings issued."""
-    for field in ("batch_size", "epochs", "num_seeds", "eval_every_epochs",
-                  "checkpoint_every_epochs"):
-        _integer(config, field, 1)
-    _integer(config, "seed", 0)
+    _check_run(config)
+    _integer(config, "eval_every_epochs", 1)
     if config.get("eval_max_pixels") is not None:
         _integer(config, "eval_max_pixels", 1)
-    _number(config, "checkpoint_every_seconds", low=0, low_open=True)
-    _choice(config, "init", INIT)
     _choice(config, "select", SELECT)
     _number(config, "label_smoothing", low=0, high=1, high_open=True)
-    _check_optim(config)
     _check_data(config)
-    for field in ("radiation_noise", "mixture_noise"):
-        _number(config, f"augment.{field}", low=0, high=1)
     for field in ("mixup", "cutmix"):
         _number(config, f"augment.{field}", low=0)
     _choice(config, "model.name", FAMILIES)
@@ -62,6 +55,19 @@ def check_config(config: ml_collections.ConfigDict) -> list[str]:
         raise ValueError("config.select='best_val' selects on validation pixels: set "
                          "config.data.val_per_class (a count per class, or a fraction in (0, 1))")
     return _clip_warmup(config)
+
+
+def _check_run(config) -> None:
+    """The fields of every run, fine-tuning or pre-training: its length, seeds, checkpoints,
+    initialisation, optimizer and noises."""
+    for field in ("batch_size", "epochs", "num_seeds", "checkpoint_every_epochs"):
+        _integer(config, field, 1)
+    _integer(config, "seed", 0)
+    _number(config, "checkpoint_every_seconds", low=0, low_open=True)
+    _choice(config, "init", INIT)
+    _check_optim(config)
+    for field in ("radiation_noise", "mixture_noise"):
+        _number(config, f"augment.{field}", low=0, high=1)
 
 
 def _check_optim(config) -> None:
@@ -84,17 +90,10 @@ def check_pretrain_config(config: ml_collections.ConfigDict) -> list[str]:
     `check_config` does; return the warnings issued."""
     from hsic_jax.train.pretrain import mae_model  # it imports this module
 
-    for field in ("batch_size", "epochs", "num_seeds", "checkpoint_every_epochs"):
-        _integer(config, field, 1)
-    _integer(config, "seed", 0)
-    _number(config, "checkpoint_every_seconds", low=0, low_open=True)
-    _choice(config, "init", INIT)
+    _check_run(config)
     _choice(config, "model.name", ("spectralgpt",))
     _choice(config, "method.name", ("fft",))
-    _check_optim(config)
     _check_inputs(config)
-    for field in ("radiation_noise", "mixture_noise"):
-        _number(config, f"augment.{field}", low=0, high=1)
     mixing = [f"augment.{k}={config.augment[k]!r}" for k in ("mixup", "cutmix") if config.augment[k]]
     if mixing:
         raise ValueError(f"config.{', config.'.join(mixing)}: batch mixing mixes labels, which "

@@ -104,14 +104,14 @@ def _run(config: ml_collections.ConfigDict, workdir: str, clock: Timings) -> dic
     state, _, seconds = train(config, workdir, data, seeds, hp, setup, state, frozen, step,
                               padded, None, per_seed, True, clock)
 
-    first = jax.tree.map(lambda x: np.asarray(hosts.fetch(x)[0]), state["params"])
-    shown, loss = reconstructions(tuned, combine(first, frozen), data, geo, config)
+    trained = jax.tree.map(lambda x: np.asarray(hosts.fetch(x)), state["params"])  # (S, ...)
+    seed_params = [combine(jax.tree.map(lambda x, s=s: x[s], trained), frozen)
+                   for s in range(len(seeds))]
+    shown, loss = reconstructions(tuned, seed_params[0], data, geo, config)
     save_reconstructions(os.path.join(workdir, "reconstructions.png"), *shown,
                          title=f"{config.data.name} · seed {seeds[0]} · "
                                f"{config.pretrain.mask_ratio:.0%} of the tokens hidden")
-    for s, seed in enumerate(seeds):
-        params = combine(jax.tree.map(lambda x: np.asarray(hosts.fetch(x)[s]), state["params"]),
-                         frozen)
+    for s, (seed, params) in enumerate(zip(seeds, seed_params)):
         save_encoder(os.path.join(workdir, OUTPUT if s == 0 else f"{OUTPUT}_seed{seed}"),
                      config, tuned.module, params, workdir)
     rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
@@ -122,7 +122,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, clock: Timings) -> dic
         "first_loss": rows[0]["train_loss"] if rows else None,
         "final_loss": rows[-1]["train_loss"] if rows else None,
         "reconstruction_loss": loss, "train_seconds": seconds,
-        "params": int(sum(np.size(p) for p in jax.tree.leaves(first))),
+        "params": int(sum(np.size(p) for p in jax.tree.leaves(seed_params[0]))),
         "output": os.path.join(workdir, OUTPUT), **clock.record()}
     write_json(os.path.join(workdir, "results.json"), results)
     save_training_curves(os.path.join(workdir, "training_curves.png"),
