@@ -27,12 +27,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hsic_jax.models.common import module_fields
 from hsic_jax.models.spectralgpt import Block, Encoder, dense, layer_norm, model_kwargs
 
 # The official decoder of `mae_vit_base_patch8_128`: 512 wide, 4 blocks of 16 heads.
 DECODER = dict(decoder_width=512, decoder_depth=4, decoder_heads=16)
-MASK_RATIO = 0.9  # the official pre-training's (main_pretrain.py, the paper's 90 %)
+MASK_RATIO = 0.9  # SpectralGPT's 90 % of the 3-D tokens (the paper; the official `forward`'s default)
 
 
 class Decoder(nn.Module):
@@ -160,7 +159,7 @@ def mae_from_config(model_cfg: Mapping, decoder_cfg: Mapping, *, input_size: int
     """The MAE of a SpectralGPT `config.model` (its variant or fields; the classifier's head,
     pooling, position-table mode and dropouts do not apply) with the decoder `decoder_cfg`
     (`width`, `depth`, `heads`), on `(input_size, input_size, bands)` inputs."""
-    fields = model_kwargs({**module_fields(model_cfg), "img_size": input_size, "bands": bands})
+    fields = model_kwargs({**model_cfg, "img_size": input_size, "bands": bands})
     encoder = {k: fields[k] for k in ("img_size", "patch_size", "tubelet", "bands", "width",
                                       "depth", "heads", "mlp_ratio", "dtype") if k in fields}
     decoder = {f"decoder_{k}": v for k, v in decoder_cfg.items()}
