@@ -15,7 +15,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from hsic_jax.cli import one_line, parse_flags, setup_logging
+from hsic_jax.cli import keep_freed_memory, one_line, parse_flags, setup_logging
 from hsic_jax.train.pretrain import pretrain
 
 config_flags.DEFINE_config_file("config", None, "Path to a pre-training config file "
@@ -29,6 +29,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    keep_freed_memory()  # before JAX's first computation (its threads pick their arena then)
     setup_logging()
     config = FLAGS.config
     workdir = FLAGS.workdir or config.workdir

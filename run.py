@@ -25,7 +25,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from hsic_jax.cli import one_line, parse_flags, setup_logging, summary
+from hsic_jax.cli import keep_freed_memory, one_line, parse_flags, setup_logging, summary
 from hsic_jax.train.loop import train_and_evaluate
 from hsic_jax.train.sweep import SWEEPABLE
 
@@ -47,6 +47,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    keep_freed_memory()  # before JAX's first computation (its threads pick their arena then)
     if FLAGS.distributed:
         jax.distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
     setup_logging()

@@ -466,6 +466,8 @@ class JaxBench:
     """The JAX side of a worker: a train step, a map, or the state's bytes."""
 
     def __init__(self, spec: dict):
+        from hsic_jax.cli import keep_freed_memory
+        keep_freed_memory()  # as run.py does, before JAX's first computation
         import jax
         import train_step  # noqa: F401 (the project's modules: imported while workers start)
         self.jax, self.spec, self.shape = jax, spec, spec["shape"]

@@ -21,6 +21,7 @@ import time
 import jax
 
 from configs import demo
+from hsic_jax.cli import keep_freed_memory
 from hsic_jax.data.io import atomic_write
 from hsic_jax.train.loop import train_and_evaluate
 
@@ -44,6 +45,7 @@ def timed(config, workdir: str, **kwargs) -> tuple[dict, float]:
 
 
 def main(argv=None) -> dict:
+    keep_freed_memory()  # as run.py does, before JAX's first computation
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=2)

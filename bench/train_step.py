@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters import METHODS
+from hsic_jax.cli import keep_freed_memory
 from hsic_jax.count import load_config
 from hsic_jax.data.io import atomic_write
 from hsic_jax.data.scenes import SCENES
@@ -144,6 +145,7 @@ def _time(method_name: str, step, state, inputs, samples: int, args) -> dict:
 
 
 def main(argv=None):
+    keep_freed_memory()  # as run.py does, before JAX's first computation
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=None, metavar="CONFIG.py",
                    help="time this experiment config's step (any model family) instead")
