@@ -43,7 +43,8 @@ gradients and AdamW's moments). JAX records also carry the XLA cost analysis' FL
 (`gflop_per_step`), to set against the matmul peak of `--what calibrate`.
 
 `--what calibrate` (with step): the matmul peak of each framework (a timed `n × n @ n × n`
-in the step's dtype, into `machine`) and the JAX step's input preparation alone.
+in the step's dtype, into `machine`), the same for the step's MLP matmuls (`step_matmuls`:
+forward and weight gradient, as `step_shapes`), and the JAX step's input preparation alone.
 
 `--what map`: the full-scene map of a 550 × 400 scene and of 2× (550 × 800) and 4×
 (1100 × 800) its area: the project's `classify_scene` (jitted `predict`, 256 pixels a batch)
@@ -207,6 +208,16 @@ def calibrate(live: list, machine: dict, records: list[dict], args) -> None:
                 for r in w.call("input_prep", steps=args.steps * 3)["records"]]
 
 
+def step_matmuls(shape: dict) -> list[tuple[str, tuple[int, int, int], bool]]:
+    """The MLP's matmuls of a step at `shape`, `(name, (M, K, N), transposed)`: rows = batch ×
+    tokens; `transposed`: the left operand is stored `(K, M)`, as the tokens × width
+    activations are in a weight gradient."""
+    rows = shape["batch"] * (shape["input_size"] // 8) ** 2 * 4
+    d, h = shape["width"], 4 * shape["width"]
+    return [("fc1 x @ W", (rows, d, h), False), ("fc2 h @ W", (rows, h, d), False),
+            ("fc1 weight gradient xᵀ @ dh", (d, rows, h), True)]
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -343,7 +354,14 @@ def tables(records: list[dict], machine: dict, shape: dict, args) -> str:
         peaks = [f"{f} {machine[f'{f}_matmul']['gflops']:.0f}" for f in ("jax", "torch")
                  if f"{f}_matmul" in machine]
         if peaks:
-            out += ["", f"Matmul peak (GFLOP/s): {', '.join(peaks)}"]
+            n = next(machine[f"{f}_matmul"]["n"] for f in ("jax", "torch")
+                     if f"{f}_matmul" in machine)
+            out += ["", f"Matmul peak (GFLOP/s, {n}² square): {', '.join(peaks)}"]
+        if "step_shapes" in machine.get("jax_matmul", {}) and "torch_matmul" in machine:
+            out.append("The step's MLP matmuls (GFLOP/s): " + "; ".join(
+                f"{j['name']} {'×'.join(map(str, j['mkn']))}: jax {j['gflops']:.0f}, torch "
+                f"{t['gflops']:.0f}" for j, t in zip(machine["jax_matmul"]["step_shapes"],
+                                                      machine["torch_matmul"]["step_shapes"])))
         prep = {r["augment"]: r for r in records if r["kind"] == "input_prep"}
         if prep:
             out.append("jax input preparation inside the step (gather + resize): "
@@ -526,7 +544,18 @@ class JaxBench:
         dot = self.jax.jit(jnp.dot)
         dot(x, x).block_until_ready()
         seconds = _timed(lambda: dot(x, x).block_until_ready(), 5)
-        return {"n": n, "dtype": self.spec["dtype"], "gflops": 2 * n**3 / seconds / 1e9}
+        shapes = []
+        for name, (m, k, n_out), transposed in step_matmuls(self.shape):
+            a = self.jax.random.normal(self.jax.random.key(1), (k, m) if transposed else (m, k),
+                                       x.dtype)
+            b = self.jax.random.normal(self.jax.random.key(2), (k, n_out), x.dtype)
+            fn = self.jax.jit((lambda a, b: a.T @ b) if transposed else jnp.dot)
+            fn(a, b).block_until_ready()
+            t = _timed(lambda: fn(a, b).block_until_ready(), 10)
+            shapes.append({"name": name, "mkn": [m, k, n_out],
+                           "gflops": 2 * m * k * n_out / t / 1e9})
+        return {"n": n, "dtype": self.spec["dtype"], "gflops": 2 * n**3 / seconds / 1e9,
+                "step_shapes": shapes}
 
     def input_prep(self, steps: int) -> dict:
         """Records of the time of the step's input preparation alone: gather the batch's
@@ -655,7 +684,18 @@ class TorchBench:
         x = torch.randn(n, n, device=self.device, dtype=dtype)
         (x @ x, self._sync())
         seconds = _timed(lambda: (x @ x, self._sync()), 5)
-        return {"n": n, "dtype": self.spec["dtype"], "gflops": 2 * n**3 / seconds / 1e9}
+        shapes = []
+        for name, (m, k, n_out), transposed in step_matmuls(self.shape):
+            a = torch.randn(*((k, m) if transposed else (m, k)), device=self.device, dtype=dtype)
+            b = torch.randn(k, n_out, device=self.device, dtype=dtype)
+            fn = ((lambda: (a.T @ b, self._sync())) if transposed
+                  else (lambda: (a @ b, self._sync())))
+            fn()
+            t = _timed(fn, 10)
+            shapes.append({"name": name, "mkn": [m, k, n_out],
+                           "gflops": 2 * m * k * n_out / t / 1e9})
+        return {"n": n, "dtype": self.spec["dtype"], "gflops": 2 * n**3 / seconds / 1e9,
+                "step_shapes": shapes}
 
     def map(self, height: int, width: int, pixels: int | None) -> dict:
         """As `JaxBench.map`, with `torch_spectralgpt.classify_scene` in eager mode."""
