@@ -81,9 +81,11 @@ def test_adapters_on_parts_of_a_fused_layer_equal_the_explicit_weights(targets):
     with jax.default_matmul_precision("highest"):
         got = np.asarray(model.apply(params, x))
         merged = np.asarray(Toy().apply({"params": model.merge(params)}, x))
+        predicted = np.asarray(model.apply_merged(params, x))
     want = reference_logits(params, x, cfg)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(merged, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(predicted, want, rtol=1e-5, atol=1e-5)
 
 
 def test_factors_do_not_depend_on_the_other_targets():

@@ -71,6 +71,8 @@ def test_merged_model_reproduces_adapted_logits(name):
     want = logits(tuned.apply, params)
     got = logits(plain, merged)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    predicted = logits(tuned.apply_merged, params)  # what prediction runs
+    np.testing.assert_allclose(predicted, want, rtol=0, atol=1e-5 * np.abs(want).max())
     base = {k: v for k, v in params.items() if k != "adapters"}
     assert np.abs(logits(plain, base) - want).max() > 1e-3  # ΔW matters
 

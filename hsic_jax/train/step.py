@@ -163,8 +163,9 @@ def _update(state: dict, loss_fn, tx: optax.GradientTransformation):
 def predict(params: dict, frozen: dict, padded: jax.Array, coords: jax.Array, *,
             tuned: TunedModel, geo: Geometry) -> tuple[jax.Array, jax.Array]:
     """Predicted classes `(N,)` in 0..C-1 and their softmax probabilities `(N,)` (the
-    confidence) for pixel coordinates `(N, 2)`, in eval mode."""
-    logits = tuned.apply(combine(params, frozen), inputs(padded, coords, geo), train=False)
+    confidence) for pixel coordinates `(N, 2)`, in eval mode (adapters merged into their
+    kernels: `TunedModel.apply_merged`)."""
+    logits = tuned.apply_merged(combine(params, frozen), inputs(padded, coords, geo))
     return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
 
 
@@ -172,7 +173,7 @@ def scene_predict(params: dict, frozen: dict, scene: jax.Array, coords: jax.Arra
                   tuned: TunedModel) -> tuple[jax.Array, jax.Array]:
     """`predict` for a whole-scene model: one forward of the scene `(H, W, B)`, read at the
     pixel coordinates `(N, 2)`."""
-    logits = tuned.apply(combine(params, frozen), scene[None], train=False)[0][coords[:, 0], coords[:, 1]]
+    logits = tuned.apply_merged(combine(params, frozen), scene[None])[0][coords[:, 0], coords[:, 1]]
     return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
 
 
