@@ -1,5 +1,6 @@
 """`hsic_jax.cli.keep_freed_memory`: the process setup that `run.py` and `pretrain.py` do first."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import resource, sys
 sys.path.insert(0, {root!r})
 if sys.argv[1] == "keep":
     from hsic_jax.cli import keep_freed_memory
-    assert keep_freed_memory()
+    print(keep_freed_memory())
 import jax, jax.numpy as jnp
 
 @jax.jit
@@ -31,10 +32,13 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3)
 """
 
 
-def _faults_per_call(mode: str) -> float:
+def _faults_per_call(mode: str, **env) -> float:
     proc = subprocess.run([sys.executable, "-c", _FAULTS_PER_CALL.format(root=str(ROOT)), mode],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, **env})
     assert proc.returncode == 0, proc.stderr[-2000:]
+    if mode == "keep":  # what keep_freed_memory returned: whether it changed the settings
+        assert proc.stdout.split()[0] == str(env.get("HSIC_JAX_KEEP_FREED_MEMORY") != "0")
     return float(proc.stdout.split()[-1])
 
 
@@ -43,4 +47,6 @@ def test_later_calls_reuse_the_pages_of_earlier_ones():
     plain = _faults_per_call("plain")
     if plain < 1000:
         pytest.skip(f"XLA reuses its temporaries by itself here ({plain:.0f} faults per call)")
-    assert _faults_per_call("keep") < 0.05 * plain
+    assert _faults_per_call("keep", HSIC_JAX_KEEP_FREED_MEMORY="1") < 0.05 * plain
+    # The opt-out leaves malloc as it was.
+    assert _faults_per_call("keep", HSIC_JAX_KEEP_FREED_MEMORY="0") > 0.5 * plain
