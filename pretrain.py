@@ -29,7 +29,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    keep_freed_memory()  # before JAX's first computation (its threads pick their arena then)
+    keep_freed_memory()  # HSIC_JAX_KEEP_FREED_MEMORY=1: before JAX's first computation
     setup_logging()
     config = FLAGS.config
     workdir = FLAGS.workdir or config.workdir

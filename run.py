@@ -47,7 +47,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    keep_freed_memory()  # before JAX's first computation (its threads pick their arena then)
+    keep_freed_memory()  # HSIC_JAX_KEEP_FREED_MEMORY=1: before JAX's first computation
     if FLAGS.distributed:
         jax.distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
     setup_logging()

@@ -17,8 +17,10 @@ Presets (12 PCA bands, 8-pixel patches, 3-band tubelets, 16 classes):
 interleaved round by round: each round runs, for every method, one timed block of `--steps`
 steps of each framework (the order of the frameworks rotates every round); a block's time /
 steps is one sample and the record gives the median, quartiles and range over the rounds.
-  jax    `run.py`'s train step (`bench/train_step.py` `encoder_step`: one seed, jitted, state
-         donated), compiled ahead of time: the batch drawn on the device (a permutation of
+  jax    `run.py`'s train step (`bench/train_step.py` `encoder_step`: one seed), `--steps`
+         of them scanned in one program compiled ahead of time with the state donated, as the
+         loop runs an epoch (`gflop_per_step` and `compile_s`: the step compiled alone): the
+         batch drawn on the device (a permutation of
          1024 training pixels), each pixel's 15 × 15 window gathered and resized to the input
          size (bilinear), forward, cross-entropy, gradients of the trainable leaves, AdamW.
          Augmentation is off and drop path 0 (the PyTorch model has neither), so both sides
@@ -40,7 +42,10 @@ worker's peak resident set (`getrusage` `ru_maxrss`, the imports included: `base
 the resident set after the imports, before the model). `state_mb` is the arrays of the train
 state (JAX: trainable params, optimizer state and the frozen params; PyTorch: params, their
 gradients and AdamW's moments). JAX records also carry the XLA cost analysis' FLOPs per step
-(`gflop_per_step`), to set against the matmul peak of `--what calibrate`.
+(`gflop_per_step`), to set against the matmul peak of `--what calibrate`. Every step record
+has the worker's system CPU time and minor page faults per step (`sys_ms_per_step`,
+`minflt_per_step`, medians over the rounds); JAX workers call `keep_freed_memory` first, as
+`run.py` does (`keep_freed_memory` in the record: on with `HSIC_JAX_KEEP_FREED_MEMORY=1`).
 
 `--what calibrate` (with step): the matmul peak of each framework (a timed `n × n @ n × n`
 in the step's dtype, into `machine`), the same for the step's MLP matmuls (`step_matmuls`:
@@ -146,7 +151,7 @@ def step_workers(shape: dict, args) -> list[dict]:
     modes += [("torch", "eager-1thread", 1)] if args.torch_1thread else []
     modes += [("torch", "compile", args.torch_threads)] if args.compile else []
     return [dict(kind="step", framework=f, mode=m, method=method, shape=shape, dtype=args.dtype,
-                 torch_threads=threads)
+                 torch_threads=threads, steps=args.steps)
             for method in args.methods for f, m, threads in modes]
 
 
@@ -185,10 +190,12 @@ def run_steps(shape: dict, args, machine: dict) -> list[dict]:
             for method in args.methods:
                 block = [w for w, rec in live if rec["method"] == method]
                 for w in block[r % len(block):] + block[:r % len(block)]:
-                    samples[id(w)].append(w.call("run", steps=args.steps)["ms"])
+                    samples[id(w)].append(w.call("run", steps=args.steps))
             _log(f"round {r + 1}/{args.rounds}")
         for w, rec in live:
-            rec.update(spread(samples[id(w)]))
+            rec.update(spread([x["ms"] for x in samples[id(w)]]))
+            rec["sys_ms_per_step"] = statistics.median(x["sys_ms"] for x in samples[id(w)])
+            rec["minflt_per_step"] = statistics.median(x["minflt"] for x in samples[id(w)])
             rec.update(w.call("memory"))
             rec["samples_per_s"] = shape["batch"] / (rec["median_ms"] / 1000)
         return records
@@ -362,6 +369,14 @@ def tables(records: list[dict], machine: dict, shape: dict, args) -> str:
                 f"{j['name']} {'×'.join(map(str, j['mkn']))}: jax {j['gflops']:.0f}, torch "
                 f"{t['gflops']:.0f}" for j, t in zip(machine["jax_matmul"]["step_shapes"],
                                                       machine["torch_matmul"]["step_shapes"])))
+        sys_lines = [f"{r['method']} {r['sys_ms_per_step']:.0f} ms, {r['minflt_per_step']:,.0f}"
+                     for r in records if r["kind"] == "train_step" and r["framework"] == "jax"
+                     and "minflt_per_step" in r]
+        if sys_lines:
+            keep = next(r.get("keep_freed_memory") for r in records
+                        if r["kind"] == "train_step" and r["framework"] == "jax")
+            out.append(f"jax system CPU time and minor page faults per step (keep_freed_memory "
+                       f"{'on' if keep else 'off'}): {'; '.join(sys_lines)}")
         prep = {r["augment"]: r for r in records if r["kind"] == "input_prep"}
         if prep:
             out.append("jax input preparation inside the step (gather + resize): "
@@ -470,6 +485,17 @@ def rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def per_step(steps_fn, steps: int) -> dict:
+    """Wall-clock ms, system CPU ms and minor page faults per step of `steps_fn()`, which runs
+    `steps` steps and waits for them (the faults and system time: this worker's process)."""
+    before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    steps_fn()
+    seconds, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    return {"ms": 1000 * seconds / steps,
+            "sys_ms": 1000 * (after.ru_stime - before.ru_stime) / steps,
+            "minflt": (after.ru_minflt - before.ru_minflt) / steps}
+
+
 def _timed(fn, repeats: int) -> float:
     """Median seconds of `repeats` calls of `fn` (which waits for its result)."""
     times = []
@@ -485,14 +511,15 @@ class JaxBench:
 
     def __init__(self, spec: dict):
         from hsic_jax.cli import keep_freed_memory
-        keep_freed_memory()  # as run.py does, before JAX's first computation
+        self.keeps_freed_memory = keep_freed_memory()  # as run.py does (opt-in), before JAX
         import jax
         import train_step  # noqa: F401 (the project's modules: imported while workers start)
         self.jax, self.spec, self.shape = jax, spec, spec["shape"]
 
     def versions(self) -> dict:
         return {"version": self.jax.__version__, "device": str(self.jax.devices()[0]),
-                "backend": self.jax.default_backend()}
+                "backend": self.jax.default_backend(),
+                "keep_freed_memory": self.keeps_freed_memory}
 
     def config(self, method: str):
         from train_step import encoder_config
@@ -515,7 +542,13 @@ class JaxBench:
         compile_s = time.perf_counter() - t0
         cost = self.step.cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
-        self.state, m = self.step(state, *self.args)
+        # What run.py runs: one program of the epoch's steps (here `--steps`), a scan of them.
+        self.steps = self.spec["steps"]
+        self.program = jax.jit(
+            lambda state, *args: jax.lax.scan(lambda s, _: step(s, *args), state,
+                                              length=self.steps),
+            donate_argnums=0).lower(state, *self.args).compile()
+        self.state, m = self.program(state, *self.args)
         jax.block_until_ready(m)
         nbytes = sum(x.nbytes for x in jax.tree.leaves((self.state, self.args[0])))
         return {"compile_s": compile_s, "gflop_per_step": cost.get("flops", 0.0) / 1e9,
@@ -523,12 +556,13 @@ class JaxBench:
                 "state_mb": nbytes / 2**20}
 
     def run(self, steps: int) -> dict:
-        """Mean ms per step of `steps` steps (waiting once, at the end)."""
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            self.state, m = self.step(self.state, *self.args)
-        self.jax.block_until_ready((self.state, m))
-        return {"ms": 1000 * (time.perf_counter() - t0) / steps}
+        """`per_step` of the `steps` steps of one call of the scanned program."""
+        assert steps == self.steps, (steps, self.steps)
+
+        def steps_fn():
+            self.state, m = self.program(self.state, *self.args)
+            self.jax.block_until_ready((self.state, m))
+        return per_step(steps_fn, steps)
 
     def memory(self) -> dict:
         gpu = self.jax.default_backend() != "cpu"
@@ -665,11 +699,11 @@ class TorchBench:
             self.torch.cuda.synchronize()
 
     def run(self, steps: int) -> dict:
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            self.ts.train_step(self.fn, self.opt, self.x, self.y, self.autocast)
-        self._sync()
-        return {"ms": 1000 * (time.perf_counter() - t0) / steps}
+        def steps_fn():
+            for _ in range(steps):
+                self.ts.train_step(self.fn, self.opt, self.x, self.y, self.autocast)
+            self._sync()
+        return per_step(steps_fn, steps)
 
     def memory(self) -> dict:
         if self.device.type == "cuda":

@@ -18,25 +18,24 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 
 
 def keep_freed_memory() -> bool:
-    """Let glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
+    """With `HSIC_JAX_KEEP_FREED_MEMORY=1` in the environment, let glibc's malloc keep freed
+    memory for reuse instead of handing it back to the kernel (one arena, no mmap, no trimming);
+    otherwise leave malloc as it is. Returns whether it changed the settings.
 
-    XLA:CPU allocates each execution's temporary buffer with malloc and frees it at the end
-    (541 MiB for `bench/compare.py`'s cpu-small FFT step). From any thread but the main one
-    glibc serves a block that large with a fresh mmap, so every step page-faults all of it
-    again: 150,000 minor faults and about 0.3 s of system time per step, a fifth of the step's
-    CPU time. One arena, no mmap and no trimming let the next execution reuse the same pages
-    (the process keeps its peak resident memory instead of returning it between steps).
-
-    The cost is resident memory: the process keeps what it freed, and a temporary that no
-    longer fits where the last one was takes new pages beside it (the demo's peak 1.4 GB
-    instead of 0.85 GB, reached in the first epochs and flat after).
+    XLA:CPU allocates each execution's temporaries with malloc and frees them at its end. From
+    any thread but the main one glibc serves a block that large with a fresh mmap, so every
+    execution page-faults all of it again (the cpu-small FFT step of `bench/compare.py`: 541 MiB,
+    150,000 minor faults, about 0.3 s of system time). The loop runs one program per epoch
+    (`hsic_jax.train.loop`), which pays this once per epoch; with this setting not even that,
+    and prediction's batches neither. The cost is resident memory, which is why it is not the
+    default: a temporary that no longer fits where the last one was takes new pages beside it
+    (the demo's peak 1.4 GB instead of 0.85 GB; a train step repeated alone 3.3 GB instead of
+    1.1 GB), reached in the first steps and flat after.
 
     Call it before the first JAX computation: XLA's threads pick their arena at their first
-    allocation. Returns False where it does not apply (not glibc) or where the environment
-    says `HSIC_JAX_KEEP_FREED_MEMORY=0`; the settings are the process's, as
-    `MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647` in the
-    environment would make them."""
-    if os.environ.get("HSIC_JAX_KEEP_FREED_MEMORY", "1") == "0":
+    allocation. Not glibc: nothing to do. The settings are the process's, as
+    `MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647` would make them."""
+    if os.environ.get("HSIC_JAX_KEEP_FREED_MEMORY", "0") != "1":
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False

@@ -4,8 +4,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hsic_jax.cli import keep_freed_memory
-
 # The PyTorch oracle (tests/torch_reference.py) is imported by several test modules.
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -16,5 +14,3 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
     tempfile.gettempdir(), f"hsic-jax-tests-xla-cache-{getpass.getuser()}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
-# As run.py does: XLA's temporaries reuse freed pages instead of faulting in fresh ones.
-keep_freed_memory()

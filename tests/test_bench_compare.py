@@ -27,11 +27,14 @@ def test_compare_runs_both_frameworks_and_writes_the_schema(tmp_path):
         assert r["preset"] == "cpu-small" and r["batch"] == 4 and r["device"]
         assert r["median_ms"] > 0 and r["samples_per_s"] > 0 and r["peak_mem_mb"] > 0
         assert r["q1_ms"] <= r["median_ms"] <= r["q3_ms"] and r["spread_ms"] >= 0
+        assert r["sys_ms_per_step"] >= 0 and r["minflt_per_step"] >= 0
+    assert isinstance(steps["jax", "fft"]["keep_freed_memory"], bool)
     for m in ("fft", "krona_plus"):  # the same trainable set on both sides
         assert steps["jax", m]["trainable"] == steps["torch", m]["trainable"]
     assert steps["jax", "fft"]["gflop_per_step"] > steps["jax", "krona_plus"]["gflop_per_step"] > 0
     assert {"cpu", "cores", "jax", "torch"} <= set(doc["machine"])
     assert "| krona_plus |" in doc["table"]
+    assert "minor page faults per step (keep_freed_memory" in doc["table"]
     assert out.with_suffix(".md").read_text().strip() == doc["table"]
 
 
