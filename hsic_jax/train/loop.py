@@ -226,7 +226,8 @@ def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setu
     each run's seed and hyper-parameters. `step_fn(state, frozen, cube, coords, labels,
     valid, seed, hp)` is one run's train step (`hsic_jax.train.step.step_functions`),
     `evaluate_fn(params, padded, pixels)` the metrics of every run on a pixel set
-    (`hsic_jax.evaluation.predict.evaluate`).
+    (`hsic_jax.evaluation.predict.evaluate`). Each epoch is one jitted program
+    (`_epoch_program`), so progress counts epochs.
 
     In-loop evaluation sees the validation pixels only (none without a validation split; at
     most `config.eval_max_pixels` per seed). Checkpoints every `checkpoint_every_epochs`, and
