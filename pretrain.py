@@ -29,7 +29,10 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    keep_freed_memory()  # HSIC_JAX_KEEP_FREED_MEMORY=1: before JAX's first computation
+    try:  # HSIC_JAX_KEEP_FREED_MEMORY=1: before JAX's first computation
+        keep_freed_memory()
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     setup_logging()
     config = FLAGS.config
     workdir = FLAGS.workdir or config.workdir

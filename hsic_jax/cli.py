@@ -35,7 +35,11 @@ def keep_freed_memory() -> bool:
     Call it before the first JAX computation: XLA's threads pick their arena at their first
     allocation. Not glibc: nothing to do. The settings are the process's, as
     `MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647` would make them."""
-    if os.environ.get("HSIC_JAX_KEEP_FREED_MEMORY", "0") != "1":
+    value = os.environ.get("HSIC_JAX_KEEP_FREED_MEMORY", "0")
+    if value not in ("0", "1"):
+        raise ValueError(f"HSIC_JAX_KEEP_FREED_MEMORY={value!r}: expected 1 (keep freed memory) "
+                         "or 0 / unset (leave malloc as it is)")
+    if value == "0":
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False

@@ -50,3 +50,15 @@ def test_later_calls_reuse_the_pages_of_earlier_ones():
     assert _faults_per_call("keep", HSIC_JAX_KEEP_FREED_MEMORY="1") < 0.05 * plain
     # Without the variable (the default) it leaves malloc as it was.
     assert _faults_per_call("keep", HSIC_JAX_KEEP_FREED_MEMORY="0") > 0.5 * plain
+
+
+def test_a_bad_value_is_refused_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "run.py", "--config=configs/demo.py",
+                           f"--workdir={tmp_path / 'w'}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "HSIC_JAX_KEEP_FREED_MEMORY": "yes"})
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: HSIC_JAX_KEEP_FREED_MEMORY='yes': expected 1 (keep freed memory) or 0 / unset "
+        "(leave malloc as it is)")
+    assert not (tmp_path / "w").exists()  # refused before anything was written
