@@ -538,9 +538,9 @@ class JaxBench:
             self.config(self.spec["method"]), self.shape["batch"],
             augment_cfg=dict(flip=False, radiation_noise=0.0, mixture_noise=0.0))
         t0 = time.perf_counter()
-        self.step = step.lower(state, *self.args).compile()
+        compiled = step.lower(state, *self.args).compile()
         compile_s = time.perf_counter() - t0
-        cost = self.step.cost_analysis()
+        cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         # What run.py runs: one program of the epoch's steps (here `--steps`), a scan of them.
         self.steps = self.spec["steps"]
