@@ -92,15 +92,17 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
 
     # AdamW ('adam': weight decay added to the gradient, as torch.optim.Adam). schedule
     # 'cosine': linear warm-up over warmup_epochs, then cosine to min_lr; 'step': lr ×
-    # step_gamma every step_epochs (torch's StepLR). layer_decay scales block i's learning rate
+    # step_gamma every step_epochs (torch's StepLR, stepped after each epoch; step_offset 1:
+    # before it, as the official SpectralFormer script). layer_decay scales block i's learning rate
     # by decay^(depth - i) (1 = off, the paper; the official recipe: 0.75 with 20 warm-up
     # epochs, min_lr 1e-14, label smoothing 0.1; see configs/indian_pines_fft_official.py).
     peft = method not in ("fft", "linear_probe")
     config.optim = ml_collections.ConfigDict(dict(
         name="adamw", lr=1e-3 if peft else 2.5e-4, weight_decay=0.05, b1=0.9, b2=0.999,
         eps=1e-8, schedule="cosine", warmup_epochs=5.0, min_lr=0.0, step_epochs=10,
-        step_gamma=0.9, layer_decay=1.0))
+        step_offset=0, step_gamma=0.9, layer_decay=1.0))
     config.batch_size = 64
+    config.drop_last = True  # False: the epoch's last, partial batch too (torch's default)
     config.epochs = 50
     config.label_smoothing = 0.0
     # In-loop evaluation on the validation pixels (only with data.val_per_class; at most

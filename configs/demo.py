@@ -34,8 +34,9 @@ def get_config():
     c.augment = dict(flip=True, radiation_noise=0.0, mixture_noise=0.0, mixup=0.0, cutmix=0.0)
     c.optim = dict(name="adamw", lr=1e-3, weight_decay=0.05, b1=0.9, b2=0.999, eps=1e-8,
                    schedule="cosine", warmup_epochs=5.0, min_lr=0.0, step_epochs=10,
-                   step_gamma=0.9, layer_decay=1.0)
+                   step_offset=0, step_gamma=0.9, layer_decay=1.0)
     c.batch_size = 64
+    c.drop_last = True
     c.epochs = 60
     c.label_smoothing = 0.0
     c.eval_every_epochs = 20

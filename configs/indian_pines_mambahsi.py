@@ -1,10 +1,11 @@
 """Indian Pines, MambaHSI (whole scene) from scratch with the official recipe and split.
 
     python run.py --config=configs/indian_pines_mambahsi.py
+    python run.py --config=configs/indian_pines_mambahsi.py:paper   # the paper's training pixels
 """
 
 from configs import mambahsi
 
 
-def get_config():
-    return mambahsi.get_config("indian_pines")
+def get_config(split: str = "official"):
+    return mambahsi.get_config("indian_pines", split=split)

@@ -1,10 +1,11 @@
 """Indian Pines, SpectralFormer (patch-wise, CAF) from scratch with the official recipe.
 
-    python run.py --config=configs/indian_pines_spectralformer.py
+    python run.py --config=configs/indian_pines_spectralformer.py            # the paper's epochs
+    python run.py --config=configs/indian_pines_spectralformer.py:official   # the official README's
 """
 
 from configs import spectralformer
 
 
-def get_config():
-    return spectralformer.get_config("indian_pines")
+def get_config(epochs: str = "paper"):
+    return spectralformer.get_config("indian_pines", epochs=epochs)

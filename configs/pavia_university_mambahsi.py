@@ -1,10 +1,11 @@
 """Pavia University, MambaHSI (whole scene) from scratch with the official recipe and split.
 
     python run.py --config=configs/pavia_university_mambahsi.py
+    python run.py --config=configs/pavia_university_mambahsi.py:paper   # the paper's training pixels
 """
 
 from configs import mambahsi
 
 
-def get_config():
-    return mambahsi.get_config("pavia_university")
+def get_config(split: str = "official"):
+    return mambahsi.get_config("pavia_university", split=split)

@@ -1,10 +1,11 @@
 """Pavia University, SpectralFormer (patch-wise, CAF) from scratch with the official recipe.
 
-    python run.py --config=configs/pavia_university_spectralformer.py
+    python run.py --config=configs/pavia_university_spectralformer.py            # the paper's epochs
+    python run.py --config=configs/pavia_university_spectralformer.py:official   # the official README's
 """
 
 from configs import spectralformer
 
 
-def get_config():
-    return spectralformer.get_config("pavia_university")
+def get_config(epochs: str = "paper"):
+    return spectralformer.get_config("pavia_university", epochs=epochs)

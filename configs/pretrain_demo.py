@@ -44,7 +44,7 @@ def get_config():
     # The official MAE recipe's AdamW (β2 0.95, weight decay 0.05), cosine after a warm-up.
     c.optim = dict(name="adamw", lr=1e-3, weight_decay=0.05, b1=0.9, b2=0.95, eps=1e-8,
                    schedule="cosine", warmup_epochs=1.0, min_lr=0.0, step_epochs=10,
-                   step_gamma=0.9, layer_decay=1.0)
+                   step_offset=0, step_gamma=0.9, layer_decay=1.0)
     c.batch_size = 256
     c.epochs = 10
     c.checkpoint_every_epochs = 2

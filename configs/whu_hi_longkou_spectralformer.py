@@ -1,10 +1,11 @@
 """WHU-Hi-LongKou, SpectralFormer (patch-wise, CAF) from scratch with the official recipe.
 
-    python run.py --config=configs/whu_hi_longkou_spectralformer.py
+    python run.py --config=configs/whu_hi_longkou_spectralformer.py            # the paper's epochs
+    python run.py --config=configs/whu_hi_longkou_spectralformer.py:official   # the official README's
 """
 
 from configs import spectralformer
 
 
-def get_config():
-    return spectralformer.get_config("whu_hi_longkou")
+def get_config(epochs: str = "paper"):
+    return spectralformer.get_config("whu_hi_longkou", epochs=epochs)

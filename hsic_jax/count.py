@@ -29,7 +29,9 @@ MIB = 2 ** 20
 
 
 def load_config(path: str) -> ml_collections.ConfigDict:
-    """`get_config()` of the Python config file at `path`."""
+    """`get_config()` of the Python config file at `path`; `FILE:ARG` is `get_config(ARG)`
+    (as `run.py --config=FILE:ARG`)."""
+    path, _, arg = path.partition(":")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file {path} does not exist")
     spec = importlib.util.spec_from_file_location(
@@ -40,7 +42,7 @@ def load_config(path: str) -> ml_collections.ConfigDict:
         raise NotAnExperiment(f"{path} defines no get_config()")
     if any(p.default is p.empty for p in inspect.signature(module.get_config).parameters.values()):
         raise NotAnExperiment(f"{path} is a base: its get_config() takes arguments")
-    config = module.get_config()
+    config = module.get_config(arg) if arg else module.get_config()
     if task(config.model.name) == "classical":
         raise NotAnExperiment(f"{path}: a {config.model.name} has no parameters before it is "
                               "fitted (its run records them)")

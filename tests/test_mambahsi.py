@@ -355,5 +355,8 @@ def test_the_paper_split_option():
     config = mambahsi_configs.get_config("houston2013", "lora", split="paper")
     check_config(config)
     assert config.data.train_per_class is None and config.select == "last"
+    paper = load_config("configs/indian_pines_mambahsi.py:paper")  # run.py --config=FILE:paper
+    assert paper.data.train_per_class == SCENES["indian_pines"].paper_per_class()
+    assert (paper.data.val_per_class, paper.select) == (0.0, "last")
     assert mambahsi_configs.official_split("indian_pines")["Oats"] == 19
     assert mambahsi_configs.official_split("indian_pines")["Grass-pasture-mowed"] == 25

@@ -297,13 +297,15 @@ def test_no_frozen_weight_gradient():
     assert sum(s in FROZEN_KERNELS for s in lp) == 0
 
 
-def test_adam_and_step_schedule_equal_torch():
+@pytest.mark.parametrize("step_offset", [0, 1])
+def test_adam_and_step_schedule_equal_torch(step_offset):
     """optim.name='adam' with schedule='step' is torch.optim.Adam (L2 weight decay on every
-    leaf) under StepLR stepped every epoch, as the official SpectralFormer trains."""
+    leaf) under StepLR stepped every epoch: after the epoch (`step_offset` 0) or before it,
+    as the official SpectralFormer script does (`step_offset` 1)."""
     import torch
 
     cfg = dict(OPTIM, name="adam", lr=5e-3, weight_decay=5e-3, schedule="step", step_epochs=2,
-               step_gamma=0.5)
+               step_gamma=0.5, step_offset=step_offset)
     steps_per_epoch = 3
     rng = np.random.RandomState(0)
     w0 = rng.randn(4, 3).astype(np.float32)
@@ -319,10 +321,15 @@ def test_adam_and_step_schedule_equal_torch():
     w = torch.nn.Parameter(torch.from_numpy(w0.copy()))
     opt = torch.optim.Adam([w], lr=5e-3, weight_decay=5e-3)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    rates = []
     for i, g in enumerate(grads):
+        if step_offset and i % steps_per_epoch == 0:
+            sched.step()  # the official SpectralFormer loop: before each epoch
+        rates.append(opt.param_groups[0]["lr"])
         w.grad = torch.from_numpy(g.copy())
         opt.step()
         np.testing.assert_allclose(ours[i], w.detach().numpy(), rtol=1e-5, atol=1e-6)
-        if (i + 1) % steps_per_epoch == 0:
+        if not step_offset and (i + 1) % steps_per_epoch == 0:
             sched.step()
+    assert rates == [5e-3 * 0.5 ** ((i // steps_per_epoch + step_offset) // 2) for i in range(12)]
     assert not np.allclose(ours[-1], ours[-2])

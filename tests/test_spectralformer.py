@@ -357,6 +357,10 @@ def test_a_conversion_as_the_pretrained_backbone(tmp_path):
 # SpectralFormer's #Params (×1e6) in Ligan et al. (2025), as printed.
 PAPER = {"indian_pines": 0.356, "pavia_university": 0.171, "houston2013": 0.236,
          "botswana": 0.237, "whu_hi_longkou": 0.558}
+# Epochs: Ligan et al. §5, and the official README's patch-wise commands where it has the scene.
+PAPER_EPOCHS = {"indian_pines": 300, "pavia_university": 600, "houston2013": 600, "botswana": 300,
+                "whu_hi_longkou": 100}
+OFFICIAL_EPOCHS = {"indian_pines": 300, "pavia_university": 480, "houston2013": 600}
 EXACT = {"indian_pines": 355_577, "pavia_university": 171_113, "houston2013": 235_504,
          "botswana": 237_252, "whu_hi_longkou": 558_052}
 
@@ -377,6 +381,11 @@ def test_configs_reproduce_the_paper_counts(dataset):
         7, 7, None, "minmax", "symmetric")
     assert (o.name, o.lr, o.schedule, o.step_gamma, config.batch_size) == ("adam", 5e-4, "step", 0.9, 64)
     assert o.step_epochs == config.epochs // 10 and o.weight_decay == 5e-3
+    assert (o.step_offset, config.drop_last) == (1, False)  # scheduler.step() first; DataLoader
+    assert config.epochs == PAPER_EPOCHS[dataset]
+    official = load_config(f"configs/{dataset}_spectralformer.py:official")
+    assert official.epochs == OFFICIAL_EPOCHS.get(dataset, PAPER_EPOCHS[dataset])
+    assert official.optim.step_epochs == official.epochs // 10
     assert config.data.train_per_class == (
         None if dataset == "houston2013" else SCENES[dataset].paper_per_class())
 

@@ -40,6 +40,12 @@ def check_config(config: ml_collections.ConfigDict) -> list[str]:
     _check_data(config)
     for field in ("mixup", "cutmix"):
         _number(config, f"augment.{field}", low=0)
+    _flag(config, "drop_last")
+    mixing = [f"augment.{k}={config.augment[k]!r}" for k in ("mixup", "cutmix") if config.augment[k]]
+    if mixing and not config.drop_last:
+        raise ValueError(f"config.{', config.'.join(mixing)} with config.drop_last=False: batch "
+                         "mixing pairs the entries of full batches; set drop_last=True or the "
+                         "mixing off")
     _choice(config, "model.name", FAMILIES)
     method_from_config(config.method)
     if task(config.model.name) == "scene":
@@ -74,6 +80,7 @@ def _check_optim(config) -> None:
     _choice(config, "optim.name", OPTIMIZERS)
     _choice(config, "optim.schedule", SCHEDULES)
     _integer(config, "optim.step_epochs", 1)
+    _integer(config, "optim.step_offset", 0)
     _number(config, "optim.step_gamma", low=0, high=1, low_open=True)
     _number(config, "optim.lr", low=0, low_open=True)
     _number(config, "optim.min_lr", low=0, high=config.optim.lr)
@@ -188,6 +195,12 @@ def _number(config, field: str, *, low=None, high=None, low_open=False, high_ope
         left = "" if low is None else f"{'(' if low_open else '['}{low}, "
         right = "∞)" if high is None else f"{high}{')' if high_open else ']'}"
         raise ValueError(f"config.{field}={value!r}; expected a number in {left or '(-∞, '}{right}")
+
+
+def _flag(config, field: str) -> None:
+    value = _get(config, field)
+    if not isinstance(value, bool):
+        raise ValueError(f"config.{field}={value!r}; expected True or False")
 
 
 def _choice(config, field: str, allowed: tuple) -> None:

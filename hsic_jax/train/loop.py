@@ -322,15 +322,16 @@ def _tile(data: Data, times: int) -> Data:
 
 
 def _steps_per_epoch(config, data: Data, shape: str) -> int:
-    """Full batches per epoch of the seed with the fewest training pixels (a whole-scene
-    model: one step, the scene)."""
+    """Batches per epoch of the seed with the fewest training pixels: full ones, and with
+    `config.drop_last=False` the last, partial one too (a whole-scene model: one step, the
+    scene)."""
     if shape == "scene":
         return 1
     fewest = int(data.train["valid"].sum(axis=1).min())
     if fewest < config.batch_size:
         raise ValueError(f"{fewest} training pixels are fewer than one batch of "
                          f"config.batch_size={config.batch_size}")
-    return fewest // config.batch_size
+    return fewest // config.batch_size if config.drop_last else -(-fewest // config.batch_size)
 
 
 def _checkpointed(state: dict, best: dict | None) -> dict:

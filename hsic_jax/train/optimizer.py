@@ -41,14 +41,18 @@ def make_schedule(optim_cfg: Mapping, total_steps: int, steps_per_epoch: int) ->
 
     'cosine': linear warm-up from 0 over `warmup_epochs`, then cosine from `lr` to `min_lr`,
       per step, as the official SpectralGPT fine-tune does per iteration;
-    'step': `lr · step_gamma^⌊epoch / step_epochs⌋`, as torch's StepLR stepped every epoch
-      (the official SpectralFormer recipe).
+    'step': `lr · step_gamma^⌊(epoch + step_offset) / step_epochs⌋`, as torch's StepLR
+      stepped every epoch: after it (`step_offset` 0) or, as the official SpectralFormer
+      script calls `scheduler.step()`, before it (`step_offset` 1: the rate drops one epoch
+      earlier, in the 30th epoch of 300 instead of the 31st).
     """
     lr, min_lr = optim_cfg["lr"], optim_cfg["min_lr"]  # Python floats, or traced (a sweep)
     if optim_cfg["schedule"] == "step":
         every = int(optim_cfg["step_epochs"]) * steps_per_epoch
+        offset = int(optim_cfg["step_offset"]) * steps_per_epoch
         gamma = optim_cfg["step_gamma"]
-        return lambda step: lr * gamma ** (jnp.asarray(step) // every).astype(jnp.float32)
+        return lambda step: lr * gamma ** ((jnp.asarray(step) + offset) // every).astype(
+            jnp.float32)
     warmup = int(round(float(optim_cfg["warmup_epochs"]) * steps_per_epoch))
     if total_steps < 1 or steps_per_epoch < 1:
         raise ValueError(f"schedule needs total_steps ≥ 1 and steps_per_epoch ≥ 1, got "

@@ -57,7 +57,8 @@ def epoch_order(key: jax.Array, epoch: jax.Array, valid: jax.Array) -> jax.Array
 def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
                labels: jax.Array, valid: jax.Array, seed: jax.Array, hp: dict, *,
                tuned: TunedModel, optimizer, geo: Geometry, batch_size: int,
-               steps_per_epoch: int, augment_cfg: dict) -> tuple[dict, dict]:
+               steps_per_epoch: int, augment_cfg: dict,
+               drop_last: bool = True) -> tuple[dict, dict]:
     """One optimizer step of one seed.
 
     `padded` `(H + 2r, W + 2r, B)` is the scene; `coords` `(N, 2)`, `labels` `(N,)` and
@@ -69,33 +70,57 @@ def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
     `mix_batch`; the mixed targets are then smoothed by `hp['label_smoothing']` (smoothing is
     linear: the same as smoothing each one-hot before mixing). Returns the new state and
     `{'loss', 'accuracy'}` (accuracy against the unmixed labels).
+
+    `drop_last=False` keeps the epoch's last, partial batch (as a torch `DataLoader` does by
+    default): its missing entries are padding with weight 0, and the loss is the mean over
+    the batch's real entries (`batch_weights`).
     """
     x, y, aug_key, dropout_key = _batch(state["step"], padded, coords, labels, valid, seed, hp,
                                         geo=geo, batch_size=batch_size,
-                                        steps_per_epoch=steps_per_epoch, augment_cfg=augment_cfg)
+                                        steps_per_epoch=steps_per_epoch, augment_cfg=augment_cfg,
+                                        drop_last=drop_last)
     x, targets = mix_batch(jax.random.fold_in(aug_key, 1), x, y, tuned.module.num_classes,
                            mixup_alpha=augment_cfg.get("mixup", 0.0),
                            cutmix_alpha=augment_cfg.get("cutmix", 0.0))
     targets = optax.smooth_labels(targets, hp["label_smoothing"])
+    mean = jnp.mean if drop_last else functools.partial(
+        _weighted_mean, batch_weights(state["step"], valid, batch_size, steps_per_epoch))
 
     def loss_fn(params):
         logits = tuned.apply(combine(params, frozen), x, train=True,
                              rngs={"dropout": dropout_key})
-        return optax.softmax_cross_entropy(logits, targets).mean(), logits
+        return mean(optax.softmax_cross_entropy(logits, targets)), logits
 
     state, loss, logits = _update(state, loss_fn, optimizer(hp)[0])
-    return state, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
+    return state, {"loss": loss, "accuracy": mean(jnp.argmax(logits, -1) == y)}
+
+
+def batch_weights(step: jax.Array, valid: jax.Array, batch_size: int,
+                  steps_per_epoch: int) -> jax.Array:
+    """`(batch_size,)` float32: 1 for the entries of step `step`'s batch that are training
+    pixels, 0 for the padding that fills the epoch's last, partial batch (`drop_last=False`)."""
+    position = (step % steps_per_epoch) * batch_size + jnp.arange(batch_size)
+    return (position < jnp.sum(valid)).astype(jnp.float32)
+
+
+def _weighted_mean(weights: jax.Array, values: jax.Array) -> jax.Array:
+    return jnp.sum(weights * values) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
 def _batch(step: jax.Array, padded: jax.Array, coords: jax.Array, labels: jax.Array,
            valid: jax.Array, seed: jax.Array, hp: dict, *, geo: Geometry, batch_size: int,
-           steps_per_epoch: int, augment_cfg: dict):
+           steps_per_epoch: int, augment_cfg: dict, drop_last: bool = True):
     """Step `step`'s batch of one seed (arguments as `train_step`'s): its inputs
     `(batch, input_size, input_size, B)` flipped and noised by `augment` (not mixed), their
-    labels `(batch,)`, the key of the augmentation and the key of the step's other randomness."""
+    labels `(batch,)`, the key of the augmentation and the key of the step's other randomness.
+    Without `drop_last`, the last batch of an epoch may run past the training pixels: those
+    entries are pixel 0, to be weighted out (`batch_weights`)."""
     order_key, steps_key = jax.random.split(jax.random.key(seed))
     epoch, i = step // steps_per_epoch, step % steps_per_epoch
-    idx = jax.lax.dynamic_slice(epoch_order(order_key, epoch, valid), (i * batch_size,), (batch_size,))
+    order = epoch_order(order_key, epoch, valid)
+    if not drop_last:  # room for a last batch that runs past the end (no clamped slice)
+        order = jnp.concatenate([order, jnp.zeros(batch_size, order.dtype)])
+    idx = jax.lax.dynamic_slice(order, (i * batch_size,), (batch_size,))
     aug_key, step_key = jax.random.split(jax.random.fold_in(steps_key, step))
     y = labels[idx]
     flips_and_noise = {k: v for k, v in augment_cfg.items() if k not in ("mixup", "cutmix")}
@@ -193,5 +218,5 @@ def step_functions(task: str, config, setup, geo: Geometry):
                 functools.partial(scene_predict, tuned=setup.tuned))
     return (functools.partial(train_step, **common, geo=geo, batch_size=config.batch_size,
                               steps_per_epoch=setup.steps_per_epoch,
-                              augment_cfg=dict(config.augment)),
+                              augment_cfg=dict(config.augment), drop_last=config.drop_last),
             functools.partial(predict, tuned=setup.tuned, geo=geo))
