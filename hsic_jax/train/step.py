@@ -73,18 +73,16 @@ def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
 
     `drop_last=False` keeps the epoch's last, partial batch (as a torch `DataLoader` does by
     default): its missing entries are padding with weight 0, and the loss is the mean over
-    the batch's real entries (`batch_weights`).
+    the batch's real entries (`batch_indices`).
     """
-    x, y, aug_key, dropout_key = _batch(state["step"], padded, coords, labels, valid, seed, hp,
-                                        geo=geo, batch_size=batch_size,
-                                        steps_per_epoch=steps_per_epoch, augment_cfg=augment_cfg,
-                                        drop_last=drop_last)
+    x, y, weights, aug_key, dropout_key = _batch(
+        state["step"], padded, coords, labels, valid, seed, hp, geo=geo, batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch, augment_cfg=augment_cfg, drop_last=drop_last)
     x, targets = mix_batch(jax.random.fold_in(aug_key, 1), x, y, tuned.module.num_classes,
                            mixup_alpha=augment_cfg.get("mixup", 0.0),
                            cutmix_alpha=augment_cfg.get("cutmix", 0.0))
     targets = optax.smooth_labels(targets, hp["label_smoothing"])
-    mean = jnp.mean if drop_last else functools.partial(
-        _weighted_mean, batch_weights(state["step"], valid, batch_size, steps_per_epoch))
+    mean = jnp.mean if drop_last else functools.partial(_weighted_mean, weights)
 
     def loss_fn(params):
         logits = tuned.apply(combine(params, frozen), x, train=True,
@@ -95,12 +93,29 @@ def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
     return state, {"loss": loss, "accuracy": mean(jnp.argmax(logits, -1) == y)}
 
 
-def batch_weights(step: jax.Array, valid: jax.Array, batch_size: int,
-                  steps_per_epoch: int) -> jax.Array:
-    """`(batch_size,)` float32: 1 for the entries of step `step`'s batch that are training
-    pixels, 0 for the padding that fills the epoch's last, partial batch (`drop_last=False`)."""
-    position = (step % steps_per_epoch) * batch_size + jnp.arange(batch_size)
-    return (position < jnp.sum(valid)).astype(jnp.float32)
+def batch_indices(step: jax.Array, valid: jax.Array, seed: jax.Array, *, batch_size: int,
+                  steps_per_epoch: int, drop_last: bool = True) -> tuple[jax.Array, jax.Array]:
+    """Which training pixels step `step` of one seed trains on: indices `(batch_size,)` into
+    the seed's pixels (`valid` `(N,)` marks the real ones) and their weights `(batch_size,)`
+    float32.
+
+    Each epoch visits the valid pixels in a new random order that depends only on `(seed,
+    epoch)` (`epoch_order`), `batch_size` at a time. With `drop_last` every step's batch is
+    full (weights 1; the pixels of an epoch's incomplete last batch are not visited that
+    epoch); without it the last step of an epoch takes the remainder, the rest of its batch
+    padding of weight 0 (as a torch `DataLoader(shuffle=True)` with its default
+    `drop_last=False`).
+    """
+    order_key = jax.random.split(jax.random.key(seed))[0]
+    epoch, i = step // steps_per_epoch, step % steps_per_epoch
+    order = epoch_order(order_key, epoch, valid)
+    if not drop_last:  # room for a last batch that runs past the end (no clamped slice)
+        order = jnp.concatenate([order, jnp.zeros(batch_size, order.dtype)])
+    idx = jax.lax.dynamic_slice(order, (i * batch_size,), (batch_size,))
+    if drop_last:
+        return idx, jnp.ones(batch_size, jnp.float32)
+    position = i * batch_size + jnp.arange(batch_size)
+    return idx, (position < jnp.sum(valid)).astype(jnp.float32)
 
 
 def _weighted_mean(weights: jax.Array, values: jax.Array) -> jax.Array:
@@ -112,22 +127,19 @@ def _batch(step: jax.Array, padded: jax.Array, coords: jax.Array, labels: jax.Ar
            steps_per_epoch: int, augment_cfg: dict, drop_last: bool = True):
     """Step `step`'s batch of one seed (arguments as `train_step`'s): its inputs
     `(batch, input_size, input_size, B)` flipped and noised by `augment` (not mixed), their
-    labels `(batch,)`, the key of the augmentation and the key of the step's other randomness.
-    Without `drop_last`, the last batch of an epoch may run past the training pixels: those
-    entries are pixel 0, to be weighted out (`batch_weights`)."""
-    order_key, steps_key = jax.random.split(jax.random.key(seed))
-    epoch, i = step // steps_per_epoch, step % steps_per_epoch
-    order = epoch_order(order_key, epoch, valid)
-    if not drop_last:  # room for a last batch that runs past the end (no clamped slice)
-        order = jnp.concatenate([order, jnp.zeros(batch_size, order.dtype)])
-    idx = jax.lax.dynamic_slice(order, (i * batch_size,), (batch_size,))
+    labels `(batch,)` and weights `(batch,)` (`batch_indices`), the key of the augmentation
+    and the key of the step's other randomness."""
+    idx, weights = batch_indices(step, valid, seed, batch_size=batch_size,
+                                 steps_per_epoch=steps_per_epoch, drop_last=drop_last)
+    steps_key = jax.random.split(jax.random.key(seed))[1]
     aug_key, step_key = jax.random.split(jax.random.fold_in(steps_key, step))
     y = labels[idx]
     flips_and_noise = {k: v for k, v in augment_cfg.items() if k not in ("mixup", "cutmix")}
     for noise in ("radiation_noise", "mixture_noise"):  # in the program: at this run's rate
         if flips_and_noise.get(noise, 0.0) > 0:
             flips_and_noise[noise] = hp[noise]
-    return augment(aug_key, inputs(padded, coords[idx], geo), y, **flips_and_noise), y, aug_key, step_key
+    x = augment(aug_key, inputs(padded, coords[idx], geo), y, **flips_and_noise)
+    return x, y, weights, aug_key, step_key
 
 
 def mae_train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
@@ -138,7 +150,7 @@ def mae_train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Arr
     as `train_step` draws it from the pixels `coords` (`labels` unused), each input's tokens
     masked at random, the loss `mae_loss` on the hidden tokens against their pixels
     (normalised per token with `norm_pix_loss`). Returns the new state and `{'loss'}`."""
-    x, _, _, key = _batch(state["step"], padded, coords, labels, valid, seed, hp, geo=geo,
+    x, _, _, _, key = _batch(state["step"], padded, coords, labels, valid, seed, hp, geo=geo,
                           batch_size=batch_size, steps_per_epoch=steps_per_epoch,
                           augment_cfg=augment_cfg)
     dropout_key, mask_key = jax.random.split(key)
