@@ -18,7 +18,8 @@ official notebook (WHU-Sigma/HyperSIGMA, `ImageClassification/demo cls hypersigm
           tables (the official parameter groups exempt 1-D tensors, biases and `pos_embed`),
           batch 64, a constant learning rate: the notebook builds
           `CosineAnnealingLR(T_max=300)` but never steps it (`schedule='step'` with
-          `step_gamma=1`), no warm-up, no label smoothing. Its layer decay (mmengine's
+          `step_gamma=1`), no warm-up, no label smoothing, the epoch's last, partial batch
+          kept (`drop_last=False`, the notebook's `DataLoader(shuffle=True)`). Its layer decay (mmengine's
           `LayerDecayOptimizerConstructor_ViT`, 12 layers, 0.9) matches parameter names
           starting with `backbone.`, which `SSFusionFramework` has none of, so every parameter
           trains at the full rate: `layer_decay = 1` is the official setting.
@@ -67,5 +68,6 @@ def get_config(dataset: str, method: str = "fft") -> ml_collections.ConfigDict:
     config.optim.update(dict(schedule="step", step_gamma=1.0, step_epochs=200))
     config.label_smoothing = 0.0
     config.batch_size = 64
+    config.drop_last = False
     config.epochs = 200
     return config

@@ -358,6 +358,7 @@ def test_the_config_is_the_official_recipe():
     assert (o.name, o.lr, o.weight_decay, o.b1, o.b2, o.layer_decay, o.warmup_epochs) == (
         "adamw", 6e-5, 0.05, 0.9, 0.999, 1.0, 0.0)
     assert (o.schedule, o.step_gamma, config.batch_size, config.epochs) == ("step", 1.0, 64, 200)
+    assert config.drop_last is False  # the notebook's DataLoader(shuffle=True): a partial batch
     assert (config.init, config.pretrained_dir) == ("pretrained", "checkpoints/hypersigma_indian_pines")
     assert not any(config.augment.values())
 

@@ -7,8 +7,10 @@ validation state.
 """
 
 import json
+import os
 import shutil
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -121,6 +123,9 @@ def test_timings_and_compilations_are_recorded(plain_run):
     parts = sum(timings[k] for k in ("data_s", "init_s", "train_s", "eval_s"))
     assert parts <= timings["total_s"] and timings["compile_s"] <= timings["total_s"]
     assert isinstance(results["compiles"], int) and 0 <= results["compiles"] <= 12
+    machine = results["machine"]  # where those seconds were spent
+    assert machine["cores"] == os.cpu_count() and machine["devices"] == {"cpu": 1}
+    assert machine["cpu"] and machine["jax"] == jax.__version__
 
 
 def test_best_val_selection_looks_at_validation_pixels_only_until_the_end(best_val_run):

@@ -4,11 +4,15 @@
 `dataset`, `model`, `method`, the means over seeds (`oa`, `aa`, `kappa`, with `_std` for
 several seeds), `per_class`, `confusion` (first seed), `seeds` (per-seed metrics and
 leakage), `protocol` (split, window, pixel counts, fitting, selection, a one-line summary)
-and `leakage`. NaN (an undefined kappa, a class without test pixels) is written as null.
+and `leakage`, and `machine` (where it ran: `machine()`). NaN (an undefined kappa, a class
+without test pixels) is written as null.
 """
 
+import os
+import platform
 from collections.abc import Sequence
 
+import jax
 import numpy as np
 
 from hsic_jax.data.pipeline import Data
@@ -29,6 +33,7 @@ def results(config, data: Data, seeds: Sequence[int], per_seed: list[dict], *,
                     **{part: _mean_or_none([lk[part] for lk in data.leakage])
                        for part in ("test", "val")}},
         "split": {"rows": data.splits[0].table()},
+        "machine": machine(),
         **means(per_seed, len(seeds) > 1),
     }
     per_class = np.array([r["per_class"] for r in per_seed], dtype=float)
@@ -46,6 +51,20 @@ def results(config, data: Data, seeds: Sequence[int], per_seed: list[dict], *,
     if last is not None:
         out["last"] = means(last, len(seeds) > 1)
     return out
+
+
+def machine() -> dict:
+    """Where a run ran, for reading its timings: the CPU model and its cores, JAX's devices
+    (`'cpu'`, or e.g. `'NVIDIA H200'`, with their count) and the versions."""
+    cpu = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    kinds = [d.device_kind for d in jax.devices()]
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "devices": {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)},
+            "jax": jax.__version__, "platform": platform.platform()}
 
 
 def protocol(config, data: Data) -> dict:
