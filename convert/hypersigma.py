@@ -45,8 +45,7 @@ classifiers) with fresh ones.
 Heads, the attention interval and the fused blocks are not in the weights: they are the
 official model size's for the checkpoint's width (768 base, 1024 large, 1280 huge) unless
 given (`--heads`, `--interval`, `--out-indices`). The classifier's background output (row 0
-of `classifier.4`) goes to `backbone/unused/background_logit` (see
-`hsic_jax.models.hypersigma`). Anything that does not fit is refused with one line naming the
+of `classifier.4`) goes to `head/background` (see `hsic_jax.models.hypersigma`). Anything that does not fit is refused with one line naming the
 key (and its shapes) or the file. `--out` follows the rules of `convert.spectralgpt`.
 """
 
@@ -189,9 +188,9 @@ def key_map(arch: Mapping) -> dict[str, list[tuple[str, Callable]]]:
         m.update(_dense_keys(f"fc_spec{k}.2", f"backbone/fc_spec{k}/excite", bias=False))
     m.update(_dense_keys("classifier.0", "head/fc_0"))
     m.update(_dense_keys("classifier.2", "head/fc_1"))
-    m["classifier.4.weight"] = [("backbone/unused/background_logit/kernel", _rows(0, 1, _linear)),
+    m["classifier.4.weight"] = [("head/background/kernel", _rows(0, 1, _linear)),
                                 ("head/kernel", _rows(1, classes, _linear))]
-    m["classifier.4.bias"] = [("backbone/unused/background_logit/bias", _rows(0, 1, _same)),
+    m["classifier.4.bias"] = [("head/background/bias", _rows(0, 1, _same)),
                               ("head/bias", _rows(1, classes, _same))]
     return m
 
@@ -360,7 +359,7 @@ def convert_full(sd: Mapping[str, np.ndarray], path: str, *, num_classes: int | 
     assert targets == set(expected), sorted(targets ^ set(expected))[:5]
     new_head = ckpt_classes != arch["num_classes"]
     class_dependent = lambda t: t.startswith("head/") or any(
-        t.startswith(f"backbone/unused/{n}") for n in ("spat_classifier", "spat_cls", "background"))
+        t.startswith(f"backbone/unused/{n}") for n in ("spat_classifier", "spat_cls"))
     class_keys = {k for k, pairs in mapping.items() if any(class_dependent(t) for t, _ in pairs)}
     log.info("mapping %d tensors onto the model", len(sd))
     params, km, dropped = {}, {}, []

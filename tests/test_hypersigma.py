@@ -134,7 +134,7 @@ def test_converted_logits_equal_the_oracle(tmp_path, small, img_size, patch_size
     # every official tensor in place, the background row beside the class rows
     sd = model.state_dict()
     np.testing.assert_array_equal(clf.params["head"]["kernel"], sd["classifier.4.weight"][1:].numpy().T)
-    np.testing.assert_array_equal(clf.params["backbone"]["unused"]["background_logit"]["bias"],
+    np.testing.assert_array_equal(clf.params["head"]["background"]["bias"],
                                   sd["classifier.4.bias"][:1].numpy())
     np.testing.assert_array_equal(clf.params["backbone"]["unused"]["spec_block_3"]["attn"]["proj"]["bias"],
                                   sd["spec_encoder.blocks.3.attn.proj.bias"].numpy())
@@ -341,7 +341,7 @@ def test_configs_reproduce_the_official_counts(dataset):
     c = len(SCENES[dataset].class_names)
     unused = unused_shapes(c + 1, 768, 12, 12, 4.0, 3, 4, 8, 100, 49152, 3072)
     n_unused = sum(int(np.prod(s)) for s in jax.tree.leaves(unused, is_leaf=lambda v: isinstance(v, tuple)))
-    assert n_unused == 64_381_744 + 3_203 * (c + 1) + 129  # the official no-gradient ones + background
+    assert n_unused == 64_381_744 + 3_203 * (c + 1)  # the official no-gradient ones
     if dataset == "pavia_university":  # WHU-Hi-LongKou: 9 classes too, the same count
         longkou = load_config("configs/whu_hi_longkou_hypersigma.py")
         assert longkou.model == config.model and longkou.data.num_classes == c == 9
@@ -478,8 +478,9 @@ def one_step(name):
     new = combine(optax.apply_updates(trainable, updates), frozen)
     assert np.isfinite(float(value))
     if logits is not None:
-        trained, evaluated = logits
-        assert np.abs(np.asarray(trained - evaluated)).max() > 1e-4  # dropout, drop path
+        trained, evaluated = logits  # in training, the background output after the classes
+        assert trained.shape == (4, 5) and evaluated.shape == (4, 4)
+        assert np.abs(np.asarray(trained[:, :4] - evaluated)).max() > 1e-4  # dropout, drop path
     flat = lambda t: {"/".join(str(k.key) for k in p): v for p, v in jax.tree_util.tree_leaves_with_path(t)}
     labels, before, after = flat(setup.labels), flat(params), flat(new)
     moved = {p for p in before if not np.array_equal(before[p], after[p])}
@@ -487,7 +488,8 @@ def one_step(name):
     assert moved <= trainable and "head/kernel" in moved
     if name == "linear_probe":  # the official classifier, all three layers
         assert trainable == {"head/fc_0/kernel", "head/fc_0/bias", "head/fc_1/kernel",
-                             "head/fc_1/bias", "head/kernel", "head/bias"}
+                             "head/fc_1/bias", "head/kernel", "head/bias",
+                             "head/background/kernel", "head/background/bias"}
     if name == "bitfit":  # the fused qkv's bias (q and v are thirds of it)
         assert trainable - {p for p in trainable if p.startswith("head/")} == {
             f"backbone/{b}/attn/qkv/bias" for b in (*(f"spat_block_{i}" for i in range(4)),

@@ -323,8 +323,7 @@ def official_hypersigma_loop(model, inputs_of, labels_of, steps: int, lr: float,
                              weight_decay: float) -> list[float]:
     """The notebook's training: AdamW at a constant rate (its cosine schedule is never stepped),
     weight decay off 1-D tensors, biases and position tables (its parameter groups), mean
-    cross-entropy per batch. One difference: the loss is over the C class outputs, not the
-    official C + 1 (see the test)."""
+    cross-entropy per batch over the C + 1 outputs, the labels 1 … C (0 is the background)."""
     decay = [p for n, p in model.named_parameters()
              if p.ndim > 1 and not n.endswith(".bias") and "pos_embed" not in n]
     no_decay = [p for n, p in model.named_parameters()
@@ -335,8 +334,8 @@ def official_hypersigma_loop(model, inputs_of, labels_of, steps: int, lr: float,
     criterion = nn.CrossEntropyLoss()
     losses = []
     for step in range(steps):
-        y_pred = model(inputs_of(step))[:, 1:]  # the class outputs (0 is the background)
-        loss = criterion(y_pred, labels_of(step))
+        y_pred = model(inputs_of(step))
+        loss = criterion(y_pred, labels_of(step) + 1)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -345,15 +344,13 @@ def official_hypersigma_loop(model, inputs_of, labels_of, steps: int, lr: float,
 
 
 def test_hypersigma_trains_as_the_official_notebook(tmp_path):
-    """HyperSIGMA at a small width. The official notebook's softmax also covers its background
-    output 0, which no training pixel has as its label; the port leaves that output out of
-    the logits (`hsic_jax.models.hypersigma`, 'Classes'), so here the official loop's loss
-    is over the C class outputs too. Everything else is the notebook's: AdamW and its decay
-    groups, the constant rate, the batches with the last partial one, the gradients through
-    the sampling attention and the fusion. The inputs are the project's (the official
-    `PCA(whiten=True)` differs from `zscore` by √(n/(n-1)), tests/test_data_preprocess.py).
-    The parameters that never reach the logits (`backbone/unused`) are left out of the
-    comparison: AdamW shrinks them here, and torch skips them (they get no gradient)."""
+    """HyperSIGMA at a small width, as the notebook trains it: AdamW and its decay groups, the
+    constant rate, the batches with the last partial one, the loss's softmax over the
+    background output too, the gradients through the sampling attention and the fusion. The
+    inputs are the project's (the official `PCA(whiten=True)` differs from `zscore` by
+    √(n/(n-1)), tests/test_data_preprocess.py). The parameters that never reach the logits
+    (`backbone/unused`) are left out of the comparison: AdamW shrinks them here, and torch
+    skips them (they get no gradient)."""
     write_scene(tmp_path, 12, 11, 13, seed=2)
     config = on_scene(hypersigma_configs.get_config("indian_pines"), tmp_path, 8)
     config.init = "random"  # the converted params are given below

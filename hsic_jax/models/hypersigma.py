@@ -47,13 +47,14 @@ non-linearity) gives the logits.
 
 Classes. The official notebook reads labels 0 … C from the ground truth (0 = unlabelled)
 and builds `classes = C + 1` outputs; training pixels are never 0, so output 0 (background)
-is never a target. Our labels are 0 … C-1 with no background class: `num_classes` = C, our
-class c is the official output c + 1, and the module returns the C logits of the classes.
-The official background output (row 0 of `classifier.4`) is kept as
-`backbone/unused/background_logit` (its weights convert one to one) but never computed, so
-it takes no part in the softmax: its 129 parameters get no gradient here (the official
-softmax includes it). The official counts (183,804,468 for Indian Pines, …; 3,332 per class)
-are reproduced exactly.
+is never a target, but it is in the training softmax. Our labels are 0 … C-1: `num_classes`
+= C, our class c is the official output c + 1, and the module returns the C logits of the
+classes. The official background output (row 0 of `classifier.4`) is `head/background`: in
+training the module returns it after the classes (`(N, C + 1)`), and the train step's
+cross-entropy covers it with a target of 0 (`hsic_jax.train.step`), as the official loss
+does; in evaluation it is left out, so a pixel is always given one of the C classes (the
+official argmax may pick the background, which counts as an error). The official counts
+(183,804,468 for Indian Pines, …; 3,332 per class) are reproduced exactly.
 
 Parameters that never receive a gradient. The official classifier builds, and we keep under
 `backbone/unused` (never computed; declared at initialisation only, zero, so that
@@ -70,7 +71,6 @@ ViT-B (64,436,195 for Indian Pines):
   spat_cls                 Conv(4 · width, classes, 1) of the spatial ViT (3,073 · (C + 1))
   spat_classifier1_{0,1,2} Linear(3072, 128) → 64 → classes (401,600 + 65 · (C + 1))
   conv_features, conv      Conv(width, 64, 1) and Conv(512, 128, 1) of the fusion (114,816)
-  background_logit         see Classes (129; trained by the official softmax, not here)
 
 (49152 and 3072, the in-features of the spatial ViT's unused classifiers, are hard-coded in
 the official code whatever the width: `spat_classifier_in`, `spat_classifier1_in`.) Under
@@ -80,8 +80,8 @@ parameters without a gradient); they never change the logits.
 Parameters: `{'backbone': {spat_patch_embed, spat_pos_embed, spat_block_i/{norm1,
 attn/{qkv, sampling_offsets, proj}, norm2, mlp/{fc1, fc2}}, spat_fpn1, spec_spat_map,
 spec_pos_embed, spec_block_i (i ≤ out_indices[0]), spec_l1, fc_spec{k}/{squeeze, excite},
-DR{k}, unused/...}, 'head': {fc_0, fc_1, kernel, bias}}` (`head/kernel` the C columns of the
-official `classifier.4` after the background one). `ADAPTABLE` names q, k and v as thirds of
+DR{k}, unused/...}, 'head': {fc_0, fc_1, kernel, bias, background}}` (`head/kernel` the C
+columns of the official `classifier.4` after the background one, `head/background` that one). `ADAPTABLE` names q, k and v as thirds of
 the fused `qkv` (the official `reshape(B, N, 3, -1)` order), `proj`, `fc1` and `fc2` of the
 blocks of both ViTs that feed the logits (`spat_block_i`, `spec_block_i`; the unused spectral
 blocks are not adapted). `qkv` has a bias, one vector for q, k and v: BitFit on q or v trains
@@ -372,7 +372,6 @@ def unused_shapes(classes: int, width: int, depth: int, heads: int, mlp_ratio: f
     tree["spat_cls"] = dense(4 * d, classes)
     tree["conv_features"] = dense(d, 64, bias=False)
     tree["conv"] = dense(4 * FUSED, FUSED)
-    tree["background_logit"] = dense(FUSED, 1)
     return tree
 
 
@@ -492,8 +491,10 @@ class Backbone(nn.Module):
 
 class Head(nn.Module):
     """The official `classifier`: Linear(512, 256) → dropout → Linear(256, 128) → dropout →
-    Linear(128, classes), without its background output: `kernel` `(128, C)`, `bias` `(C,)`
-    are the official rows 1 … C of `classifier.4`."""
+    Linear(128, classes): `kernel` `(128, C)`, `bias` `(C,)` are the official rows 1 … C of
+    `classifier.4`, `background` its row 0. The background output is returned in training only,
+    after the C classes (the official softmax covers it; no pixel has it as its label): `(N, C +
+    1)` with `train`, `(N, C)` otherwise."""
 
     num_classes: int
     dropout: float
@@ -506,7 +507,9 @@ class Head(nn.Module):
         x = drop(_torch_dense(FUSED, 256, "fc_1", self.dtype)(x))
         kernel = self.param("kernel", _TORCH_KERNEL, (FUSED, self.num_classes))
         bias = self.param("bias", _uniform(FUSED), (self.num_classes,))
-        return x @ kernel.astype(self.dtype) + bias.astype(self.dtype)
+        logits = x @ kernel.astype(self.dtype) + bias.astype(self.dtype)
+        background = _torch_dense(1, FUSED, "background", self.dtype)(x)
+        return jnp.concatenate([logits, background], axis=-1) if train else logits
 
 
 class HyperSIGMA(nn.Module):

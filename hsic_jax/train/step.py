@@ -87,10 +87,19 @@ def train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Array,
     def loss_fn(params):
         logits = tuned.apply(combine(params, frozen), x, train=True,
                              rngs={"dropout": dropout_key})
-        return mean(optax.softmax_cross_entropy(logits, targets)), logits
+        return mean(optax.softmax_cross_entropy(logits, never_targets(targets, logits))), logits
 
     state, loss, logits = _update(state, loss_fn, optimizer(hp)[0])
-    return state, {"loss": loss, "accuracy": mean(jnp.argmax(logits, -1) == y)}
+    classes = logits[..., :targets.shape[-1]] if logits.shape[-1] > targets.shape[-1] else logits
+    return state, {"loss": loss, "accuracy": mean(jnp.argmax(classes, -1) == y)}
+
+
+def never_targets(targets: jax.Array, logits: jax.Array) -> jax.Array:
+    """`targets` `(N, C)` with a zero column for each output of `logits` `(N, C + E)` after the C
+    classes: a model may return, in training, outputs that no pixel has as its label but that
+    its softmax covers (HyperSIGMA's official background output)."""
+    extra = logits.shape[-1] - targets.shape[-1]
+    return targets if extra == 0 else jnp.pad(targets, ((0, 0), (0, extra)))
 
 
 def batch_indices(step: jax.Array, valid: jax.Array, seed: jax.Array, *, batch_size: int,
