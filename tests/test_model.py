@@ -129,3 +129,31 @@ def test_pooled_feature_is_the_mean_over_tokens_1_to_n(skip_first):
     np.testing.assert_allclose(pooled, want, rtol=1e-6, atol=1e-6)
     other = tokens[:, :-1].mean(1) if skip_first else tokens[:, 1:].mean(1)
     assert np.abs(pooled - other).max() > 1e-3  # the check above can tell the tokens apart
+
+
+# ---------------------------------------------------------------- the dense layers' matmul
+
+def test_dense_matmul_has_the_gradients_of_a_plain_matmul():
+    """`matmul` (every SpectralGPT Dense and the tubelet embedding): the values and both
+    gradients of `x @ kernel`, for 2-D and 3-D inputs."""
+    from hsic_jax.models.common import matmul
+
+    rng = np.random.RandomState(0)
+    kernel = jnp.asarray(rng.randn(6, 5), jnp.float32)
+    for shape in ((7, 6), (3, 4, 6)):
+        x = jnp.asarray(rng.randn(*shape), jnp.float32)
+        w = jnp.asarray(rng.randn(*shape[:-1], 5), jnp.float32)  # a loss that weighs outputs
+        ours = jax.value_and_grad(lambda a, b: jnp.sum(w * matmul(a, b)) ** 2, (0, 1))(x, kernel)
+        plain = jax.value_and_grad(lambda a, b: jnp.sum(w * (a @ b)) ** 2, (0, 1))(x, kernel)
+        jax.tree.map(lambda o, p: np.testing.assert_allclose(o, p, rtol=1e-5), ours, plain)
+
+
+def test_dense_matmul_computes_no_gradient_of_a_frozen_kernel():
+    """Differentiated in `x` only, the backward pass holds one dot (dx), not the kernel's."""
+    from hsic_jax.models.common import matmul
+
+    x, kernel = jnp.ones((3, 4, 6)), jnp.ones((6, 5))
+    frozen = str(jax.make_jaxpr(jax.grad(lambda a: jnp.sum(matmul(a, kernel))))(x))
+    assert frozen.count("dot_general") == 2, frozen  # the forward's and dx; no (6, 5) dW
+    trained = str(jax.make_jaxpr(jax.grad(lambda a, b: jnp.sum(matmul(a, b)), (0, 1)))(x, kernel))
+    assert trained.count("dot_general") == 3  # and dW

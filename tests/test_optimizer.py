@@ -288,7 +288,8 @@ FROZEN_KERNELS = {(D, D), (D, 4 * D), (4 * D, D)}  # q, k, v, proj, fc1, fc2
 
 def test_no_frozen_weight_gradient():
     _, fft = grad_dots(dict(name="fft"))
-    assert sum(s in FROZEN_KERNELS for s in fft) == 6 * DEPTH  # the detector sees dW
+    # the detector sees dW (and the tubelet embedding's, (t·p², D) = (4D, D) here)
+    assert sum(s in FROZEN_KERNELS for s in fft) == 6 * DEPTH + 1
     _, lora = grad_dots(LORA)
     assert sum(s in FROZEN_KERNELS for s in lora) == 0
     assert lora.count((D, 4)) >= 2 * DEPTH and lora.count((4, D)) >= 2 * DEPTH  # dA, dB

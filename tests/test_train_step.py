@@ -102,3 +102,18 @@ def test_scene_training_fits_the_training_pixels_and_predict_reads_the_scene_map
     np.testing.assert_array_equal(classes, logits.argmax(-1)[coords[:, 0], coords[:, 1]])
     np.testing.assert_array_equal(classes, y)
     assert np.all((np.asarray(confidence) > 0.5) & (np.asarray(confidence) <= 1))
+
+
+def test_a_frozen_backbone_compiles_each_dot_alone_on_cpu():
+    """`compiler_options`: YNNPACK's one-dot fusions for a step with no trainable backbone
+    kernel (LoRA, BitFit, a linear probe), XLA's defaults when the backbone's kernels train."""
+    from hsic_jax.train.step import compiler_options
+
+    frozen = {"backbone": {"q": {"kernel": "frozen", "bias": "base"}}, "head": {"kernel": "base"},
+              "adapters": {"q": {"a": "base", "b": "b_side"}}}
+    trained = {"backbone": {"q": {"kernel": "base", "bias": "base"}}, "head": {"kernel": "base"}}
+    assert compiler_options(frozen) == {
+        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+    assert compiler_options(trained) is None
+    jax.jit(lambda x: x @ x, compiler_options=compiler_options(frozen)).lower(
+        np.ones((4, 4), np.float32)).compile()  # an option this XLA knows

@@ -1,8 +1,10 @@
 """What the model families share: their config fields as module keyword arguments, the input
-shape check, and how a converted checkpoint's architecture differs from the configured one."""
+shape check, how a converted checkpoint's architecture differs from the configured one, and
+the matmul of their dense layers (`dense_dot_general`)."""
 
 from collections.abc import Callable, Mapping
 
+import jax
 import jax.numpy as jnp
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -52,3 +54,48 @@ def config_fix(field: str, value) -> str:
     if field == "bands":
         return f"--config.data.pca={value} (or None for a scene of {value} bands)"
     return f"--config.model.{field}={value!r}"
+
+
+@jax.custom_vjp
+def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """`x (…, in) @ kernel (in, out)`, whose backward pass computes the kernel's gradient only
+    when it is trained, as the 2-D `xᵀ @ dy` of the flattened rows (`_matmul_bwd`)."""
+    return jnp.matmul(x, kernel)
+
+
+def _matmul_fwd(x, kernel):
+    """Keeps what the backward pass needs: `x` for a trained kernel's gradient, the kernel for
+    `x`'s (`symbolic_zeros`: a frozen kernel has no gradient, not even one computed and
+    dropped)."""
+    return (jnp.matmul(x.value, kernel.value),
+            (x.value if kernel.perturbed else None, kernel.value if x.perturbed else None))
+
+
+def _matmul_bwd(saved, dy):
+    x, kernel = saved
+    if isinstance(dy, jax.custom_derivatives.SymbolicZero):
+        return None, None
+    dx = None if kernel is None else jnp.matmul(dy, kernel.T)
+    # The weight gradient as one 2-D dot of the flattened rows, xᵀ @ dy, which XLA:CPU runs
+    # on its fast matmul library (the dot_general that autodiff of a 3-D `x @ kernel` gives
+    # contracts two non-minor axes and goes to its generic one).
+    dkernel = None if x is None else jnp.matmul(
+        x.reshape(-1, x.shape[-1]).T, dy.reshape(-1, dy.shape[-1])).astype(x.dtype)
+    return dx, dkernel
+
+
+matmul.defvjp(_matmul_fwd, _matmul_bwd, symbolic_zeros=True)
+
+
+def dense_dot_general(x, kernel, dimension_numbers, precision=None,
+                      preferred_element_type=None):
+    """`nn.Dense(dot_general=dense_dot_general)`: `x (…, in) @ kernel (in, out)`, the same
+    numbers as `jax.lax.dot_general`, with a backward pass that computes the weight gradient as
+    the 2-D `xᵀ @ dy` of the flattened rows (`_matmul_bwd`). Other contractions, precisions or
+    output types go to `jax.lax.dot_general` itself."""
+    (contract_x, contract_k), batch = dimension_numbers
+    if (tuple(contract_x), tuple(contract_k), batch) != ((x.ndim - 1,), (0,), ((), ())) or (
+            precision is not None or preferred_element_type is not None or kernel.ndim != 2):
+        return jax.lax.dot_general(x, kernel, dimension_numbers, precision=precision,
+                                   preferred_element_type=preferred_element_type)
+    return matmul(x, kernel)

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
-from hsic_jax.models.common import architecture_mismatch, check_input, module_fields
+from hsic_jax.models.common import (architecture_mismatch, check_input, dense_dot_general,
+                                    matmul, module_fields)
 
 # Width, depth, heads and tubelet of the official factory functions
 # (`vit_{base,large,huge}_patch8_128` in models_vit_tensor.py).
@@ -43,7 +44,8 @@ def layer_norm(name: str, dtype) -> nn.LayerNorm:
 
 
 def dense(features: int, name: str, dtype) -> nn.Dense:
-    return nn.Dense(features, kernel_init=nn.initializers.xavier_uniform(), dtype=dtype, name=name)
+    return nn.Dense(features, kernel_init=nn.initializers.xavier_uniform(), dtype=dtype,
+                    dot_general=dense_dot_general, name=name)
 
 
 # The input flags of `python -m convert spectralgpt`, for the hint when converted weights are
@@ -106,6 +108,37 @@ class Block(nn.Module):
         return x + drop(y)
 
 
+class TubeletEmbed(nn.Module):
+    """The official tubelet embedding, a 3-D convolution with kernel = stride = `(tubelet,
+    patch, patch)` over (bands, H, W) with one input channel: `(N, H, W, B) -> (N, T'·L, D)`,
+    token = group·L + row·grid + col.
+
+    Its parameters are the convolution's (`kernel` `(t, p, p, 1, D)`, `bias` `(D,)`, as
+    converted checkpoints hold them), but the forward cuts the tubelets out (a reshape and one
+    transpose) and multiplies them by the kernel seen as `(t·p², D)`: one matmul, whose weight
+    gradient is a plain `xᵀ @ dy` in the backward pass (XLA:CPU leaves a strided convolution's
+    weight gradient a slow non-canonical convolution inside a scanned epoch program). The
+    kernel is initialised like a Linear of t·p² inputs and D outputs (xavier over those fans),
+    as the official MAE initialises its patch embedding (`w.view(D, -1)`)."""
+
+    tubelet: int
+    patch_size: int
+    width: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        n, h, w, b = x.shape
+        t, p, d = self.tubelet, self.patch_size, self.width
+        kernel = self.param("kernel", nn.initializers.xavier_uniform(in_axis=(0, 1, 2, 3),
+                                                                     out_axis=4), (t, p, p, 1, d))
+        bias = self.param("bias", nn.initializers.zeros, (d,))
+        x = x.astype(self.dtype).reshape(n, h // p, p, w // p, p, b // t, t)
+        x = jnp.transpose(x, (0, 5, 1, 3, 6, 2, 4))  # (N, group, row, col, t, p, p)
+        x = x.reshape(n, (b // t) * (h // p) * (w // p), t * p * p)
+        return matmul(x, kernel.reshape(t * p * p, d).astype(self.dtype)) + bias.astype(self.dtype)
+
+
 class Encoder(nn.Module):
     """Tubelet embedding, position embedding, blocks, pooling and the post-pool norm.
 
@@ -133,14 +166,7 @@ class Encoder(nn.Module):
         n = x.shape[0]
         p, t, d = self.patch_size, self.tubelet, self.width
         grid, groups = self.img_size // p, self.bands // t
-        # Bands play the role of the "time" axis of a 3-D conv with one input channel.
-        x = jnp.transpose(x, (0, 3, 1, 2))[..., None].astype(self.dtype)  # (N, B, H, W, 1)
-        # Initialised like a Linear of t·p² inputs and D outputs (xavier over those fans), as
-        # the official MAE initialises its patch embedding (`w.view(D, -1)`).
-        x = nn.Conv(d, (t, p, p), strides=(t, p, p), padding="VALID", dtype=self.dtype,
-                    kernel_init=nn.initializers.xavier_uniform(in_axis=(0, 1, 2, 3), out_axis=4),
-                    name="patch_embed")(x)
-        x = x.reshape(n, groups * grid * grid, d)  # token = t·L + h·grid + w
+        x = TubeletEmbed(t, p, d, self.dtype, name="patch_embed")(x)  # token = t·L + h·grid + w
         x = x + self._position_embedding(groups, grid * grid).astype(x.dtype)
         if keep is not None:
             x = jnp.take_along_axis(x, keep[..., None], axis=1)

@@ -66,7 +66,7 @@ from hsic_jax.train import sweep as sweeps
 from hsic_jax.train.checks import check_config
 from hsic_jax.train.state import TrainSetup, create_train_state, pretrained_backbone, tuned_model
 from hsic_jax.train.partition import combine
-from hsic_jax.train.step import Geometry, step_functions
+from hsic_jax.train.step import Geometry, compiler_options, step_functions
 from hsic_jax.train.timings import Timings
 from hsic_jax.train.workdir import WorkdirError, claim
 
@@ -252,7 +252,7 @@ def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setu
     start = int(hosts.fetch(state["step"])[0])
     if primary:
         checkpoint.truncate_metrics(metrics_path, start)
-    epoch_fn = _epoch_program(step_fn, setup.steps_per_epoch)
+    epoch_fn = _epoch_program(step_fn, setup.steps_per_epoch, compiler_options(setup.labels))
     learning_rate = jax.jit(lambda step, hp: setup.optimizer(hp)[1](step))
     first_hp = {k: v[0] for k, v in hp.items()}  # the first run's, for the log
 
@@ -288,12 +288,13 @@ def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setu
     return state, best, seconds
 
 
-def _epoch_program(step_fn, steps: int):
+def _epoch_program(step_fn, steps: int, options: dict | None = None):
     """`epoch(state, frozen, cube, coords, labels, valid, seed, hp) -> (state, metrics)`: `steps`
     train steps of every run (`step_fn` vmapped over the runs, scanned over the steps) as one
-    jitted program, the state donated; `metrics` are `(runs, steps)` per key. One program per
-    epoch allocates its temporaries once per epoch, not once per step (on a CPU, each fresh
-    allocation of the cpu-small FFT step's 541 MiB was 150,000 page faults)."""
+    jitted program (XLA `options`: `hsic_jax.train.step.compiler_options`), the state donated;
+    `metrics` are `(runs, steps)` per key. One program per epoch allocates its temporaries
+    once per epoch, not once per step (on a CPU, each fresh allocation of the cpu-small FFT
+    step's 541 MiB was 150,000 page faults)."""
     runs_step = jax.vmap(step_fn, in_axes=(0, None, 0, 0, 0, 0, 0, 0))
 
     def epoch(state, frozen, *args):
@@ -301,7 +302,7 @@ def _epoch_program(step_fn, steps: int):
                                       length=steps)
         return state, jax.tree.map(lambda m: m.swapaxes(0, 1), metrics)  # runs first
 
-    return jax.jit(epoch, donate_argnums=0)
+    return jax.jit(epoch, donate_argnums=0, compiler_options=options)
 
 
 def _write_inputs(workdir: str, experiment: dict, config, data: Data, seeds: list[int]) -> None:

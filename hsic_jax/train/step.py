@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from hsic_jax.adapters.methods import FROZEN
 from hsic_jax.adapters.tuned import TunedModel
 from hsic_jax.data.augment import augment, mix_batch
 from hsic_jax.data.patches import extract_patches, resize_patches
@@ -221,6 +222,24 @@ def scene_predict(params: dict, frozen: dict, scene: jax.Array, coords: jax.Arra
     pixel coordinates `(N, 2)`."""
     logits = tuned.apply_merged(combine(params, frozen), scene[None])[0][coords[:, 0], coords[:, 1]]
     return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
+
+
+# XLA:CPU fuses a transformer block's backward matmuls and their elementwise neighbours into one
+# YNNPACK subgraph by default; without the weight gradients (a frozen backbone) it runs faster
+# with each dot on its own (cpu-small LoRA and KronA+ steps ~1.12× on 2 cores), with them (FFT)
+# slower.
+_FROZEN_BACKBONE_CPU = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
+def compiler_options(labels) -> dict | None:
+    """XLA options of the train step of a run whose parameters are labelled `labels`
+    (`hsic_jax.adapters.methods`): on a CPU, when no kernel of the backbone trains, each dot
+    its own YNNPACK fusion; otherwise XLA's defaults (None)."""
+    if jax.default_backend() != "cpu":
+        return None
+    backbone = jax.tree_util.tree_leaves_with_path(labels.get("backbone", {}))
+    kernels = [label for path, label in backbone if getattr(path[-1], "key", None) == "kernel"]
+    return _FROZEN_BACKBONE_CPU if all(label == FROZEN for label in kernels) else None
 
 
 def step_functions(task: str, config, setup, geo: Geometry):
