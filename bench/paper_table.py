@@ -2,6 +2,7 @@
 
     nice python bench/paper_table.py                # hours on 2 CPU cores; resumable
     python bench/paper_table.py --seeds 1 --rows svm rf
+    python bench/paper_table.py --collect           # the table of the runs finished so far
 
 Indian Pines with the paper's training pixels (50 per class, 15 for the three small classes;
 695 in all): SpectralFormer (`configs/indian_pines_spectralformer.py`, 300 epochs), MambaHSI
@@ -9,7 +10,9 @@ Indian Pines with the paper's training pixels (50 per class, 15 for the three sm
 random forest on the same split. Each row is the command a user runs, in its own process:
 seed 0 alone (so that its number lands first), then seeds 1 … N-1 side by side in one program
 (`--config.seed=1 --config.num_seeds=N-1`). A killed run resumes from its last checkpoint
-when the script is run again, and a finished one is kept as it is.
+when the script is run again, and a finished one is kept as it is. `--collect` starts nothing:
+it tabulates the programs that have finished (a row's 'seeds' columns then cover the seeds that
+did) and names the ones that have not.
 
 Writes to `--out` (default `bench/results/paper_indian_pines/`): each run's `results.json`
 (as `{row}_{seeds}.json`), `report.md` (`python -m hsic_jax.report --markdown` of those
@@ -61,6 +64,12 @@ def run(config: str, workdir: str, overrides: list[str]) -> dict:
     return read(os.path.join(ROOT, workdir, "results.json"))
 
 
+def finished(workdir: str) -> dict | None:
+    """The results.json of a finished run in `workdir`, or None (not started, or not done)."""
+    path = os.path.join(ROOT, workdir, "results.json")
+    return read(path) if os.path.exists(path) else None
+
+
 def read(path: str) -> dict:
     with open(path) as f:
         return json.load(f)
@@ -109,13 +118,12 @@ def table(record: dict) -> str:
     machines = {(m["cpu"], m["cores"]) for r in record["rows"] for m in r["machine"].values()}
     where = "; ".join(f"{cpu}, {cores} cores" for cpu, cores in sorted(machines))
     lines = [f"Indian Pines, the paper's training pixels (50 / 15 per class), full recipes, run "
-             f"on {where}. OA, AA, kappa in %; 'seeds' is mean ± std over seeds "
-             f"{', '.join(map(str, record['rows'][0]['seeds']))}; time is each program's "
-             "(seed 0, then the others side by side).", "",
-             "| column | epochs | OA seed 0 | AA seed 0 | kappa seed 0 | OA seeds | AA seeds | "
-             "kappa seeds | paper OA / AA / kappa | window (px) | test px in a train window (%) "
-             "| #Params (M) | time |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"on {where}. OA, AA, kappa in %; 'seeds' is mean ± std over the seeds listed; "
+             "time is each program's (seed 0, then the others side by side).", "",
+             "| column | epochs | OA seed 0 | AA seed 0 | kappa seed 0 | seeds | OA seeds | "
+             "AA seeds | kappa seeds | paper OA / AA / kappa | window (px) | test px in a train "
+             "window (%) | #Params (M) | time |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in record["rows"]:
         paper = "–" if r["paper"] is None else " / ".join(
             f"{r['paper'][k]:.2f}" for k in ("oa", "aa", "kappa"))
@@ -123,7 +131,8 @@ def table(record: dict) -> str:
         time = " + ".join(f"{s / 60:.0f} min" if s >= 60 else f"{s:.0f} s"
                           for s in r["seconds"].values())
         lines.append(f"| {r['row']} | {r['epochs'] or '–'} | {r['seed0']['oa']:.2f} | "
-                     f"{r['seed0']['aa']:.2f} | {r['seed0']['kappa']:.2f} | {' | '.join(seeds)} | "
+                     f"{r['seed0']['aa']:.2f} | {r['seed0']['kappa']:.2f} | "
+                     f"{', '.join(map(str, r['seeds']))} | {' | '.join(seeds)} | "
                      f"{paper} | {r['window']} | {r['test_in_train_window']:.2f} | "
                      f"{r['params'] / 1e6:.3f} | {time} |")
     return "\n".join(lines) + "\n"
@@ -135,6 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     parser.add_argument("--workdirs", default="workdirs/paper_indian_pines")
     parser.add_argument("--out", default="bench/results/paper_indian_pines")
+    parser.add_argument("--collect", action="store_true",
+                        help="start no run: tabulate the finished ones")
     args = parser.parse_args(argv)
     out = os.path.join(ROOT, args.out)
     os.makedirs(out, exist_ok=True)
@@ -144,11 +155,16 @@ def main(argv=None) -> int:
         runs = {}
         for program, overrides in programs(args.seeds):
             workdir = f"{args.workdirs}/{row}_{program}"
-            runs[program] = run(config, workdir, overrides)
+            results = finished(workdir) if args.collect else run(config, workdir, overrides)
+            if results is None:
+                print(f"{row}: {workdir} has not finished; left out", file=sys.stderr)
+                continue
+            runs[program] = results
             workdirs.setdefault(program, []).append(workdir)
             shutil.copyfile(os.path.join(ROOT, workdir, "results.json"),
                             os.path.join(out, f"{row}_{program}.json"))
-        rows.append(row_record(name, paper, runs))
+        if "seed0" in runs:
+            rows.append(row_record(name, paper, runs))
     reports = [f"## {program}\n\n{report(dirs, out)}" for program, dirs in workdirs.items()]
     atomic_write(os.path.join(out, "report.md"), lambda f: f.write("\n".join(reports).encode()))
     record = {"rows": rows}
