@@ -532,22 +532,21 @@ class JaxBench:
 
     def setup(self) -> dict:
         """Build and compile the step, run it once; its compile time, FLOPs and sizes."""
+        from hsic_jax.train.loop import epoch_program
         from train_step import encoder_step
         jax = self.jax
-        step, state, self.args, _ = encoder_step(
+        step, state, self.args, _, options = encoder_step(
             self.config(self.spec["method"]), self.shape["batch"],
             augment_cfg=dict(flip=False, radiation_noise=0.0, mixture_noise=0.0))
         t0 = time.perf_counter()
-        compiled = step.lower(state, *self.args).compile()
+        compiled = epoch_program(step, 1, options).lower(state, *self.args).compile()
         compile_s = time.perf_counter() - t0
         cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         # What run.py runs: one program of the epoch's steps (here `--steps`), a scan of them.
         self.steps = self.spec["steps"]
-        self.program = jax.jit(
-            lambda state, *args: jax.lax.scan(lambda s, _: step(s, *args), state,
-                                              length=self.steps),
-            donate_argnums=0).lower(state, *self.args).compile()
+        self.program = epoch_program(step, self.steps, options).lower(
+            state, *self.args).compile()
         self.state, m = self.program(state, *self.args)
         jax.block_until_ready(m)
         nbytes = sum(x.nbytes for x in jax.tree.leaves((self.state, self.args[0])))
@@ -598,7 +597,7 @@ class JaxBench:
         from hsic_jax.data.augment import augment
         from hsic_jax.train.step import Geometry, inputs
         jax, b = self.jax, self.shape["batch"]
-        padded, coords, ys = self.args[1], self.args[2][:b], self.args[3][:b]
+        padded, coords, ys = self.args[1][0], self.args[2][0, :b], self.args[3][0, :b]
         geo = Geometry(STEP_NEIGHBORHOOD, self.shape["input_size"])
         key = jax.random.key(0)
         fns = {False: jax.jit(lambda: inputs(padded, coords, geo)),

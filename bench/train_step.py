@@ -33,7 +33,8 @@ from hsic_jax.data.scenes import SCENES
 from hsic_jax.models import task
 from hsic_jax.models.spectralgpt import model_kwargs
 from hsic_jax.train.state import create_train_state, tuned_model
-from hsic_jax.train.step import Geometry, step_functions
+from hsic_jax.train import loop
+from hsic_jax.train.step import Geometry, compiler_options, step_functions
 
 from configs import base
 
@@ -47,8 +48,9 @@ def bench_method(method_name: str, args) -> dict:
     if args.config:
         return bench_config(method_name, args)
     config = encoder_config(method_name, args.variant, args.width, args.depth, args.dtype)
-    step, state, inputs, _ = encoder_step(config, args.batch)
-    return _time(method_name, step, state, inputs, args.batch, args)
+    step, state, inputs, _, options = encoder_step(config, args.batch)
+    return _time(method_name, loop.epoch_program(step, 1, options), state, inputs, args.batch,
+                 args)
 
 
 def encoder_config(method_name: str, variant: str = "small", width: int = 192, depth: int = 6,
@@ -70,31 +72,36 @@ def encoder_config(method_name: str, variant: str = "small", width: int = 192, d
 
 
 def encoder_step(config, batch: int, augment_cfg: dict = AUGMENT, pixels: int = 1024):
-    """`(step, state, args, tuned)`: `run.py`'s train step of `config` (`step_functions`) for
-    one seed at `batch` with `augment_cfg`, jitted with the state donated, on a synthetic
-    64 × 64 scene with `pixels` random training pixels; called as `step(state, *args)`, `args`
-    being `(frozen, padded (78, 78, 12), coords (pixels, 2), labels (pixels,), valid (pixels,),
-    seed, hp)`."""
+    """`(step, state, args, tuned, options)`: `run.py`'s train step of `config`
+    (`step_functions`) at `batch` with `augment_cfg`, for one seed, on a synthetic 64 × 64 scene
+    with `pixels` random training pixels, with the run's XLA options (`options`,
+    `step.compiler_options`). `loop.epoch_program(step, steps, options)` compiles it as
+    `run.py` does; `state` and `args` carry its leading seed axis (1): `args` is `(frozen, padded
+    (1, 78, 78, 12), coords (1, pixels, 2), labels (1, pixels), valid (1, pixels), seed (1,),
+    hp)`."""
     config = config.copy_and_resolve_references()
     config.batch_size = batch
     config.augment.update(augment_cfg)
     tuned = tuned_model(config, num_classes=16, bands=config.data.pca)
     setup, state, frozen = create_train_state(config, tuned, [0], steps_per_epoch=pixels // batch)
-    state = jax.tree.map(lambda x: x[0], state)  # one seed, unbatched
     rng = np.random.default_rng(0)
     h = w = 64
     r = NEIGHBORHOOD // 2
-    padded = jnp.asarray(rng.normal(size=(h + 2 * r, w + 2 * r, 12)), jnp.float32)
-    coords = jnp.asarray(rng.integers(0, h, size=(pixels, 2)), jnp.int32)
-    ys = jnp.asarray(rng.integers(0, 16, size=pixels), jnp.int32)
+    padded = rng.normal(size=(h + 2 * r, w + 2 * r, 12))
+    coords = rng.integers(0, h, size=(pixels, 2))
+    ys = rng.integers(0, 16, size=pixels)
     step = step_functions("patch", config, setup, Geometry(NEIGHBORHOOD, config.data.input_size))[0]
-    args = (frozen, padded, coords, ys, jnp.ones(pixels, bool), jnp.int32(1), _traced(setup.hp))
-    return jax.jit(step, donate_argnums=0), state, args, tuned
+    args = (frozen, *_one_run(padded, coords, ys, np.ones(pixels, bool), 1, setup.hp))
+    return step, state, args, tuned, compiler_options(setup.labels)
 
 
-def _traced(hp: dict) -> dict:
-    """The run's hyper-parameters as the loop passes them: float32 arrays, not constants."""
-    return {k: jnp.float32(v) for k, v in hp.items()}
+def _one_run(cube, coords, labels, valid, seed: int, hp: dict) -> tuple:
+    """The loop's per-run inputs of one run (leading axis 1): float32 cube, int32 coordinates
+    and labels, the seed, and the hyper-parameters as traced float32 arrays, not constants."""
+    return (jnp.asarray(cube, jnp.float32)[None], jnp.asarray(coords, jnp.int32)[None],
+            jnp.asarray(labels, jnp.int32)[None], jnp.asarray(valid)[None],
+            jnp.full(1, seed, jnp.int32),
+            {k: jnp.full(1, v, jnp.float32) for k, v in hp.items()})
 
 
 def bench_config(method_name: str, args) -> dict:
@@ -113,21 +120,23 @@ def bench_config(method_name: str, args) -> dict:
     n = 1024
     setup, state, frozen = create_train_state(
         config, tuned, [0], steps_per_epoch=1 if shape == "scene" else n // config.batch_size)
-    state = jax.tree.map(lambda x: x[0], state)
     rng = np.random.default_rng(0)
     r = config.data.neighborhood // 2
-    cube = jnp.asarray(rng.normal(size=(h + 2 * r, w + 2 * r, bands)), jnp.float32)
-    coords = jnp.asarray(np.stack([rng.integers(0, h, n), rng.integers(0, w, n)], 1), jnp.int32)
-    ys = jnp.asarray(rng.integers(0, num_classes, size=n), jnp.int32)
+    cube = rng.normal(size=(h + 2 * r, w + 2 * r, bands))
+    coords = np.stack([rng.integers(0, h, n), rng.integers(0, w, n)], 1)
+    ys = rng.integers(0, num_classes, size=n)
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
-    step = jax.jit(step_functions(shape, config, setup, geo)[0], donate_argnums=0)
+    program = loop.epoch_program(step_functions(shape, config, setup, geo)[0], 1,
+                            compiler_options(setup.labels))
     per_step = 1 if shape == "scene" else config.batch_size  # a scene step: the scene, once
-    return _time(method_name, step, state, (frozen, cube, coords, ys, jnp.ones(n, bool),
-                                            jnp.int32(1), _traced(setup.hp)), per_step, args)
+    return _time(method_name, program, state,
+                 (frozen, *_one_run(cube, coords, ys, np.ones(n, bool), 1, setup.hp)), per_step,
+                 args)
 
 
 def _time(method_name: str, step, state, inputs, samples: int, args) -> dict:
-    """Compile time and median time of `args.steps` further steps of `step(state, *inputs)`."""
+    """Compile time and median time of `args.steps` further calls of `step(state, *inputs)`
+    (an epoch program of one step)."""
     t0 = time.perf_counter()
     state, m = step(state, *inputs)
     jax.block_until_ready(m)

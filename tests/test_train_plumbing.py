@@ -213,7 +213,7 @@ def test_an_epoch_covers_every_training_pixel_once_in_a_fresh_order(tmp_path, dr
         return {"step": state["step"] + 1}, {"ids": x[:, 0, 0, 0], "labels": y,
                                              "weights": weights}
 
-    epoch = loop._epoch_program(record, steps)
+    epoch = loop.epoch_program(record, steps)
     state = {"step": np.zeros(2, np.int32)}
     epochs = []
     for _ in range(3):

@@ -85,7 +85,7 @@ def train_ours(config, params: dict, epochs: int, compiler_options=None):
     setup, state, frozen = create_train_state(config, tuned, [seed], steps, params)
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
     step, _ = step_functions(shape, config, setup, geo)
-    epoch_program = loop._epoch_program(step, steps)
+    epoch_program = loop.epoch_program(step, steps)
     if compiler_options:  # (compile time is most of a small HyperSIGMA's time)
         epoch_program = jax.jit(epoch_program, donate_argnums=0, compiler_options=compiler_options)
     pixels = (data.train["coords"], data.train["labels"], data.train["valid"],

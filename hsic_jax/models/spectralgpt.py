@@ -228,7 +228,7 @@ class SpectralGPT(nn.Module):
         feats = nn.Dropout(self.dropout, deterministic=not train)(feats)
         bound = 1.0 / np.sqrt(self.width)
         head = nn.Dense(
-            self.num_classes, dtype=self.dtype, name="head",
+            self.num_classes, dtype=self.dtype, name="head", dot_general=dense_dot_general,
             kernel_init=nn.initializers.truncated_normal(2e-5),
             bias_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
                 key, shape, dtype, -bound, bound))

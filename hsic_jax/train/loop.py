@@ -227,7 +227,7 @@ def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setu
     valid, seed, hp)` is one run's train step (`hsic_jax.train.step.step_functions`),
     `evaluate_fn(params, padded, pixels)` the metrics of every run on a pixel set
     (`hsic_jax.evaluation.predict.evaluate`). Each epoch is one jitted program
-    (`_epoch_program`), so progress counts epochs.
+    (`epoch_program`), so progress counts epochs.
 
     In-loop evaluation sees the validation pixels only (none without a validation split; at
     most `config.eval_max_pixels` per seed). Checkpoints every `checkpoint_every_epochs`, and
@@ -252,7 +252,7 @@ def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setu
     start = int(hosts.fetch(state["step"])[0])
     if primary:
         checkpoint.truncate_metrics(metrics_path, start)
-    epoch_fn = _epoch_program(step_fn, setup.steps_per_epoch, compiler_options(setup.labels))
+    epoch_fn = epoch_program(step_fn, setup.steps_per_epoch, compiler_options(setup.labels))
     learning_rate = jax.jit(lambda step, hp: setup.optimizer(hp)[1](step))
     first_hp = {k: v[0] for k, v in hp.items()}  # the first run's, for the log
 
@@ -288,7 +288,7 @@ def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setu
     return state, best, seconds
 
 
-def _epoch_program(step_fn, steps: int, options: dict | None = None):
+def epoch_program(step_fn, steps: int, options: dict | None = None):
     """`epoch(state, frozen, cube, coords, labels, valid, seed, hp) -> (state, metrics)`: `steps`
     train steps of every run (`step_fn` vmapped over the runs, scanned over the steps) as one
     jitted program (XLA `options`: `hsic_jax.train.step.compiler_options`), the state donated;
