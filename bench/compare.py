@@ -18,8 +18,9 @@ interleaved round by round: each round runs, for every method, one timed block o
 steps of each framework (the order of the frameworks rotates every round); a block's time /
 steps is one sample and the record gives the median, quartiles and range over the rounds.
   jax    `run.py`'s train step (`bench/train_step.py` `encoder_step`: one seed), `--steps`
-         of them scanned in one program compiled ahead of time with the state donated, as the
-         loop runs an epoch (`gflop_per_step` and `compile_s`: the step compiled alone): the
+         of them in the loop's own epoch program (`loop.epoch_program`: scanned, the seed axis,
+         the run's XLA options, the state donated), compiled ahead of time
+         (`gflop_per_step` and `compile_s`: the program of one step): the
          batch drawn on the device (a permutation of
          1024 training pixels), each pixel's 15 × 15 window gathered and resized to the input
          size (bilinear), forward, cross-entropy, gradients of the trainable leaves, AdamW.
@@ -58,6 +59,17 @@ and peak memory after each area (the areas run in increasing order in one worker
 framework). On a CPU the presets predict only the first rows of each scene (`--map-pixels`,
 about 2,048 pixels; the whole scene is on the device); `full` says which.
 
+`--what profile`: where a step's time goes, per category (`CATEGORIES`: matmuls by library,
+copies and transposes, elementwise and reductions, convolutions, the rest, and the time in no
+op), for JAX and PyTorch eager on the same shapes, each worker pinned to one core (one thread:
+no thread pool's waiting is counted), in steady state (the program run twice before, so that
+no first touch of a fresh buffer is charged to an op): ms per step of each category, from
+JAX's profiler (the per-instruction events of one call of the scanned program, each
+instruction's category read from the optimized HLO: `hlo_categories`) and from
+`torch.profiler` (each op's self time over `--steps` steps: `torch_category`), with the
+system CPU time and minor page faults of the same steps. Records of kind 'profile'. The
+categories overlap with the page faults' system time, which is spent inside the ops.
+
 `--what memory`: the bytes of a run's train state at ViT-B (the paper's shapes) for 1, 2, 4
 and 8 seeds, from `jax.eval_shape` over `create_train_state` (nothing is allocated).
 
@@ -66,10 +78,12 @@ printed tables beside it as a `.md` file.
 """
 
 import argparse
+import importlib.metadata
 import json
 import math
 import os
 import platform
+import re
 import resource
 import select
 import statistics
@@ -93,7 +107,11 @@ METHODS = ("fft", "lora", "lokr", "krona_plus", "linear_probe")
 SEEDS = (1, 2, 4, 8)
 AREAS = ((550, 400), (550, 800), (1100, 800))  # 1×, 2× and 4× the area
 NEIGHBORHOOD = 15  # of the map's pixels (the step's is `train_step.NEIGHBORHOOD`, also 15)
-WHAT = ("step", "calibrate", "map", "memory")
+WHAT = ("step", "calibrate", "map", "memory", "profile")
+CATEGORIES = ("matmul (YNNPACK)", "matmul (Eigen)", "matmul (MKL / oneDNN)", "convolution",
+              "copy / transpose", "elementwise / reduce", "gather / scatter / other",
+              "not in an op (runtime, Python)")
+VERSIONED = ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "peft")  # in `machine`
 
 
 # ---------------------------------------------------------------- parent: orchestration
@@ -204,6 +222,79 @@ def run_steps(shape: dict, args, machine: dict) -> list[dict]:
             w.close()
 
 
+def run_profiles(shape: dict, args) -> list[dict]:
+    """Records of kind 'profile', per method and framework (JAX, PyTorch eager), each worker
+    on one core (the first this process may use)."""
+    cpu = min(os.sched_getaffinity(0))
+    records = []
+    for method in args.methods:
+        for framework, mode in (("jax", "jit"), ("torch", "eager-1thread")):
+            spec = dict(kind="profile", framework=framework, mode=mode, method=method,
+                        shape=shape, dtype=args.dtype, torch_threads=1, steps=args.steps,
+                        cpus=[cpu])
+            w = Worker(spec)
+            try:
+                ready = w.reply()
+                w.call("setup")
+                w.call("run", steps=args.steps)  # steady state: no fresh buffer in the profile
+                records.append({"kind": "profile", "framework": framework, "method": method,
+                                "preset": args.preset, "steps": args.steps, **ready,
+                                **w.call("profile", steps=args.steps)})
+                _log(f"{_name(spec)} profiled")
+            finally:
+                w.close()
+    return records
+
+
+def hlo_categories(hlo: str) -> dict[str, str | None]:
+    """`{instruction name: category}` of an optimized HLO module's text (`CATEGORIES`; None for
+    control flow and free instructions, whose profiler events hold other instructions' time or
+    none)."""
+    out = {}
+    for line in hlo.splitlines():
+        m = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = (\(.*?\)|\S+) ([a-z][\w\-]*)\(", line)
+        if m:
+            out[m.group(1)] = _hlo_category(m.group(1), m.group(3), line)
+    return out
+
+
+def _hlo_category(name: str, opcode: str, line: str) -> str | None:
+    if opcode in ("while", "call", "conditional", "parameter", "get-tuple-element", "tuple",
+                  "bitcast", "constant", "after-all", "opt-barrier"):
+        return None
+    if opcode == "fusion" and "ynn" in line:
+        return "matmul (YNNPACK)"
+    if opcode == "dot" or (opcode == "fusion" and "dot" in name):
+        return "matmul (Eigen)"
+    if "convolution" in (opcode, name) or "convolution" in name:
+        return "convolution"
+    if opcode in ("copy", "transpose") or (opcode == "fusion" and re.match(
+            r"(copy|transpose)", name)):
+        return "copy / transpose"
+    if opcode in ("gather", "scatter", "sort", "dynamic-slice", "dynamic-update-slice",
+                  "rng-bit-generator", "custom-call") or (
+            opcode == "fusion" and re.search(r"gather|scatter|dynamic", name)):
+        return "gather / scatter / other"
+    return "elementwise / reduce"
+
+
+def torch_category(op: str) -> str:
+    """The category of a `torch.profiler` op name (`CATEGORIES`)."""
+    name = op.split("::")[-1]
+    if re.fullmatch(r"_?(mm|addmm|bmm|baddbmm|addmv|mv|dot|mkldnn_\w*linear\w*)", name):
+        return "matmul (MKL / oneDNN)"
+    if "conv" in name:
+        return "convolution"
+    if re.fullmatch(r"copy_|contiguous|clone|_to_copy|to|cat|stack|t|transpose|permute|view|"
+                    r"reshape|_reshape_alias|expand|unsqueeze|squeeze|select|slice|"
+                    r"as_strided|split|unbind|flatten|unflatten|chunk|narrow|detach|"
+                    r"_unsafe_view|empty_like|empty|zeros_like|zero_|fill_", name):
+        return "copy / transpose"
+    if re.search(r"gather|scatter|index|embedding|nonzero|sort|randperm", name):
+        return "gather / scatter / other"
+    return "elementwise / reduce"
+
+
 def calibrate(live: list, machine: dict, records: list[dict], args) -> None:
     """The matmul peak of each framework (by its first worker) into `machine`, and the JAX
     step's input preparation alone into `records`."""
@@ -278,7 +369,16 @@ def machine_info() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "loadavg_start": os.getloadavg()}
+            "python": platform.python_version(), "loadavg_start": os.getloadavg(),
+            "versions": {name: _version(name) for name in VERSIONED}}
+
+
+def _version(distribution: str) -> str | None:
+    """The installed version of `distribution` (None when it is not installed)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 # ---------------------------------------------------------------- tables
@@ -347,6 +447,28 @@ def memory_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def profile_table(records: list[dict]) -> str:
+    """Per-category ms per step of each method, JAX beside PyTorch eager (1 core each)."""
+    by = {(r["method"], r["framework"]): r for r in records if r["kind"] == "profile"}
+    methods = list(dict.fromkeys(m for m, _ in by))
+    head = "| category | " + " | ".join(f"{m} jax | {m} torch" for m in methods) + " |"
+    lines = [head, "|---|" + "---:|" * (2 * len(methods))]
+    rows = [(c, lambda r, c=c: r["categories_ms"].get(c, 0.0)) for c in CATEGORIES]
+    rows += [("**step (wall)**", lambda r: r["wall_ms"]),
+             ("system CPU time (page faults)", lambda r: r["sys_ms"]),
+             ("minor page faults", lambda r: r["minflt"])]
+    for label, get in rows:
+        cells = []
+        for m in methods:
+            for f in ("jax", "torch"):
+                r = by.get((m, f))
+                value = None if r is None else get(r)
+                cells.append("–" if value is None else f"{value:,.1f}" if value < 100
+                             else f"{value:,.0f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def tables(records: list[dict], machine: dict, shape: dict, args) -> str:
     tokens = (shape["input_size"] // 8) ** 2 * 4
     out = [f"{args.preset}: {shape['depth']} blocks × {shape['width']}, {tokens} tokens, batch "
@@ -382,6 +504,9 @@ def tables(records: list[dict], machine: dict, shape: dict, args) -> str:
             out.append("jax input preparation inside the step (gather + resize): "
                        f"{prep[False]['median_ms']:.1f} ms; with augmentation "
                        f"{prep[True]['median_ms']:.1f} ms")
+    if any(r["kind"] == "profile" for r in records):
+        out += ["", f"Where a step's time goes, one core each, steady state, ms per step over "
+                f"{args.steps} steps (page faults: per step):", "", profile_table(records)]
     if any(r["kind"] == "map" for r in records):
         out += ["", "Full-scene map (256 pixels a batch):", "", map_table(records)]
     if any(r["kind"] == "state_memory" for r in records):
@@ -429,6 +554,8 @@ def main(argv=None):
     machine, records = machine_info(), []
     if "step" in args.what:
         records += run_steps(shape, args, machine)
+    if "profile" in args.what:
+        records += run_profiles(shape, args)
     if "map" in args.what:
         records += run_maps(shape, args)
     if "memory" in args.what:
@@ -459,6 +586,8 @@ def worker_main(spec: dict) -> None:
     JSON line each on the original stdout (anything the libraries print goes to stderr)."""
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
+    if spec.get("cpus"):  # before any thread pool starts
+        os.sched_setaffinity(0, spec["cpus"])
     sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
     try:
         bench = (JaxBench if spec["framework"] == "jax" else TorchBench)(spec)
@@ -478,6 +607,21 @@ def worker_main(spec: dict) -> None:
 def _last_lines(e: Exception) -> str:
     import traceback
     return "".join(traceback.format_exception(e)[-3:])
+
+
+def _profile_record(per_op: dict[str, float], category, timed: dict, steps: int,
+                    top: int = 12) -> dict:
+    """A 'profile' record from the total ms of each op over `steps` steps (`category(op)`:
+    its category), and `per_step` of the same steps: ms per step of every category ('not in an
+    op': the wall time left over), the `top` ops by time, wall ms, system ms, minor faults."""
+    ms = {c: 0.0 for c in CATEGORIES}
+    for op, total in per_op.items():
+        ms[category(op)] += total / steps
+    ms["not in an op (runtime, Python)"] = max(timed["ms"] - sum(ms.values()), 0.0)
+    ops = sorted(per_op.items(), key=lambda kv: -kv[1])[:top]
+    return {"categories_ms": ms, "top_ops": [
+                {"op": op, "category": category(op), "ms": total / steps} for op, total in ops],
+            "wall_ms": timed["ms"], "sys_ms": timed["sys_ms"], "minflt": timed["minflt"]}
 
 
 def rss_peak_mb() -> float:
@@ -562,6 +706,25 @@ class JaxBench:
             self.state, m = self.program(self.state, *self.args)
             self.jax.block_until_ready((self.state, m))
         return per_step(steps_fn, steps)
+
+    def profile(self, steps: int) -> dict:
+        """One call of the scanned program (`steps` steps) under JAX's profiler: ms per step of
+        each category (`hlo_categories` of the compiled program; 'not in an op': wall time no
+        instruction's event covers), wall ms, system CPU ms and minor page faults per step."""
+        import tempfile
+        categories = hlo_categories(self.program.as_text())
+        with tempfile.TemporaryDirectory() as trace_dir:
+            with self.jax.profiler.trace(trace_dir):
+                timed = self.run(steps)
+            (path,) = Path(trace_dir).rglob("*.xplane.pb")
+            data = self.jax.profiler.ProfileData.from_file(str(path))
+        per_op = {}
+        for plane in data.planes:
+            for line in plane.lines:
+                for event in line.events:
+                    if categories.get(event.name):
+                        per_op[event.name] = per_op.get(event.name, 0.0) + event.duration_ns / 1e6
+        return _profile_record(per_op, lambda name: categories[name], timed, steps)
 
     def memory(self) -> dict:
         gpu = self.jax.default_backend() != "cpu"
@@ -703,6 +866,19 @@ class TorchBench:
                 self.ts.train_step(self.fn, self.opt, self.x, self.y, self.autocast)
             self._sync()
         return per_step(steps_fn, steps)
+
+    def profile(self, steps: int) -> dict:
+        """`steps` eager steps under `torch.profiler`: ms per step of each category (each op's
+        self time, `torch_category`; 'not in an op': wall time no op's self time covers),
+        wall ms, system CPU ms and minor page faults per step."""
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            timed = self.run(steps)
+        per_op = {op.key: op.self_cpu_time_total / 1e3 for op in prof.key_averages()
+                  # user annotations (the optimizer's step) wrap ops counted already
+                  if "#" not in op.key and not op.key.startswith(("autograd::engine",
+                                                                  "ProfilerStep"))}
+        return _profile_record(per_op, torch_category, timed, steps)
 
     def memory(self) -> dict:
         if self.device.type == "cuda":

@@ -5,10 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from compare import CATEGORIES, hlo_categories, torch_category  # noqa: E402
 from torch_spectralgpt import KronaLinear  # noqa: E402
 
 
@@ -32,10 +34,53 @@ def test_compare_runs_both_frameworks_and_writes_the_schema(tmp_path):
     for m in ("fft", "krona_plus"):  # the same trainable set on both sides
         assert steps["jax", m]["trainable"] == steps["torch", m]["trainable"]
     assert steps["jax", "fft"]["gflop_per_step"] > steps["jax", "krona_plus"]["gflop_per_step"] > 0
-    assert {"cpu", "cores", "jax", "torch"} <= set(doc["machine"])
+    assert {"cpu", "cores", "jax", "torch", "versions", "loadavg_end"} <= set(doc["machine"])
+    assert doc["machine"]["versions"]["jax"] == jax.__version__
     assert "| krona_plus |" in doc["table"]
     assert "minor page faults per step (keep_freed_memory" in doc["table"]
     assert out.with_suffix(".md").read_text().strip() == doc["table"]
+
+
+def test_profile_mode_splits_each_step_into_categories(tmp_path):
+    out = tmp_path / "profile.json"
+    proc = subprocess.run(
+        [sys.executable, "bench/compare.py", "--preset", "cpu-small", "--depth", "1", "--width",
+         "32", "--batch", "4", "--steps", "2", "--methods", "fft", "--what", "profile",
+         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    records = {r["framework"]: r for r in doc["records"] if r["kind"] == "profile"}
+    assert set(records) == {"jax", "torch"}
+    for r in records.values():
+        assert set(r["categories_ms"]) == set(CATEGORIES)
+        # The categories cover the wall time (the rest is 'not in an op'), and no more.
+        assert sum(r["categories_ms"].values()) >= r["wall_ms"] * 0.999
+        assert all(op["category"] in CATEGORIES and op["ms"] > 0 for op in r["top_ops"])
+    assert records["jax"]["categories_ms"]["matmul (YNNPACK)"] > 0
+    assert records["torch"]["categories_ms"]["matmul (MKL / oneDNN)"] > 0
+    assert "| matmul (YNNPACK) |" in doc["table"] and "| fft jax | fft torch |" in doc["table"]
+
+
+def test_hlo_and_torch_ops_fall_in_their_categories():
+    hlo = """
+ENTRY %main.1 (p: f32[8,8]) -> f32[8,8] {
+  %p = f32[8,8]{1,0} parameter(0)
+  %ynn_fusion.3 = f32[8,8]{1,0} fusion(%p, %p), kind=kCustom, calls=%f, backend_config={"fusion_backend_config":{"kind":"__ynn_fusion"}}
+  %dot.1 = f32[8,8]{1,0} dot(%p, %p), lhs_contracting_dims={0}, rhs_contracting_dims={0}
+  %copy_bitcast_fusion.2 = f32[8,8]{0,1} fusion(%p), kind=kLoop, calls=%g
+  %multiply_add_fusion = f32[8,8]{1,0} fusion(%p), kind=kLoop, calls=%h
+  %convolution.4 = f32[8,8]{1,0} convolution(%p, %p), dim_labels=b0f_0io->b0f
+  %w = (f32[8,8], s32[]) while(%t), condition=%c, body=%b
+  ROOT %gather.5 = f32[8,8]{1,0} gather(%p, %p), offset_dims={1}
+}"""
+    assert hlo_categories(hlo) == {
+        "p": None, "ynn_fusion.3": "matmul (YNNPACK)", "dot.1": "matmul (Eigen)",
+        "copy_bitcast_fusion.2": "copy / transpose", "multiply_add_fusion": "elementwise / reduce",
+        "convolution.4": "convolution", "w": None, "gather.5": "gather / scatter / other"}
+    assert [torch_category(op) for op in ("aten::mm", "aten::addmm", "aten::gelu_backward",
+                                          "aten::copy_", "aten::convolution_backward")] == [
+        "matmul (MKL / oneDNN)", "matmul (MKL / oneDNN)", "elementwise / reduce",
+        "copy / transpose", "convolution"]
 
 
 def test_krona_linear_is_the_kronecker_product():
