@@ -30,11 +30,10 @@ from hsic_jax.cli import keep_freed_memory
 from hsic_jax.count import load_config
 from hsic_jax.data.io import atomic_write
 from hsic_jax.data.scenes import SCENES
-from hsic_jax.models import task
 from hsic_jax.models.spectralgpt import model_kwargs
 from hsic_jax.train.state import create_train_state, tuned_model
-from hsic_jax.train import loop
-from hsic_jax.train.step import Geometry, compiler_options, step_functions
+from hsic_jax.train import loop, tasks
+from hsic_jax.train.step import Geometry, compiler_options
 
 from configs import base
 
@@ -73,7 +72,7 @@ def encoder_config(method_name: str, variant: str = "small", width: int = 192, d
 
 def encoder_step(config, batch: int, augment_cfg: dict = AUGMENT, pixels: int = 1024):
     """`(step, state, args, tuned, options)`: `run.py`'s train step of `config`
-    (`step_functions`) at `batch` with `augment_cfg`, for one seed, on a synthetic 64 × 64 scene
+    (`tasks.PATCH`) at `batch` with `augment_cfg`, for one seed, on a synthetic 64 × 64 scene
     with `pixels` random training pixels, with the run's XLA options (`options`,
     `step.compiler_options`). `loop.epoch_program(step, steps, options)` compiles it as
     `run.py` does; `state` and `args` carry its leading seed axis (1): `args` is `(frozen, padded
@@ -90,7 +89,8 @@ def encoder_step(config, batch: int, augment_cfg: dict = AUGMENT, pixels: int = 
     padded = rng.normal(size=(h + 2 * r, w + 2 * r, 12))
     coords = rng.integers(0, h, size=(pixels, 2))
     ys = rng.integers(0, 16, size=pixels)
-    step = step_functions("patch", config, setup, Geometry(NEIGHBORHOOD, config.data.input_size))[0]
+    step = tasks.PATCH.step_functions(config, setup,
+                                      Geometry(NEIGHBORHOOD, config.data.input_size))[0]
     args = (frozen, *_one_run(padded, coords, ys, np.ones(pixels, bool), 1, setup.hp))
     return step, state, args, tuned, compiler_options(setup.labels)
 
@@ -112,23 +112,23 @@ def bench_config(method_name: str, args) -> dict:
             method_name).method
     config.init = "random"
     config.batch_size = args.batch
-    shape = task(config.model.name)
+    task = tasks.of(config.model.name)
     h, w, raw_bands = SCENES[config.data.name].shape
     bands = config.data.pca or raw_bands
     num_classes = config.data.num_classes or len(SCENES[config.data.name].class_names)
     tuned = tuned_model(config, num_classes=num_classes, bands=bands)
     n = 1024
     setup, state, frozen = create_train_state(
-        config, tuned, [0], steps_per_epoch=1 if shape == "scene" else n // config.batch_size)
+        config, tuned, [0], steps_per_epoch=task.steps_per_epoch(config, np.ones((1, n), bool)))
     rng = np.random.default_rng(0)
     r = config.data.neighborhood // 2
     cube = rng.normal(size=(h + 2 * r, w + 2 * r, bands))
     coords = np.stack([rng.integers(0, h, n), rng.integers(0, w, n)], 1)
     ys = rng.integers(0, num_classes, size=n)
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
-    program = loop.epoch_program(step_functions(shape, config, setup, geo)[0], 1,
+    program = loop.epoch_program(task.step_functions(config, setup, geo)[0], 1,
                             compiler_options(setup.labels))
-    per_step = 1 if shape == "scene" else config.batch_size  # a scene step: the scene, once
+    per_step = 1 if task.whole_scene else config.batch_size  # a scene step: the scene, once
     return _time(method_name, program, state,
                  (frozen, *_one_run(cube, coords, ys, np.ones(n, bool), 1, setup.hp)), per_step,
                  args)

@@ -22,8 +22,8 @@ import numpy as np
 
 from hsic_jax.adapters.export import npz_bytes, stored_arrays
 from hsic_jax.adapters.tuned import example_input
-from hsic_jax.models import task
 from hsic_jax.train.state import config_bands, tuned_model
+from hsic_jax.train import tasks
 
 MIB = 2 ** 20
 
@@ -43,7 +43,7 @@ def load_config(path: str) -> ml_collections.ConfigDict:
     if any(p.default is p.empty for p in inspect.signature(module.get_config).parameters.values()):
         raise NotAnExperiment(f"{path} is a base: its get_config() takes arguments")
     config = module.get_config(arg) if arg else module.get_config()
-    if task(config.model.name) == "classical":
+    if tasks.of(config.model.name).fitted:
         raise NotAnExperiment(f"{path}: a {config.model.name} has no parameters before it is "
                               "fitted (its run records them)")
     return config

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from configs import base
-from hsic_jax.train import loop
+from hsic_jax.train import loop, tasks
 from hsic_jax.train.state import create_train_state, tuned_model
-from hsic_jax.train.step import Geometry, compiler_options, step_functions
+from hsic_jax.train.step import Geometry, compiler_options
 
 WIDTH, DEPTH, HEADS, INPUT, BATCH, NEIGHBORHOOD, BANDS, CLASSES = 192, 2, 3, 32, 64, 15, 12, 16
 
@@ -34,7 +34,7 @@ def _program(method: str):
         config.method.a_shape, config.method.b_shape = (WIDTH // 2, 2), (2, WIDTH // 2)
     tuned = tuned_model(config, num_classes=CLASSES, bands=BANDS)
     setup, state, frozen = create_train_state(config, tuned, [0], steps_per_epoch=1)
-    step = step_functions("patch", config, setup, Geometry(NEIGHBORHOOD, INPUT))[0]
+    step = tasks.PATCH.step_functions(config, setup, Geometry(NEIGHBORHOOD, INPUT))[0]
     program = loop.epoch_program(step, 1, compiler_options(setup.labels))
     pixels, side = BATCH, 32 + NEIGHBORHOOD - 1
     args = (state, frozen, jnp.zeros((1, side, side, BANDS)), np.zeros((1, pixels, 2), np.int32),

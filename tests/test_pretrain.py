@@ -17,7 +17,8 @@ from hsic_jax.data.pipeline import load_unlabelled
 from hsic_jax.models.converted import load_converted, load_params, read_manifest
 from hsic_jax.train import checkpoint as checkpoint_module
 from hsic_jax.train.checks import check_pretrain_config
-from hsic_jax.train.pretrain import continued_from, mae_model, pretrain
+from hsic_jax.train.pretrain import continued_from, pretrain
+from hsic_jax.train.state import mae_model
 from hsic_jax.train.partition import combine
 from hsic_jax.train.state import create_train_state, pretrained_backbone, tuned_model
 

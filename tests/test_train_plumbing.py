@@ -31,12 +31,11 @@ from hsic_jax.data.split import Split, make_split, training_pixels
 from hsic_jax.models.converted import load_params, save_converted
 from hsic_jax.models.mae import patchify
 from hsic_jax.models.spectralgpt import ARCHITECTURE
-from hsic_jax.train import loop, selection, sweep
+from hsic_jax.train import loop, selection, sweep, tasks
 from hsic_jax.train.optimizer import make_optimizer, make_schedule
 from hsic_jax.train.partition import combine
-from hsic_jax.train.pretrain import mae_model
-from hsic_jax.train.state import create_train_state, init_params, tuned_model
-from hsic_jax.train.step import Geometry, _batch, step_functions
+from hsic_jax.train.state import create_train_state, init_params, mae_model, tuned_model
+from hsic_jax.train.step import Geometry, _batch
 
 from tests.test_pretrain import scene as pretrain_scene
 from tests.test_pretrain import tiny_config as pretrain_config
@@ -131,7 +130,7 @@ def test_the_train_step_loss_is_the_training_mode_loss_of_its_batch_over_its_rea
     tuned = tuned_model(config, num_classes=CLASSES, bands=data.bands)
     setup, state, frozen = create_train_state(config, tuned, [0], steps)
     geo = Geometry(5, 8)
-    step = jax.jit(step_functions("patch", config, setup, geo)[0])
+    step = jax.jit(tasks.PATCH.step_functions(config, setup, geo)[0])
     trainable = first_run(state["params"])  # a head that makes the features matter
     kernel = trainable["head"]["kernel"]
     trainable["head"]["kernel"] = np.random.default_rng(0).normal(size=kernel.shape).astype(
@@ -202,7 +201,7 @@ def test_an_epoch_covers_every_training_pixel_once_in_a_fresh_order(tmp_path, dr
     data = load_data(config.data, seeds)
     n, batch = 21, config.batch_size
     assert data.train["valid"].sum(axis=1).tolist() == [n, n]
-    steps = loop._steps_per_epoch(config, data, "patch")
+    steps = tasks.PATCH.steps_per_epoch(config, data.train["valid"])
     assert steps == (n // batch if drop_last else -(-n // batch))  # 5, or 6 with a partial one
     geo, hp = Geometry(1, 1), {k: np.full(2, v, np.float32) for k, v in own_hp(config).items()}
 
@@ -542,7 +541,7 @@ def test_the_pretraining_loss_is_against_the_normalised_pixels_only_with_norm_pi
     losses = {}
     for norm_pix_loss in (True, False):
         config.pretrain.norm_pix_loss = norm_pix_loss
-        step = jax.jit(step_functions("mae", config, setup, geo)[0])
+        step = jax.jit(tasks.MAE.step_functions(config, setup, geo)[0])
         for i in (0, steps + 1):
             _, metrics = step({**first_run(state), "step": jnp.int32(i)}, frozen, *args)
             x, _, _, _, key = draw(jnp.int32(i), *args, geo=geo, batch_size=config.batch_size,

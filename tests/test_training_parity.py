@@ -7,7 +7,7 @@ check: the optimizer (torch Adam's L2 term against AdamW, its eps and bias corre
 learning-rate schedule's step boundaries, the batches of an epoch (the last, partial one
 included), the loss and its masking, and the normalisation of the inputs. Each test trains a
 small model of the family for 20+ steps with the project's own stages (`load_data`,
-`create_train_state`, `step_functions`, the loop's epoch program) on a synthetic scene of raw
+`create_train_state`, the task's steps, the loop's epoch program) on a synthetic scene of raw
 sensor counts, and the official loop on inputs built from the same raw scene by the official
 preprocessing, picking each step's pixels from the project's batch schedule (`batch_indices`;
 torch's `DataLoader` shuffle cannot be replayed). Dropout is off on both sides (its random
@@ -32,11 +32,10 @@ from configs import spectralformer as spectralformer_configs
 from convert import __main__ as convert_cli
 from hsic_jax import load_converted
 from hsic_jax.data.pipeline import load_data
-from hsic_jax.models import task
-from hsic_jax.train import loop, sweep
+from hsic_jax.train import loop, sweep, tasks
 from hsic_jax.train.checks import check_config
 from hsic_jax.train.state import create_train_state, tuned_model
-from hsic_jax.train.step import Geometry, batch_indices, inputs, step_functions
+from hsic_jax.train.step import Geometry, batch_indices, inputs
 
 STEPS, TOL, UPDATE_TOL = 20, 1e-4, 1e-3
 CLASSES = 5
@@ -78,13 +77,13 @@ def train_ours(config, params: dict, epochs: int, compiler_options=None):
     the project's stages, as `hsic_jax.train.loop` runs them. Returns the data, the steps per
     epoch, the loss of every step and the final params."""
     check_config(config)
-    seed, shape = config.seed, task(config.model.name)
-    data = load_data(config.data, [seed], whole_scene=shape == "scene")
+    seed, task = config.seed, tasks.of(config.model.name)
+    data = load_data(config.data, [seed], whole_scene=task.whole_scene)
     tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
-    steps = loop._steps_per_epoch(config, data, shape)
+    steps = task.steps_per_epoch(config, data.train["valid"])
     setup, state, frozen = create_train_state(config, tuned, [seed], steps, params)
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
-    step, _ = step_functions(shape, config, setup, geo)
+    step, _ = task.step_functions(config, setup, geo)
     epoch_program = loop.epoch_program(step, steps)
     if compiler_options:  # (compile time is most of a small HyperSIGMA's time)
         epoch_program = jax.jit(epoch_program, donate_argnums=0, compiler_options=compiler_options)

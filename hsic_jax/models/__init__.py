@@ -18,17 +18,12 @@ A family's module `hsic_jax/models/<name>.py` exports:
 
 Adding a family touches its module, its configs and its tests: `FAMILIES` below lists it.
 
-A family's `TASK` (`task(name)`) is the shape of task it trains in:
-
-  'patch'      (the default) one input per labelled pixel, its neighbourhood; the module
-               returns one row of logits per input (`hsic_jax.train.step.train_step`);
-  'scene'      the whole scene is one input `(1, H, W, B)` of any H, W; the module returns
-               per-pixel logits `(1, H, W, C)`, the loss is masked to the training pixels
-               (`hsic_jax.train.step.scene_train_step`);
-  'classical'  scikit-learn baselines on single pixels' spectra (`svm`, `rf`): the module
-               exports instead `estimator(model_cfg, seed, min_class_count)`,
-               `fitted_size(fitted)` and `describe(fitted)`; `hsic_jax.train.classical` fits
-               it (no gradient steps).
+A family's `TASK` names the shape of task it trains in (`hsic_jax.train.tasks`): 'patch' (the
+default: one input per labelled pixel, its neighbourhood; one row of logits per input),
+'scene' (the whole scene `(1, H, W, B)` in, per-pixel logits `(1, H, W, C)` out) or
+'classical' (scikit-learn baselines on single pixels' spectra, `svm` and `rf`: the module
+exports instead `estimator(model_cfg, seed, min_class_count)`, `fitted_size(fitted)` and
+`describe(fitted)`, which `hsic_jax.train.classical` fits).
 """
 
 import importlib
@@ -39,9 +34,6 @@ from hsic_jax.models.spectralgpt import VARIANTS, SpectralGPT, model_from_config
 
 FAMILIES = ("spectralgpt", "spectralformer", "mambahsi", "hypersigma", "svm", "rf")
 
-TASKS = ("patch", "scene", "classical")
-
-
 def family(name: str) -> ModuleType:
     """The module of model family `name` (`config.model.name`)."""
     if name not in FAMILIES:
@@ -49,10 +41,5 @@ def family(name: str) -> ModuleType:
     return importlib.import_module(f"hsic_jax.models.{name}")
 
 
-def task(name: str) -> str:
-    """The task shape (one of `TASKS`) model family `name` trains in."""
-    return getattr(family(name), "TASK", "patch")
-
-
-__all__ = ["FAMILIES", "TASKS", "VARIANTS", "Classifier", "SpectralGPT", "family", "load_converted",
-           "load_params", "model_from_config", "save_converted", "task"]
+__all__ = ["FAMILIES", "VARIANTS", "Classifier", "SpectralGPT", "family", "load_converted",
+           "load_params", "model_from_config", "save_converted"]

@@ -15,11 +15,10 @@ import ml_collections
 from hsic_jax.adapters.methods import method_from_config
 from hsic_jax.data.patches import PADDINGS, RESIZE_METHODS
 from hsic_jax.data.preprocess import NORMALIZATIONS
-from hsic_jax.data.scenes import SCENES
 from hsic_jax.data.split import training_pixels
-from hsic_jax.models import FAMILIES, task
+from hsic_jax.models import FAMILIES
 from hsic_jax.train.optimizer import OPTIMIZERS, SCHEDULES
-from hsic_jax.train.state import config_bands, tuned_model
+from hsic_jax.train import tasks
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +47,7 @@ def check_config(config: ml_collections.ConfigDict) -> list[str]:
                          "mixing off")
     _choice(config, "model.name", FAMILIES)
     method_from_config(config.method)
-    if task(config.model.name) == "scene":
-        _check_whole_scene(config)
-    if task(config.model.name) == "classical":
-        if config.select != "last":
-            raise ValueError(f"config.select={config.select!r}: model {config.model.name!r} is "
-                             "fitted once, there is no state to select; set it to 'last'")
-    elif config.data.pca is not None or config.data.name in SCENES:  # the bands are known
-        tuned_model(config, num_classes=config.data.get("num_classes") or 2,
-                    bands=config_bands(config))  # the model's geometry, the method's targets
+    tasks.of(config.model.name).check(config)  # the task's own; the model's geometry
     if config.select == "best_val" and not config.data.val_per_class:
         raise ValueError("config.select='best_val' selects on validation pixels: set "
                          "config.data.val_per_class (a count per class, or a fraction in (0, 1))")
@@ -95,8 +86,6 @@ def _check_optim(config) -> None:
 def check_pretrain_config(config: ml_collections.ConfigDict) -> list[str]:
     """Refuse a pre-training config (`hsic_jax.train.pretrain`) that makes no sense, as
     `check_config` does; return the warnings issued."""
-    from hsic_jax.train.pretrain import mae_model  # it imports this module
-
     _check_run(config)
     _choice(config, "model.name", ("spectralgpt",))
     _choice(config, "method.name", ("fft",))
@@ -109,12 +98,7 @@ def check_pretrain_config(config: ml_collections.ConfigDict) -> list[str]:
     for field in ("width", "depth", "heads"):
         _integer(config, f"pretrain.decoder.{field}", 1)
     _integer(config, "pretrain.reconstructions", 1)
-    if config.data.pca is not None or config.data.name in SCENES:  # the bands are known
-        module = mae_model(config, config_bands(config)).module
-        if module.num_visible < 1:
-            raise ValueError(f"config.pretrain.mask_ratio={config.pretrain.mask_ratio} hides "
-                             f"every one of the {module.num_tokens[0] * module.num_tokens[1]} "
-                             "tokens; lower it")
+    tasks.MAE.check(config)
     return _clip_warmup(config)
 
 
@@ -142,19 +126,6 @@ def _check_data(config) -> None:
         raise ValueError(f"config.data.val_per_class={val!r}; expected a count per class "
                          "(0 = none) or a fraction of each class's training pixels in (0, 1)")
     training_pixels(data.train_per_class)
-
-
-def _check_whole_scene(config) -> None:
-    """A whole-scene model takes the scene as it is: no neighbourhood, no patch augmentation."""
-    name = config.model.name
-    if config.data.neighborhood != 1:
-        raise ValueError(f"config.data.neighborhood={config.data.neighborhood!r}: model {name!r} "
-                         "takes the whole scene as its input, not a neighbourhood; set it to 1")
-    on = [f"augment.{k}={v!r}" for k, v in config.augment.items() if v]
-    if on:
-        raise ValueError(f"config.{', config.'.join(on)}: model {name!r} trains on the whole "
-                         "scene, which the patch augmentations do not apply to; set them off "
-                         "(False / 0)")
 
 
 def _clip_warmup(config) -> list[str]:

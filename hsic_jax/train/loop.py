@@ -11,10 +11,10 @@ stage is a function of its own module:
   evaluate  `hsic_jax.evaluation.predict`: the test pixels once, the scene map
   write     `hsic_jax.evaluation.results` and the outputs below
 
-The family's task shape (`hsic_jax.models.task`) picks the steps
-(`hsic_jax.train.step.step_functions`): 'patch' (a batch of neighbourhoods per step), 'scene'
-(the whole scene per step, one per epoch; evaluation and map one forward each) or 'classical'
-(`hsic_jax.train.classical`, fitted once, after the data stage). It trains `config.num_seeds`
+The family's task shape (`hsic_jax.train.tasks.of`, resolved once) gives the steps, the
+batches per epoch and the evaluation batching: PATCH (a batch of neighbourhoods per step),
+SCENE (the whole scene per step, one per epoch; evaluation and map one forward each) or
+CLASSICAL (`hsic_jax.train.classical`, fitted once, after the data stage). It trains `config.num_seeds`
 seeds side by side, and with a sweep (`hsic_jax.train.sweep`) every grid point × seed: every
 per-run array carries a leading run axis, the step is `jax.vmap`ped over it, the frozen
 parameters are shared (`in_axes=None`, `hsic_jax.train.partition`), and with several devices
@@ -56,17 +56,16 @@ from hsic_jax.adapters.export import WEIGHTS, export_adapters
 from hsic_jax.data.io import write_json
 from hsic_jax.data.pipeline import Data, load_data, subsample, write_records
 from hsic_jax.evaluation.maps import save_sweep_plot, save_training_curves
-from hsic_jax.evaluation.predict import EVAL_BATCH, classify_scene, evaluate, save_maps
+from hsic_jax.evaluation.predict import classify_scene, evaluate, save_maps
 from hsic_jax.evaluation.results import results as make_results
 from hsic_jax.models.converted import read_manifest
 from hsic_jax.progress import progress
-from hsic_jax.models import task
-from hsic_jax.train import checkpoint, classical, hosts, selection
+from hsic_jax.train import checkpoint, hosts, selection, tasks
 from hsic_jax.train import sweep as sweeps
 from hsic_jax.train.checks import check_config
 from hsic_jax.train.state import TrainSetup, create_train_state, pretrained_backbone, tuned_model
 from hsic_jax.train.partition import combine
-from hsic_jax.train.step import Geometry, compiler_options, step_functions
+from hsic_jax.train.step import Geometry, compiler_options
 from hsic_jax.train.timings import Timings
 from hsic_jax.train.workdir import WorkdirError, claim
 
@@ -118,35 +117,36 @@ def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool, clock: 
     model are set up, so that a run refused for bad input leaves no trace that a corrected
     rerun would take for another experiment. `clock` times its phases."""
     seeds = [config.seed + s for s in range(config.num_seeds)]
-    shape = task(config.model.name)
+    task = tasks.of(config.model.name)
     with clock.phase("data_s"):
-        data = load_data(config.data, seeds, whole_scene=shape == "scene")
+        data = load_data(config.data, seeds, whole_scene=task.whole_scene)
     log.info("split of seed %d:\n%s", seeds[0], data.splits[0].to_markdown())
-    if shape == "classical":
+    if task.fitted:
         if primary:
             _write_inputs(workdir, experiment, config, data, seeds)
-        return classical.run(config, workdir, data, seeds, primary)
+        return task.fit(config, workdir, data, seeds, primary)
     hp = sweeps.hyperparams(config, points, len(seeds))  # every run's, grid point by point
     with clock.phase("init_s"):
         tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
         setup, state, frozen = create_train_state(
-            config, tuned, seeds * len(points), _steps_per_epoch(config, data, shape),
+            config, tuned, seeds * len(points),
+            task.steps_per_epoch(config, data.train["valid"]),
             {"backbone": pretrained_backbone(config, tuned.module)}, init_std=hp["init_std"])
     if primary:
         _write_inputs(workdir, experiment, config, data, seeds)
-    return _train_and_test(config, workdir, data, seeds, points, hp, shape, setup, state,
+    return _train_and_test(config, workdir, data, seeds, points, hp, task, setup, state,
                            frozen, primary, clock)
 
 
 def _train_and_test(config, workdir: str, data: Data, seeds: list[int], points: list[dict],
-                    hp: dict, shape: str, setup: TrainSetup, state: dict, frozen: dict,
+                    hp: dict, task: tasks.Task, setup: TrainSetup, state: dict, frozen: dict,
                     primary: bool, clock: Timings) -> dict:
     """Train every run (grid point × seed, hyper-parameters `hp`), predict the test pixels
     once (and, for the map, the rest of the scene with the first run's model), write the
     outputs."""
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
-    step, predict = step_functions(shape, sweeps.program_config(config, points), setup, geo)
-    batch = None if shape == "scene" else EVAL_BATCH  # a whole-scene model: every pixel at once
+    step, predict = task.step_functions(sweeps.program_config(config, points), setup, geo)
+    batch = task.eval_batch
     run_seeds = seeds * len(points)
     runs = _tile(data, len(points))  # per-run arrays: the seeds' arrays, once per grid point
     per_seed, replicated = hosts.shardings(len(run_seeds))
@@ -224,7 +224,7 @@ def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setu
 
     `data` holds per-run arrays (`_tile`), `run_seeds` and `hp` (`hsic_jax.train.sweep`)
     each run's seed and hyper-parameters. `step_fn(state, frozen, cube, coords, labels,
-    valid, seed, hp)` is one run's train step (`hsic_jax.train.step.step_functions`),
+    valid, seed, hp)` is one run's train step (`hsic_jax.train.tasks`),
     `evaluate_fn(params, padded, pixels)` the metrics of every run on a pixel set
     (`hsic_jax.evaluation.predict.evaluate`). Each epoch is one jitted program
     (`epoch_program`), so progress counts epochs.
@@ -320,19 +320,6 @@ def _tile(data: Data, times: int) -> Data:
     tile = lambda tree: jax.tree.map(lambda a: np.concatenate([a] * times), tree)
     return dataclasses.replace(data, padded=tile(data.padded), train=tile(data.train),
                                val=tile(data.val), test=tile(data.test))
-
-
-def _steps_per_epoch(config, data: Data, shape: str) -> int:
-    """Batches per epoch of the seed with the fewest training pixels: full ones, and with
-    `config.drop_last=False` the last, partial one too (a whole-scene model: one step, the
-    scene)."""
-    if shape == "scene":
-        return 1
-    fewest = int(data.train["valid"].sum(axis=1).min())
-    if fewest < config.batch_size:
-        raise ValueError(f"{fewest} training pixels are fewer than one batch of "
-                         f"config.batch_size={config.batch_size}")
-    return fewest // config.batch_size if config.drop_last else -(-fewest // config.batch_size)
 
 
 def _checkpointed(state: dict, best: dict | None) -> dict:

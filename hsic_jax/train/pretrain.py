@@ -35,20 +35,18 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from hsic_jax.adapters.methods import method_from_config
 from hsic_jax.adapters.tuned import TunedModel
 from hsic_jax.data.io import write_json
 from hsic_jax.data.pipeline import Data, load_unlabelled
 from hsic_jax.evaluation.maps import read_metrics, save_reconstructions, save_training_curves
-from hsic_jax.models import spectralgpt
 from hsic_jax.models.converted import load_params, read_manifest, save_converted
-from hsic_jax.models.mae import mae_from_config, mae_loss, norm_pix, patchify, unpatchify
-from hsic_jax.train import hosts
+from hsic_jax.models.mae import mae_loss, norm_pix, patchify, unpatchify
+from hsic_jax.train import hosts, tasks
 from hsic_jax.train.checks import check_pretrain_config
 from hsic_jax.train.loop import train
 from hsic_jax.train.partition import combine
-from hsic_jax.train.state import create_train_state
-from hsic_jax.train.step import Geometry, inputs, step_functions
+from hsic_jax.train.state import create_train_state, mae_model
+from hsic_jax.train.step import Geometry, inputs
 from hsic_jax.train.sweep import hyperparams
 from hsic_jax.train.timings import Timings
 from hsic_jax.train.workdir import claim
@@ -97,7 +95,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, clock: Timings) -> dic
         data.pcas[0].save(os.path.join(workdir, "pca.npz"))
 
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
-    step, _ = step_functions("mae", config, setup, geo)
+    step, _ = tasks.MAE.step_functions(config, setup, geo)
     per_seed, replicated = hosts.shardings(len(seeds))
     padded, frozen = hosts.to_global(data.padded, per_seed), hosts.to_global(frozen, replicated)
     hp = hyperparams(config, [{}], len(seeds))
@@ -128,14 +126,6 @@ def _run(config: ml_collections.ConfigDict, workdir: str, clock: Timings) -> dic
     save_training_curves(os.path.join(workdir, "training_curves.png"),
                          os.path.join(workdir, "metrics.jsonl"))
     return results
-
-
-def mae_model(config: ml_collections.ConfigDict, bands: int) -> TunedModel:
-    """The `SpectralMAE` of `config.model` and `config.pretrain`, every parameter trained."""
-    module = mae_from_config(config.model, config.pretrain.decoder,
-                             input_size=config.data.input_size, bands=bands,
-                             mask_ratio=config.pretrain.mask_ratio)
-    return TunedModel.create(module, method_from_config(config.method), spectralgpt.ADAPTABLE)
 
 
 def continued_from(config: ml_collections.ConfigDict, module) -> dict | None:

@@ -28,7 +28,8 @@ import optax
 from hsic_jax.adapters.methods import method_from_config
 from hsic_jax.adapters.tuned import TunedModel, example_input
 from hsic_jax.data.scenes import SCENES
-from hsic_jax.models import family
+from hsic_jax.models import family, spectralgpt
+from hsic_jax.models.mae import mae_from_config
 from hsic_jax.models.converted import load_params, read_manifest
 from hsic_jax.train.optimizer import layer_decay_scales, make_optimizer, make_schedule
 from hsic_jax.train import sweep
@@ -42,6 +43,15 @@ def tuned_model(config: ml_collections.ConfigDict, *, num_classes: int, bands: i
     module = fam.build(config.model, input_size=config.data.input_size, bands=bands,
                        num_classes=num_classes)
     return TunedModel.create(module, method_from_config(config.method), fam.ADAPTABLE)
+
+
+def mae_model(config: ml_collections.ConfigDict, bands: int) -> TunedModel:
+    """The `SpectralMAE` of `config.model` and `config.pretrain` (masked pre-training,
+    `hsic_jax.train.pretrain`), every parameter trained."""
+    module = mae_from_config(config.model, config.pretrain.decoder,
+                             input_size=config.data.input_size, bands=bands,
+                             mask_ratio=config.pretrain.mask_ratio)
+    return TunedModel.create(module, method_from_config(config.method), spectralgpt.ADAPTABLE)
 
 
 def config_bands(config: ml_collections.ConfigDict) -> int:

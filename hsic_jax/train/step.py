@@ -3,8 +3,8 @@
 A train state is a plain dict `{'step': int32 (), 'params': ..., 'opt_state': ...}` whose
 `params` are the trainable parameters; every step also takes `frozen`, the rest, which the
 seeds share (`jax.vmap(..., in_axes=None)`: a frozen layer's matmul runs once over every
-seed's rows) and which gets no gradient. The
-steps of the two task shapes of gradient-trained families (`hsic_jax.models.task`):
+seed's rows) and which gets no gradient. The steps of each task shape of gradient-trained
+families (`hsic_jax.train.tasks` binds their settings):
 
   'patch'  `train_step` / `predict`: batches are built inside the step from the padded scene
            on the device, one neighbourhood per pixel; the step's indices come from a
@@ -12,8 +12,7 @@ steps of the two task shapes of gradient-trained families (`hsic_jax.models.task
            same batches as an uninterrupted one.
   'scene'  `scene_train_step` / `scene_predict`: the whole scene is one input, one step per
            epoch, the loss is the mean over the training pixels of the per-pixel logits.
-
-`step_functions` gives the loop the pair of a task shape with their settings bound.
+  'mae'    `mae_train_step`: masked pre-training of an encoder, batches as 'patch'.
 """
 
 import dataclasses
@@ -240,23 +239,3 @@ def compiler_options(labels) -> dict | None:
     backbone = jax.tree_util.tree_leaves_with_path(labels.get("backbone", {}))
     kernels = [label for path, label in backbone if getattr(path[-1], "key", None) == "kernel"]
     return _FROZEN_BACKBONE_CPU if all(label == FROZEN for label in kernels) else None
-
-
-def step_functions(task: str, config, setup, geo: Geometry):
-    """`(train_step, predict)` of task shape `task` ('patch', 'scene', or 'mae': masked
-    pre-training, no predict) for one seed, with the run's settings bound:
-    `train(state, frozen, cube, coords, labels, valid, seed, hp)` and
-    `predict(params, frozen, cube, coords)`."""
-    common = dict(tuned=setup.tuned, optimizer=setup.optimizer)
-    if task == "mae":
-        return functools.partial(mae_train_step, **common, geo=geo, batch_size=config.batch_size,
-                                 steps_per_epoch=setup.steps_per_epoch,
-                                 augment_cfg=dict(config.augment),
-                                 norm_pix_loss=config.pretrain.norm_pix_loss), None
-    if task == "scene":
-        return (functools.partial(scene_train_step, **common),
-                functools.partial(scene_predict, tuned=setup.tuned))
-    return (functools.partial(train_step, **common, geo=geo, batch_size=config.batch_size,
-                              steps_per_epoch=setup.steps_per_epoch,
-                              augment_cfg=dict(config.augment), drop_last=config.drop_last),
-            functools.partial(predict, tuned=setup.tuned, geo=geo))
