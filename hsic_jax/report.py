@@ -49,18 +49,17 @@ import numpy as np
 from scipy import stats
 
 from hsic_jax.data.io import atomic_write
+from hsic_jax.data.scenes import SCENES
 from hsic_jax.evaluation.maps import save_plot_oa_vs_params, save_sweep_plot
+from hsic_jax.models import FAMILIES, family
+from hsic_jax.train import tasks
 
 # Display names, in the paper's column order: SpectralGPT's fine-tuning methods, then the
 # other model families (trained fully; another method is named beside the family).
 METHODS = {"linear_probe": "LP", "bitfit": "BitFit", "lora": "LoRA", "lora_plus": "LoRA+",
            "lokr": "LoKr", "krona": "KronA", "krona_plus": "KronA+", "fft": "FFT"}
-MODELS = {"spectralgpt": "SpectralGPT", "spectralformer": "SpectralFormer",
-          "mambahsi": "MambaHSI", "hypersigma": "HyperSIGMA", "svm": "SVM", "rf": "RF"}
-CLASSICAL = ("svm", "rf")  # fitted, not trained over epochs
-DATASETS = {"indian_pines": "Indian Pines", "pavia_university": "Pavia University",
-            "houston2013": "Houston 2013", "botswana": "Botswana",
-            "whu_hi_longkou": "WHU-Hi-LongKou"}
+MODELS = {name: family(name).DISPLAY_NAME for name in FAMILIES}
+DATASETS = {name: spec.display_name for name, spec in SCENES.items()}
 REQUIRED = ("dataset", "method", "class_names", "oa", "aa", "kappa", "per_class",
             "trainable_params", "adapter_bytes")
 MISSING = "–"
@@ -193,7 +192,7 @@ def differences_note(runs: list[dict]) -> str | None:
     A value that more than half of the runs share is `others`; an absent one is `–`.
     """
     runs = _in_column_order(runs)
-    trained = [r for r in runs if r.get("model") not in CLASSICAL]  # epochs mean nothing to a fit
+    trained = [r for r in runs if not _fitted(r)]  # epochs mean nothing to a fit
     fields = {"epochs": (trained, [r.get("config", {}).get("epochs") for r in trained]),
               **{k: (runs, [r.get("protocol", {}).get(k) for r in runs]) for k in PROTOCOL_TYPES}}
     parts = []
@@ -483,20 +482,30 @@ def column(run: dict) -> str:
     """A run's column: the method for SpectralGPT (`KronA+`), the family for the others
     (`SpectralFormer`, or `SpectralFormer LoRA` when fine-tuned with another method than FFT)."""
     model = _model(run)
-    if model == "spectralgpt":
+    if _family_attr(model, "COLUMN_PER_METHOD", False):
         return _name(METHODS, run["method"])
     method = "" if run["method"] == "fft" else f" {_name(METHODS, run['method'])}"
     return _name(MODELS, model) + method
 
 
 def _model(run: dict) -> str:
-    return run.get("model", "spectralgpt")  # results written before models were named
+    return run.get("model", FAMILIES[0])  # results written before models were named: SpectralGPT
+
+
+def _family_attr(model: str, attr: str, default):
+    """`attr` of model family `model` (`default` for a family this version does not know)."""
+    return getattr(family(model), attr, default) if model in FAMILIES else default
+
+
+def _fitted(run: dict) -> bool:
+    """Whether the run's model is fitted once (no epochs) rather than trained."""
+    return _model(run) in FAMILIES and tasks.of(_model(run)).fitted
 
 
 def _column_order(run: dict) -> tuple:
     """SpectralGPT's methods in the paper's order; another family trained fully, then tuned."""
     model = _model(run)
-    own = model != "spectralgpt" and run["method"] == "fft"
+    own = not _family_attr(model, "COLUMN_PER_METHOD", False) and run["method"] == "fft"
     return _order(MODELS, model), not own, _order(METHODS, run["method"])
 
 

@@ -5,7 +5,7 @@ import logging
 import ml_collections
 import pytest
 
-from configs import demo, indian_pines_fft_official
+from configs import classical, demo, indian_pines_fft_official, indian_pines_spectralformer
 from hsic_jax.train.checks import check_config, training_pixels
 
 
@@ -70,3 +70,31 @@ def test_a_warm_up_as_long_as_the_run_is_shortened_with_a_warning(caplog):
     check_config(own)
     assert own.optim.warmup_epochs == 0 and isinstance(own.optim.warmup_epochs, int)
     assert check_config(demo.get_config()) == []  # the demo's 5 of 60 epochs stay
+
+
+def test_a_fine_tuning_method_on_a_fitted_model_is_refused():
+    config = classical.get_config("indian_pines", "svm")
+    config.method.name = "lora"
+    with pytest.raises(ValueError, match=r"^config.method.name='lora': model 'svm' is fitted whole "
+                                         r"on the spectra, .*leave it 'fft'$"):
+        check_config(config)
+
+
+def test_bitfit_on_layers_without_biases_names_the_targets_that_have_them():
+    config = indian_pines_spectralformer.get_config()
+    config.method = ml_collections.ConfigDict({"name": "bitfit", "targets": ("q", "v")})
+    with pytest.raises(ValueError, match=r"^config.method.targets: q, v have no bias in this model "
+                                         r"\(layer layer_0/attn/to_qkv\).* the targets with "
+                                         r"biases here are \['proj', 'fc1', 'fc2'\]"):
+        check_config(config)
+    config.method.targets = ("proj", "fc1", "fc2")  # the fix the message gives
+    check_config(config)
+
+
+def test_a_geometry_that_does_not_fit_names_the_config_field_that_set_it():
+    config = demo.get_config()
+    config.data.pca = 64
+    with pytest.raises(ValueError, match=r"^model 'spectralgpt' on config.data.pca=64 at "
+                                         r"config.data.input_size=16: 64 bands do not split into "
+                                         r"tubelets of 3 bands$"):
+        check_config(config)

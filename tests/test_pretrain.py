@@ -110,6 +110,14 @@ def test_an_interrupted_pretraining_resumes_to_the_same_end(finished, tmp_path, 
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+def test_a_pretraining_workdir_given_as_the_checkpoint_points_to_its_checkpoint(finished):
+    _, workdir, _ = finished
+    with pytest.raises(FileNotFoundError, match=rf"^{workdir} is not a converted checkpoint, but "
+                                                rf"holds one: set --config.pretrained_dir="
+                                                rf"{workdir / 'pretrained'}$"):
+        read_manifest(str(workdir), "spectralgpt")
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_the_pretrained_encoder_loads_into_every_fine_tuning_method(finished, method):
     config, workdir, _ = finished

@@ -63,6 +63,12 @@ class Method:
     adapter: Adapter | None = None
     lam: float = 1.0
 
+    @property
+    def trains_biases(self) -> bool:
+        """Whether the method trains the biases of its target layers (BitFit), which the
+        targets must then have."""
+        return self.name == "bitfit"
+
 
 def method_from_config(cfg: Mapping) -> Method:
     """The `Method` of a `config.method` mapping: `name`, `targets` and the method's fields.

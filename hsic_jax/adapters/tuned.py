@@ -93,6 +93,27 @@ def find_sites(backbone: Mapping, adaptable: Mapping[str, Target],
     return tuple(sites)
 
 
+def _check_biases(backbone: Mapping, adaptable: Mapping[str, Target],
+                  sites: Sequence[Site]) -> None:
+    """Refuse targets whose layers have no bias (for a method that trains biases), naming
+    the targets of this model whose layers all have one."""
+    def has_bias(site: Site) -> bool:
+        node = backbone
+        for key in site.path:
+            node = node[key]
+        return "bias" in node
+
+    bare = sorted({s.target for s in sites if not has_bias(s)})
+    if bare:
+        every = find_sites(backbone, adaptable, tuple(adaptable))
+        with_bias = [t for t in adaptable if all(has_bias(s) for s in every if s.target == t)]
+        raise ValueError(
+            f"config.method.targets: {', '.join(bare)} have no bias in this model (layer "
+            f"{'/'.join(next(s.path for s in sites if s.target == bare[0]))}), and this method "
+            f"trains biases; the targets with biases here are {with_bias}: set "
+            f"--config.method.targets=\"{tuple(with_bias)}\"")
+
+
 def init_adapters(key: jax.Array, adapter: Adapter, sites: Sequence[Site]) -> dict:
     """`{group: {target: factors}}`; each site's key is folded from its name, so its factors do
     not depend on which other layers are adapted."""
@@ -124,7 +145,10 @@ class TunedModel:
         if "backbone" not in shapes:
             raise ValueError(f"{type(module).__name__}'s params have no 'backbone' subtree; a "
                              "model family's classifier has 'backbone' and 'head'")
-        return cls(module, method, find_sites(shapes["backbone"], adaptable, method.targets))
+        sites = find_sites(shapes["backbone"], adaptable, method.targets)
+        if method.trains_biases:
+            _check_biases(shapes["backbone"], adaptable, sites)
+        return cls(module, method, sites)
 
     def init(self, key: jax.Array, x: jax.Array) -> dict:
         """Fresh parameters: the module's, and the adapters' when the method has factors."""

@@ -66,6 +66,12 @@ class SceneSpec:
     test_files: tuple[str, ...] = ()
     test_keys: tuple[str, ...] = ()
     downloads: tuple[Download, ...] = ()
+
+    @property
+    def display_name(self) -> str:
+        """The scene's name in reports and tables: its title without the details in
+        parentheses ('Indian Pines')."""
+        return self.title.split(" (")[0]
     instructions: str = ""
 
     @property

@@ -14,7 +14,12 @@ A family's module `hsic_jax/models/<name>.py` exports:
   layer_ids(module) -> (layer_of, num_layers)   (optional)
       the layer id of each parameter path, for layer-wise learning-rate decay;
   pretrained_mismatch(converted_fields, module) -> str | None   (optional)
-      why a converted checkpoint does not fit the configured module, and what to set.
+      why a converted checkpoint does not fit the configured module, and what to set;
+  DISPLAY_NAME
+      its name in reports and tables ('SpectralFormer');
+  COLUMN_PER_METHOD   (optional, False)
+      the report gives each fine-tuning method of this family a column of its own (the
+      paper's subject, SpectralGPT), instead of one column for the family.
 
 Adding a family touches its module, its configs and its tests: `FAMILIES` below lists it.
 

@@ -122,12 +122,24 @@ def read_manifest(ckpt_dir: str, family: str = "FAMILY") -> dict:
     """The manifest of a converted checkpoint, with a clear error when the folder is not one
     (naming the converter command of `family`)."""
     path = os.path.join(ckpt_dir, MANIFEST)
+    inside = sorted(os.path.join(ckpt_dir, d) for d in _subdirs(ckpt_dir)
+                    if os.path.isfile(os.path.join(ckpt_dir, d, MANIFEST)))
+    if not os.path.isfile(path) and inside:  # e.g. a pre-training workdir
+        raise FileNotFoundError(
+            f"{ckpt_dir} is not a converted checkpoint, but holds one: set "
+            f"--config.pretrained_dir={inside[0]}"
+            + (f" (or one of {inside[1:]})" if len(inside) > 1 else ""))
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"{ckpt_dir} is not a converted checkpoint: {path} is missing. Convert the PyTorch "
             f"weights with: python -m convert {family} {_convert_inputs(family)} --out {ckpt_dir}")
     with open(path) as f:
         return json.load(f)
+
+
+def _subdirs(path: str) -> list[str]:
+    """The folders directly inside `path` (none when it is not a folder)."""
+    return [d.name for d in os.scandir(path) if d.is_dir()] if os.path.isdir(path) else []
 
 
 def load_params(ckpt_dir: str) -> dict:

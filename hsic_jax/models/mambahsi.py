@@ -74,6 +74,7 @@ import numpy as np
 from hsic_jax.adapters.tuned import Target
 from hsic_jax.models.common import architecture_mismatch, config_fix, module_fields
 
+DISPLAY_NAME = "MambaHSI"  # in reports and tables
 TASK = "scene"  # a whole image in, a logit per pixel out (the patch families: 'patch')
 
 MAMBA_TYPES = ("both", "spa", "spe")

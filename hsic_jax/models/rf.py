@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from sklearn.ensemble import RandomForestClassifier
 
+DISPLAY_NAME = "RF"  # in reports and tables
 TASK = "classical"
 
 

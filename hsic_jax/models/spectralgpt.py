@@ -28,6 +28,8 @@ from hsic_jax.models.common import (architecture_mismatch, check_input, dense_do
 
 # Width, depth, heads and tubelet of the official factory functions
 # (`vit_{base,large,huge}_patch8_128` in models_vit_tensor.py).
+DISPLAY_NAME = "SpectralGPT"  # in reports and tables
+COLUMN_PER_METHOD = True  # the paper's subject: a report column per fine-tuning method
 VARIANTS = {
     "base": dict(width=768, depth=12, heads=12, tubelet=3),
     "large": dict(width=1024, depth=24, heads=16, tubelet=3),

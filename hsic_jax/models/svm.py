@@ -16,6 +16,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import SVC
 
+DISPLAY_NAME = "SVM"  # in reports and tables
 TASK = "classical"
 
 

@@ -44,10 +44,20 @@ class Task:
 
     def check(self, config) -> None:
         """Refuse (ValueError) what `config` asks that this task cannot do. Builds the model
-        when the bands are known, so that its geometry and the method's targets are checked."""
-        if config.data.pca is not None or config.data.name in SCENES:
-            tuned_model(config, num_classes=config.data.get("num_classes") or 2,
-                        bands=config_bands(config))
+        when the bands are known, so that its geometry and the method's targets are checked;
+        a geometry that does not fit names the config fields that set it."""
+        if config.data.pca is None and config.data.name not in SCENES:
+            return  # the bands are known once the scene is loaded
+        bands = config_bands(config)
+        try:
+            tuned_model(config, num_classes=config.data.get("num_classes") or 2, bands=bands)
+        except ValueError as e:
+            if str(e).startswith("config."):  # it names its field already
+                raise
+            source = (f"config.data.pca={config.data.pca}" if config.data.pca is not None
+                      else f"the {bands} raw bands of {config.data.name} (config.data.pca=None)")
+            raise ValueError(f"model {config.model.name!r} on {source} at "
+                             f"config.data.input_size={config.data.input_size}: {e}") from None
 
     def steps_per_epoch(self, config, train_valid) -> int:
         """Batches per epoch of the seed with the fewest training pixels (`train_valid`
@@ -100,6 +110,10 @@ class ClassicalTask(Task):
     """Fitted once on single pixels' spectra (`hsic_jax.train.classical`)."""
 
     def check(self, config) -> None:
+        if config.method.name != "fft":
+            raise ValueError(f"config.method.name={config.method.name!r}: model "
+                             f"{config.model.name!r} is fitted whole on the spectra, it has no "
+                             "layers for a fine-tuning method; leave it 'fft'")
         if config.select != "last":
             raise ValueError(f"config.select={config.select!r}: model {config.model.name!r} is "
                              "fitted once, there is no state to select; set it to 'last'")

@@ -1,0 +1,78 @@
+"""One place per fact: no code outside a task's or a family's own module branches on a task
+kind or a family's name, and the library's packages import in one direction (no cycle)."""
+
+import ast
+import re
+from pathlib import Path
+
+from hsic_jax.models import FAMILIES
+from hsic_jax.train.tasks import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted([*(ROOT / "hsic_jax").rglob("*.py"), ROOT / "run.py", ROOT / "pretrain.py",
+                  *(ROOT / "convert").rglob("*.py")])
+OWN = {ROOT / "hsic_jax" / "train" / "tasks.py",
+       *(ROOT / "hsic_jax" / "models" / f"{name}.py" for name in FAMILIES)}
+
+
+def _compared_strings(tree: ast.AST):
+    """`(line, string)` of every string literal compared (==, !=, in, not in) in a condition."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for side in (node.left, *node.comparators):
+                for leaf in ast.walk(side):
+                    if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str):
+                        yield node.lineno, leaf.value
+
+
+def test_no_branch_on_a_task_kind_or_a_family_name_outside_their_modules():
+    # 'scene' is also a window and a `data.fit_on` value, which are not task kinds: a
+    # comparison with it counts when it is made on a task or a model.
+    kinds, families = set(TASKS) - {"scene"}, set(FAMILIES)
+    found = []
+    for path in SOURCES:
+        if path in OWN:
+            continue
+        text = path.read_text()
+        for line, value in _compared_strings(ast.parse(text)):
+            source = text.splitlines()[line - 1]
+            scene_task = value == "scene" and re.search(r"task|model|shape", source)
+            if value in kinds or value in families or scene_task:
+                found.append(f"{path.relative_to(ROOT)}:{line}: {source.strip()}")
+    assert found == []
+
+
+def _imports(path: Path) -> set[str]:
+    """The hsic_jax modules `path` imports at its top level (lazy imports included)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hsic_jax"):
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("hsic_jax"))
+    return out
+
+
+def test_the_library_has_no_import_cycle():
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in (ROOT / "hsic_jax").rglob("*.py")}
+    graph = {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}
+    # Packages import their modules (`hsic_jax.models` → `hsic_jax.models.spectralgpt`); an
+    # edge into a package's __init__ from one of its own modules is not a cycle of concerns.
+    graph = {m: {i for i in deps if not m.startswith(i + ".")} for m, deps in graph.items()}
+    cycles, state = [], {}
+
+    def visit(m, stack):
+        state[m] = "open"
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                cycles.append(" → ".join(stack[stack.index(n):] + [n]))
+            elif n not in state:
+                visit(n, stack + [n])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert cycles == []
