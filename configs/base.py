@@ -12,39 +12,31 @@ fine-tune's lr = blr · batch / 256 with blr 1e-3 and the paper's batch of 64.
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from hsic_jax.adapters.methods import METHODS
+from hsic_jax.adapters.methods import SPECS, Required
 from hsic_jax.data.scenes import SCENES
 
-DATASETS = ("indian_pines", "pavia_university", "houston2013", "botswana", "whu_hi_longkou")
+DATASETS = tuple(SCENES)  # the benchmark scenes (hsic_jax.data.scenes)
 
 # Fields of `config.method` besides `name` and `targets` (the paper adapts q and v).
 # KronA's a_shape / b_shape (the paper's A (r1, r2) and B (p/r1, q/r2) of ΔW = A ⊗ B in the
 # out × in layout, see hsic_jax/adapters/krona.py) and the λ of the *_plus methods depend on
 # the dataset and are set by the dataset modules.
-# One factor zero, the other N(0, σ²) (the paper; its σ was lost from the text: 0.02 is
-# about the std of peft's kaiming-uniform init for 768 inputs). init='kaiming' is peft's.
-_FACTOR_INIT = dict(init="gaussian", init_std=0.02)
-METHOD_DEFAULTS = {
-    "linear_probe": {},
-    "bitfit": {},
-    "lora": dict(rank=4, alpha=4.0, **_FACTOR_INIT),
-    "lora_plus": dict(rank=4, alpha=4.0, **_FACTOR_INIT, lam=1.0),
-    "krona": dict(a_shape=placeholder(tuple), b_shape=placeholder(tuple), scale=1.0,
-                  **_FACTOR_INIT),
-    "krona_plus": dict(a_shape=placeholder(tuple), b_shape=placeholder(tuple), scale=1.0,
-                       **_FACTOR_INIT, lam=1.0),
-    "lokr": dict(factor=8, rank=8, alpha=8.0, decompose_both=False, **_FACTOR_INIT),
-    "fft": {},
-}
-assert set(METHOD_DEFAULTS) == set(METHODS)
+
+
+def method_defaults(method: str) -> dict:
+    """The config fields of `method` besides `name` and `targets`, with their defaults
+    (`hsic_jax.adapters.methods.SPECS`); a field without a default is a placeholder that the
+    experiment's config sets (KronA's factor shapes)."""
+    return {k: placeholder(v.type) if isinstance(v, Required) else v
+            for k, v in SPECS[method].defaults.items()}
 
 
 def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
     """Shared defaults for `dataset` fine-tuned with `method`."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset {dataset!r} is not one of {DATASETS}")
-    if method not in METHOD_DEFAULTS:
-        raise ValueError(f"method {method!r} is not one of {tuple(METHOD_DEFAULTS)}")
+    if method not in SPECS:
+        raise ValueError(f"method {method!r} is not one of {tuple(SPECS)}")
     config = ml_collections.ConfigDict()
     config.workdir = ""  # '' = derived by run.py from the config name
     config.seed = 0
@@ -61,7 +53,7 @@ def get_config(dataset: str, method: str) -> ml_collections.ConfigDict:
         pool_skip_first=True, drop_path=0.1, dropout=0.0, dtype="float32"))
 
     config.method = ml_collections.ConfigDict(
-        dict(name=method, targets=("q", "v"), **METHOD_DEFAULTS[method]))
+        dict(name=method, targets=("q", "v"), **method_defaults(method)))
 
     # The scene's facts from the paper (hsic_jax.data.scenes.SCENES): classes, the
     # neighbourhood (pixels around each labelled pixel) resized to input_size, normalisation,

@@ -48,6 +48,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import stats
 
+from hsic_jax.adapters.methods import SPECS
 from hsic_jax.data.io import atomic_write
 from hsic_jax.data.scenes import SCENES
 from hsic_jax.evaluation.maps import save_plot_oa_vs_params, save_sweep_plot
@@ -56,8 +57,7 @@ from hsic_jax.train import tasks
 
 # Display names, in the paper's column order: SpectralGPT's fine-tuning methods, then the
 # other model families (trained fully; another method is named beside the family).
-METHODS = {"linear_probe": "LP", "bitfit": "BitFit", "lora": "LoRA", "lora_plus": "LoRA+",
-           "lokr": "LoKr", "krona": "KronA", "krona_plus": "KronA+", "fft": "FFT"}
+METHODS = {name: spec.display for name, spec in SPECS.items()}
 MODELS = {name: family(name).DISPLAY_NAME for name in FAMILIES}
 DATASETS = {name: spec.display_name for name, spec in SCENES.items()}
 REQUIRED = ("dataset", "method", "class_names", "oa", "aa", "kappa", "per_class",

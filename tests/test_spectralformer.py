@@ -293,10 +293,15 @@ def test_every_method_applies(name):
     np.testing.assert_allclose(merged, y, rtol=1e-5, atol=1e-5)
 
 
-def test_bitfit_on_the_bias_free_qkv_is_refused():
-    tuned = TunedModel.create(tiny_module(), method_from_config(dict(name="bitfit")), ADAPTABLE)
-    with pytest.raises(ValueError, match="are the targeted layers without biases"):
-        tuned.labels(tuned.init(jax.random.key(0), neighbourhoods(1, 3, 13)))
+def test_bitfit_on_the_bias_free_qkv_is_refused_naming_the_layers_with_biases():
+    with pytest.raises(ValueError, match=r"q, v have no bias .* the targets with biases here "
+                                         r"are \['proj', 'fc1', 'fc2'\]"):
+        TunedModel.create(tiny_module(), method_from_config(dict(name="bitfit")), ADAPTABLE)
+    tuned = TunedModel.create(tiny_module(), method_from_config(
+        dict(name="bitfit", targets=("proj", "fc1", "fc2"))), ADAPTABLE)
+    labels = tuned.labels(tuned.init(jax.random.key(0), neighbourhoods(1, 3, 13)))
+    trained = [p for p, label in jax.tree_util.tree_leaves_with_path(labels) if label == "base"]
+    assert trained and all(str(p[-1].key) == "bias" or str(p[0].key) == "head" for p in trained)
 
 
 @pytest.mark.parametrize("targets", [("q", "v"), ("k",), ("q", "proj", "fc2")])

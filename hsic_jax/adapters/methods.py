@@ -36,22 +36,56 @@ from hsic_jax.adapters.lora import LoRA
 FROZEN, BASE, B_SIDE = "frozen", "base", "b_side"
 LABELS = (FROZEN, BASE, B_SIDE)
 
-# Config fields of each method besides `name` and `targets`, mapped to the adapter's fields.
-_FACTOR_INIT = {"init": "factor_init", "init_std": "init_std"}
-METHOD_FIELDS: dict[str, dict[str, str]] = {
-    "linear_probe": {},
-    "bitfit": {},
-    "lora": {"rank": "rank", "alpha": "alpha", **_FACTOR_INIT},
-    "lora_plus": {"rank": "rank", "alpha": "alpha", **_FACTOR_INIT, "lam": "lam"},
-    "krona": {"a_shape": "a_shape", "b_shape": "b_shape", "scale": "scale", **_FACTOR_INIT},
-    "krona_plus": {"a_shape": "a_shape", "b_shape": "b_shape", "scale": "scale",
-                   **_FACTOR_INIT, "lam": "lam"},
-    "lokr": {"factor": "factor", "rank": "rank", "alpha": "alpha",
-             "decompose_both": "decompose_both", **_FACTOR_INIT},
-    "fft": {},
+@dataclasses.dataclass(frozen=True)
+class Required:
+    """The default of a method field that has none: the config must set a `type` value
+    (`configs/base.py` makes it a placeholder)."""
+
+    type: type
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """Everything about one fine-tuning method, in one place (`SPECS`).
+
+    `display`: its column in reports; `trains`: which parameters it trains ('head', 'biases'
+    of the targeted layers, 'factors' of its adapter, or 'all'), each with the head; `adapter`:
+    the `Adapter` class of its factors; `defaults`: its config fields besides `name` and
+    `targets` with their defaults (`Required`: none), read by `configs/base.py`;
+    `renamed`: a config field whose adapter field has another name; `b_side`: its adapter's
+    B factor at λ × the learning rate (the config field `lam`)."""
+
+    display: str
+    trains: str
+    adapter: type | None = None
+    defaults: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    renamed: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    b_side: bool = False
+
+    def adapter_field(self, field: str) -> str:
+        return self.renamed.get(field, field)
+
+
+# One factor zero, the other N(0, σ²) (the paper; its σ was lost from the text: 0.02 is about
+# the std of peft's kaiming-uniform init for 768 inputs). init='kaiming' is peft's.
+_FACTOR_INIT = dict(init="gaussian", init_std=0.02)
+_RENAMED = {"init": "factor_init"}
+_LORA = dict(rank=4, alpha=4.0, **_FACTOR_INIT)
+_KRONA = dict(a_shape=Required(tuple), b_shape=Required(tuple), scale=1.0, **_FACTOR_INIT)
+# In the paper's column order (its Tables 6–10).
+SPECS: dict[str, MethodSpec] = {
+    "linear_probe": MethodSpec("LP", "head"),
+    "bitfit": MethodSpec("BitFit", "biases"),
+    "lora": MethodSpec("LoRA", "factors", LoRA, _LORA, _RENAMED),
+    "lora_plus": MethodSpec("LoRA+", "factors", LoRA, {**_LORA, "lam": 1.0}, _RENAMED, True),
+    "lokr": MethodSpec("LoKr", "factors", LoKr, dict(factor=8, rank=8, alpha=8.0,
+                                                     decompose_both=False, **_FACTOR_INIT),
+                       _RENAMED),
+    "krona": MethodSpec("KronA", "factors", KronA, _KRONA, _RENAMED),
+    "krona_plus": MethodSpec("KronA+", "factors", KronA, {**_KRONA, "lam": 1.0}, _RENAMED, True),
+    "fft": MethodSpec("FFT", "all"),
 }
-METHODS = tuple(METHOD_FIELDS)
-_ADAPTERS = {"lora": LoRA, "lora_plus": LoRA, "krona": KronA, "krona_plus": KronA, "lokr": LoKr}
+METHODS = tuple(SPECS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +101,7 @@ class Method:
     def trains_biases(self) -> bool:
         """Whether the method trains the biases of its target layers (BitFit), which the
         targets must then have."""
-        return self.name == "bitfit"
+        return SPECS[self.name].trains == "biases"
 
 
 def method_from_config(cfg: Mapping) -> Method:
@@ -78,45 +112,44 @@ def method_from_config(cfg: Mapping) -> Method:
     """
     cfg = dict(cfg)
     name = cfg.pop("name", None)
-    if name not in METHOD_FIELDS:
+    if name not in SPECS:
         raise ValueError(f"method.name {name!r} is not one of {METHODS}")
+    spec = SPECS[name]
     targets = tuple(cfg.pop("targets", ("q", "v")))
     if not targets:
         raise ValueError(f"method {name!r}: targets must name at least one layer")
-    fields = METHOD_FIELDS[name]
-    unknown = sorted(set(cfg) - set(fields))
+    unknown = sorted(set(cfg) - set(spec.defaults))
     if unknown:
         raise ValueError(f"method {name!r} has no field(s) {unknown}; its fields are "
-                         f"{['name', 'targets', *fields]}")
+                         f"{['name', 'targets', *spec.defaults]}")
     lam = float(cfg.pop("lam", 1.0))
     if not lam > 0:
         raise ValueError(f"method {name!r}: lam must be > 0, got {lam}")
+    missing = [k for k, v in spec.defaults.items()
+               if isinstance(v, Required) and cfg.get(k) is None]
+    if missing:
+        raise ValueError(f"method {name!r} needs {missing} (no default: the config sets them)")
     adapter = None
-    if name in _ADAPTERS:
-        kwargs = {fields[k]: (tuple(v) if isinstance(v, (list, tuple)) else v)
-                  for k, v in cfg.items() if v is not None}
-        missing = [k for k in ("a_shape", "b_shape") if k in fields and fields[k] not in kwargs]
-        if missing:
-            raise ValueError(f"method {name!r} needs {missing} (the KronA factor shapes)")
-        adapter = _ADAPTERS[name](targets=targets, **kwargs)
+    if spec.adapter is not None:
+        adapter = spec.adapter(targets=targets, **{
+            spec.adapter_field(k): (tuple(v) if isinstance(v, (list, tuple)) else v)
+            for k, v in cfg.items() if v is not None})
     return Method(name, targets, adapter, lam)
 
 
 def method_rules(method: Method, sites: Sequence) -> tuple[tuple[str, str], ...]:
     """The (regex, label) rules of `method` on a model whose targeted layers are `sites`."""
-    head = ("head/.*", BASE)
-    backbone = ("backbone/.*", FROZEN)
-    if method.name == "fft":
+    spec = SPECS[method.name]
+    head, backbone = ("head/.*", BASE), ("backbone/.*", FROZEN)
+    if spec.trains == "all":
         return ((".*", BASE),)
-    if method.name == "linear_probe":
-        return head, backbone
-    if method.name == "bitfit":
+    if spec.trains == "biases":
         layers = "|".join(sorted({re.escape("/".join(s.path)) for s in sites}))
         return (rf"backbone/({layers})/bias", BASE), head, backbone
-    if method.name == "lokr":
-        return ("adapters/.*", BASE), head, backbone
-    b_label = B_SIDE if method.name.endswith("_plus") else BASE
-    return (r"adapters/.*/b", b_label), ("adapters/.*", BASE), head, backbone
+    factors = ((r"adapters/.*/b", B_SIDE),) if spec.b_side else ()
+    if spec.trains == "factors":
+        factors += (("adapters/.*", BASE),)
+    return *factors, head, backbone
 
 
 def path_name(path) -> str:
@@ -129,7 +162,7 @@ def param_labels(params, method: Method, sites: Sequence):
 
     Every leaf must be matched by a rule, and every rule that trains must match some
     leaf; either failure is an error naming the paths or rule (e.g. LoRA's rules on params
-    built without its adapter, or BitFit on layers without biases).
+    built without its adapter).
     """
     rules = method_rules(method, sites)
     compiled = [(re.compile(rx), label) for rx, label in rules]
@@ -152,6 +185,5 @@ def param_labels(params, method: Method, sites: Sequence):
     idle = [rx for i, (rx, lab) in enumerate(rules) if lab != FROZEN and i not in used]
     if idle:
         raise ValueError(f"method {method.name!r}: no parameter matches {idle}; were the "
-                         "params built for another method (or without its adapter, or are "
-                         "the targeted layers without biases)?")
+                         "params built for another method (or without its adapter)?")
     return labels
