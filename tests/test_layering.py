@@ -76,3 +76,25 @@ def test_the_library_has_no_import_cycle():
         if m not in state:
             visit(m, [m])
     assert cycles == []
+
+
+# Packages from the bottom up: a module imports from its own layer or a lower one only.
+LAYERS = {"hsic_jax.data": 0, "hsic_jax.hosts": 0, "hsic_jax.progress": 0,
+          "hsic_jax.models": 1, "hsic_jax.adapters": 1, "hsic_jax.evaluation": 2,
+          "hsic_jax.train": 3}
+
+
+def _layer(module: str) -> int | None:
+    return next((n for p, n in LAYERS.items() if module == p or module.startswith(p + ".")), None)
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    upward = []
+    for path in (ROOT / "hsic_jax").rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        own = _layer(module)
+        for imported in _imports(path):
+            theirs = _layer(imported)
+            if own is not None and theirs is not None and theirs > own:
+                upward.append(f"{module} → {imported}")
+    assert sorted(set(upward)) == []

@@ -16,7 +16,7 @@ from hsic_jax.data.patches import scene_coords
 from hsic_jax.evaluation.maps import map_title, save_classification_map, save_confidence_map
 from hsic_jax.evaluation.metrics import confusion_matrix, summarize
 from hsic_jax.progress import progress
-from hsic_jax.train.hosts import fetch
+from hsic_jax.hosts import fetch
 
 EVAL_BATCH = 256
 

@@ -18,7 +18,7 @@ CLASSICAL (`hsic_jax.train.classical`, fitted once, after the data stage). It tr
 seeds side by side, and with a sweep (`hsic_jax.train.sweep`) every grid point × seed: every
 per-run array carries a leading run axis, the step is `jax.vmap`ped over it, the frozen
 parameters are shared (`in_axes=None`, `hsic_jax.train.partition`), and with several devices
-(and hosts, `hsic_jax.train.hosts`) the run axis is sharded. Rerunning the same command
+(and hosts, `hsic_jax.hosts`) the run axis is sharded. Rerunning the same command
 resumes from the latest checkpoint in `workdir/checkpoints`.
 
 Honest evaluation. In-loop evaluation (every `eval_every_epochs`, `val_oa` in
@@ -60,7 +60,8 @@ from hsic_jax.evaluation.predict import classify_scene, evaluate, save_maps
 from hsic_jax.evaluation.results import results as make_results
 from hsic_jax.models.converted import read_manifest
 from hsic_jax.progress import progress
-from hsic_jax.train import checkpoint, hosts, selection, tasks
+from hsic_jax import hosts
+from hsic_jax.train import checkpoint, selection, tasks
 from hsic_jax.train import sweep as sweeps
 from hsic_jax.train.checks import check_config
 from hsic_jax.train.state import TrainSetup, create_train_state, pretrained_backbone, tuned_model

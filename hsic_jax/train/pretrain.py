@@ -41,7 +41,8 @@ from hsic_jax.data.pipeline import Data, load_unlabelled
 from hsic_jax.evaluation.maps import read_metrics, save_reconstructions, save_training_curves
 from hsic_jax.models.converted import load_params, read_manifest, save_converted
 from hsic_jax.models.mae import mae_loss, norm_pix, patchify, unpatchify
-from hsic_jax.train import hosts, tasks
+from hsic_jax import hosts
+from hsic_jax.train import tasks
 from hsic_jax.train.checks import check_pretrain_config
 from hsic_jax.train.loop import train
 from hsic_jax.train.partition import combine
