@@ -98,3 +98,12 @@ def test_no_module_imports_from_a_layer_above_its_own():
             if own is not None and theirs is not None and theirs > own:
                 upward.append(f"{module} → {imported}")
     assert sorted(set(upward)) == []
+
+
+def test_no_function_in_train_is_longer_than_60_lines():
+    long = []
+    for path in sorted((ROOT / "hsic_jax" / "train").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1})")
+    assert long == []

@@ -309,10 +309,11 @@ def sweep_run(tmp_path_factory):
     seen = {"evaluations": []}
     real_train, real_evaluate = loop.train, loop.evaluate
 
-    def train(config, workdir, data, run_seeds, hp, setup, state, frozen, *args):
-        seen.update(data=data, run_seeds=list(run_seeds), lr=np.asarray(hp["lr"]).tolist(),
-                    frozen=jax.tree.map(np.array, frozen))
-        return real_train(config, workdir, data, run_seeds, hp, setup, state, frozen, *args)
+    def train(run, data, placed, state):
+        seen.update(data=data, run_seeds=list(run.run_seeds),
+                    lr=np.asarray(placed.hp["lr"]).tolist(),
+                    frozen=jax.tree.map(np.array, placed.frozen))
+        return real_train(run, data, placed, state)
 
     def evaluate(predict_fn, params, padded, pixels, **kwargs):
         per_run, maps = real_evaluate(predict_fn, params, padded, pixels, **kwargs)

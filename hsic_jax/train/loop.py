@@ -46,7 +46,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import ml_collections
@@ -109,69 +110,115 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
             log.info("%s holds this experiment, finished: its results are kept", workdir)
             return finished if primary else _read_json(os.path.join(workdir, "results.json"))
         with clock:
-            return _run(config, workdir, primary, clock, points, experiment)
+            seeds = tuple(config.seed + s for s in range(config.num_seeds))
+            return _run(Run(config, workdir, primary, clock, seeds, tuple(points)), experiment)
 
 
-def _run(config: ml_collections.ConfigDict, workdir: str, primary: bool, clock: Timings,
-         points: list[dict], experiment: dict) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What the stages of one experiment share: its config and workdir, whether this process
+    writes the outputs (`primary`), the clock of its phases, its seeds and the sweep's grid
+    points (`({},)` without a sweep; `hsic_jax.train.sweep`)."""
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    primary: bool
+    clock: Timings
+    seeds: tuple[int, ...]
+    points: tuple[dict, ...] = ({},)
+
+    @property
+    def run_seeds(self) -> list[int]:
+        """The seed of every run: the seeds, once per grid point."""
+        return list(self.seeds) * len(self.points)
+
+
+@dataclasses.dataclass(frozen=True)
+class Placed:
+    """A run's training, placed on the devices: the train setup, one run's train step
+    `step_fn(state, frozen, cube, coords, labels, valid, seed, hp)` (`hsic_jax.train.tasks`),
+    every run's hyper-parameters `hp` (`hsic_jax.train.sweep`), the frozen parameters (one copy,
+    replicated), the per-run cubes `padded`, the sharding of per-run arrays, and
+    `evaluate_fn(params, padded, pixels)`, the metrics of every run on a pixel set
+    (`hsic_jax.evaluation.predict.evaluate`, `eval_batch` pixels a batch; None: no
+    evaluation)."""
+
+    setup: TrainSetup
+    step_fn: Callable
+    hp: dict
+    frozen: Any
+    padded: Any
+    per_seed: jax.sharding.Sharding
+    evaluate_fn: Callable | None = None
+    eval_batch: int | None = None
+
+
+def _run(run: Run, experiment: dict) -> dict:
     """The experiment, in a workdir claimed for it. Nothing is written before the data and the
     model are set up, so that a run refused for bad input leaves no trace that a corrected
-    rerun would take for another experiment. `clock` times its phases."""
-    seeds = [config.seed + s for s in range(config.num_seeds)]
+    rerun would take for another experiment."""
+    config, seeds = run.config, list(run.seeds)
     task = tasks.of(config.model.name)
-    with clock.phase("data_s"):
+    with run.clock.phase("data_s"):
         data = load_data(config.data, seeds, whole_scene=task.whole_scene)
     log.info("split of seed %d:\n%s", seeds[0], data.splits[0].to_markdown())
     if task.fitted:
-        if primary:
-            _write_inputs(workdir, experiment, config, data, seeds)
-        return task.fit(config, workdir, data, seeds, primary)
-    hp = sweeps.hyperparams(config, points, len(seeds))  # every run's, grid point by point
-    with clock.phase("init_s"):
+        if run.primary:
+            _write_inputs(run, experiment, data)
+        return task.fit(config, run.workdir, data, seeds, run.primary)
+    hp = sweeps.hyperparams(config, list(run.points), len(seeds))  # every run's
+    with run.clock.phase("init_s"):
         tuned = tuned_model(config, num_classes=data.num_classes, bands=data.bands)
         setup, state, frozen = create_train_state(
-            config, tuned, seeds * len(points),
-            task.steps_per_epoch(config, data.train["valid"]),
+            config, tuned, run.run_seeds, task.steps_per_epoch(config, data.train["valid"]),
             {"backbone": pretrained_backbone(config, tuned.module)}, init_std=hp["init_std"])
-    if primary:
-        _write_inputs(workdir, experiment, config, data, seeds)
-    return _train_and_test(config, workdir, data, seeds, points, hp, task, setup, state,
-                           frozen, primary, clock)
+    if run.primary:
+        _write_inputs(run, experiment, data)
+    runs = _tile(data, len(run.points))  # per-run arrays: the seeds' arrays, once per point
+    placed, predict_fn, replicated = _place(run, task, runs, setup, hp, frozen)
+    state, best, train_seconds = train(run, runs, placed, state)
+    return _test_and_write(run, data, runs, placed, predict_fn, replicated, state, best,
+                           train_seconds)
 
 
-def _train_and_test(config, workdir: str, data: Data, seeds: list[int], points: list[dict],
-                    hp: dict, task: tasks.Task, setup: TrainSetup, state: dict, frozen: dict,
-                    primary: bool, clock: Timings) -> dict:
-    """Train every run (grid point × seed, hyper-parameters `hp`), predict the test pixels
-    once (and, for the map, the rest of the scene with the first run's model), write the
-    outputs."""
+def _place(run: Run, task: tasks.Task, runs: Data, setup: TrainSetup, hp: dict, frozen: dict):
+    """`(placed, predict_fn, replicated)`: the run's training on the devices (`Placed`), the
+    prediction of every run `predict_fn(params, cube, coords)`, and the replicated sharding."""
+    config = run.config
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
-    step, predict = task.step_functions(sweeps.program_config(config, points), setup, geo)
-    batch = task.eval_batch
-    run_seeds = seeds * len(points)
-    runs = _tile(data, len(points))  # per-run arrays: the seeds' arrays, once per grid point
-    per_seed, replicated = hosts.shardings(len(run_seeds))
-    log.info("training %d seeds on %d devices%s", len(seeds), per_seed.mesh.size,
-             f" × {len(points)} grid points: {len(run_seeds)} runs" if len(points) > 1 else "")
+    step, predict = task.step_functions(sweeps.program_config(config, list(run.points)),
+                                        setup, geo)
+    per_seed, replicated = hosts.shardings(len(run.run_seeds))
+    log.info("training %d seeds on %d devices%s", len(run.seeds), per_seed.mesh.size,
+             f" × {len(run.points)} grid points: {len(run.run_seeds)} runs"
+             if len(run.points) > 1 else "")
     padded, frozen = hosts.to_global(runs.padded, per_seed), hosts.to_global(frozen, replicated)
     predict_seeds = jax.jit(jax.vmap(predict, in_axes=(0, None, 0, 0)))
 
     def predict_fn(params, cube, coords):
         return predict_seeds(params, frozen, cube, coords)
 
-    evaluate_fn = functools.partial(evaluate, predict_fn, num_classes=data.num_classes, batch=batch)
-    state, best, train_seconds = train(config, workdir, runs, run_seeds, hp, setup, state, frozen,
-                                       step, padded, evaluate_fn, per_seed, primary, clock)
+    evaluate_fn = functools.partial(evaluate, predict_fn, num_classes=runs.num_classes,
+                                    batch=task.eval_batch)
+    return (Placed(setup, step, hp, frozen, padded, per_seed, evaluate_fn, task.eval_batch),
+            predict_fn, replicated)
 
-    # The test pixels, once: the selected state (and, when that is the best validation state,
-    # the last one too, for the record). Every process takes part; the first one writes.
+
+def _test_and_write(run: Run, data: Data, runs: Data, placed: Placed, predict_fn,
+                    replicated, state: dict, best: dict | None, train_seconds: float) -> dict:
+    """Predict the test pixels once (the selected state, and the last one too when that is
+    the best validation state, for the record), the map with the first run's model, and write
+    the outputs. Every process takes part; the first one writes."""
+    config, clock = run.config, run.clock
     with clock.phase("eval_s"):
         selected = selection.selected_params(state["params"], best)
-        per_run, (test_classes, test_confidence) = evaluate_fn(selected, padded, runs.test)
-        last = None if best is None else evaluate_fn(state["params"], padded, runs.test)[0]
-    first_params, first_cube = (selected, padded) if len(run_seeds) == 1 else jax.jit(
+        per_run, (test_classes, test_confidence) = placed.evaluate_fn(selected, placed.padded,
+                                                                      runs.test)
+        last = None if best is None else placed.evaluate_fn(state["params"], placed.padded,
+                                                            runs.test)[0]
+    first_params, first_cube = (selected, placed.padded) if len(run.run_seeds) == 1 else jax.jit(
         lambda tree: jax.tree.map(lambda x: x[:1], tree), out_shardings=replicated)(
-            (selected, padded))
+            (selected, placed.padded))
     maps = None
     if config.save_map:
         with clock.phase("map_s"):
@@ -179,106 +226,99 @@ def _train_and_test(config, workdir: str, data: Data, seeds: list[int], points: 
             known = (data.test["coords"][0][valid], test_classes[0][valid],
                      test_confidence[0][valid])
             maps = classify_scene(predict_fn, first_params, first_cube, data.scene.gt.shape,
-                                  known, batch=batch)
+                                  known, batch=placed.eval_batch)
     first_trainable = jax.tree.map(lambda x: hosts.fetch(x)[0], first_params)
-    trainable_params = sum(int(np.size(p)) for p in jax.tree.leaves(first_trainable))
     chosen = None if best is None else {k: hosts.fetch(best[k]) for k in ("val_oa", "epoch")}
+    results = _results(run, data, per_run, last, chosen, first_trainable, placed.frozen,
+                       train_seconds)
+    if run.primary:
+        _write_outputs(run, data, placed, first_trainable, results, per_run[0]["oa"], maps)
+    return results
+
+
+def _results(run: Run, data: Data, per_run: list[dict], last, chosen, first_trainable,
+             frozen, train_seconds: float) -> dict:
+    """`results.json` of the first grid point's seeds, with every point's summary in
+    `results['sweep']` when there is a sweep."""
+    n = len(run.seeds)
+    trainable_params = sum(int(np.size(p)) for p in jax.tree.leaves(first_trainable))
 
     def point_results(g: int) -> dict:  # the results of grid point g's seeds
-        runs_of = slice(g * len(seeds), (g + 1) * len(seeds))
+        runs_of = slice(g * n, (g + 1) * n)
         return make_results(
-            sweeps.point_config(config, points[g]), data, seeds, per_run[runs_of],
-            last=None if last is None else last[runs_of],
+            sweeps.point_config(run.config, run.points[g]), data, list(run.seeds),
+            per_run[runs_of], last=None if last is None else last[runs_of],
             selection=None if chosen is None else {k: v[runs_of] for k, v in chosen.items()},
             trainable_params=trainable_params,
             total_params=trainable_params + sum(int(np.size(p)) for p in jax.tree.leaves(frozen)),
             train_seconds=train_seconds)
 
     results = point_results(0)
-    per_seed_results = per_run[:len(seeds)]
-    if len(points) > 1 or points[0]:
-        results["sweep"] = [sweeps.summary(points[g], point_results(g))
-                            for g in range(len(points))]
-    if primary:
-        export_dir = os.path.join(workdir, "adapters")
-        export_adapters(combine(first_trainable, frozen), setup.tuned, config.method, export_dir,
-                        base_sha256=_base_sha256(config), class_names=list(data.scene.class_names))
-        results["adapter_bytes"] = os.path.getsize(os.path.join(export_dir, WEIGHTS))
-        if maps is not None:
-            with clock.phase("map_s"):
-                save_maps(workdir, config, data.scene, seeds[0], per_seed_results[0]["oa"],
-                          *maps)
-        results.update(clock.record())
-        write_json(os.path.join(workdir, "results.json"), results)
-        save_training_curves(os.path.join(workdir, "training_curves.png"),
-                             os.path.join(workdir, "metrics.jsonl"))
-        if "sweep" in results:
-            save_sweep_plot(os.path.join(workdir, "sweep.png"), results["sweep"],
-                            title=f"{config.data.name} · {config.method.name}")
+    if len(run.points) > 1 or run.points[0]:
+        results["sweep"] = [sweeps.summary(run.points[g], point_results(g))
+                            for g in range(len(run.points))]
     return results
 
 
-def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setup: TrainSetup,
-          state: dict, frozen: dict, step_fn, padded, evaluate_fn, per_seed, primary: bool,
-          clock: Timings):
+def _write_outputs(run: Run, data: Data, placed: Placed, first_trainable, results: dict,
+                   first_oa: float, maps) -> None:
+    """The adapters of the first run, the maps, `results.json` and the plots."""
+    config, workdir = run.config, run.workdir
+    export_dir = os.path.join(workdir, "adapters")
+    export_adapters(combine(first_trainable, placed.frozen), placed.setup.tuned, config.method,
+                    export_dir, base_sha256=_base_sha256(config),
+                    class_names=list(data.scene.class_names))
+    results["adapter_bytes"] = os.path.getsize(os.path.join(export_dir, WEIGHTS))
+    if maps is not None:
+        with run.clock.phase("map_s"):
+            save_maps(workdir, config, data.scene, run.seeds[0], first_oa, *maps)
+    results.update(run.clock.record())
+    write_json(os.path.join(workdir, "results.json"), results)
+    save_training_curves(os.path.join(workdir, "training_curves.png"),
+                         os.path.join(workdir, "metrics.jsonl"))
+    if "sweep" in results:
+        save_sweep_plot(os.path.join(workdir, "sweep.png"), results["sweep"],
+                        title=f"{config.data.name} · {config.method.name}")
+
+
+def train(run: Run, data: Data, placed: Placed, state: dict):
     """Train every run from its latest checkpoint to the end; return `(state, best, seconds)`.
 
-    `data` holds per-run arrays (`_tile`), `run_seeds` and `hp` (`hsic_jax.train.sweep`)
-    each run's seed and hyper-parameters. `step_fn(state, frozen, cube, coords, labels,
-    valid, seed, hp)` is one run's train step (`hsic_jax.train.tasks`),
-    `evaluate_fn(params, padded, pixels)` the metrics of every run on a pixel set
-    (`hsic_jax.evaluation.predict.evaluate`). Each epoch is one jitted program
-    (`epoch_program`), so progress counts epochs.
-
-    In-loop evaluation sees the validation pixels only (none without a validation split; at
-    most `config.eval_max_pixels` per seed). Checkpoints every `checkpoint_every_epochs`, and
-    at the end of any epoch that comes `checkpoint_every_seconds` after the last one (slow
-    epochs: every epoch). `clock` gets the loop's time as `train_s`, validation as `eval_s`.
+    `data` holds per-run arrays (`_tile`). Each epoch is one jitted program (`epoch_program`),
+    so progress counts epochs. In-loop evaluation sees the validation pixels only (none without
+    a validation split; at most `config.eval_max_pixels` per seed). Checkpoints every
+    `checkpoint_every_epochs`, and at the end of any epoch that comes
+    `checkpoint_every_seconds` after the last one (slow epochs: every epoch). The run's clock
+    gets the loop's time as `train_s`, validation as `eval_s`.
     """
-    runs = len(run_seeds)
-    best = None  # the trainable leaves of the best validation state (select='best_val')
-    if config.get("select") == "best_val":
-        best = selection.init_best(state["params"])
-    state, best = hosts.to_global((state, best), per_seed)
+    config, clock, setup = run.config, run.clock, placed.setup
     pixels = hosts.to_global((data.train["coords"], data.train["labels"], data.train["valid"],
-                              np.asarray(run_seeds, np.int32), hp), per_seed)
-    val = subsample(data.val, config.eval_max_pixels, run_seeds) if data.has_val else None
-    mngr = checkpoint.manager(workdir)
-    metrics_path = os.path.join(workdir, "metrics.jsonl")
-    restored = checkpoint.restore_latest(mngr, _checkpointed(state, best))
-    if restored is not None:
-        state, best = restored["state"], restored.get("best")
-        log.info("resumed from step %d of %d", int(hosts.fetch(state["step"])[0]),
-                 setup.total_steps)
-    start = int(hosts.fetch(state["step"])[0])
-    if primary:
-        checkpoint.truncate_metrics(metrics_path, start)
-    epoch_fn = epoch_program(step_fn, setup.steps_per_epoch, compiler_options(setup.labels))
+                              np.asarray(run.run_seeds, np.int32), placed.hp), placed.per_seed)
+    val = (subsample(data.val, config.eval_max_pixels, run.run_seeds) if data.has_val
+           else None)
+    mngr, metrics_path = checkpoint.manager(run.workdir), os.path.join(run.workdir,
+                                                                       "metrics.jsonl")
+    state, best = _resume(run, placed, mngr, metrics_path, state)
+    epoch_fn = epoch_program(placed.step_fn, setup.steps_per_epoch,
+                             compiler_options(setup.labels))
     learning_rate = jax.jit(lambda step, hp: setup.optimizer(hp)[1](step))
-    first_hp = {k: v[0] for k, v in hp.items()}  # the first run's, for the log
+    first_hp = {k: v[0] for k, v in placed.hp.items()}  # the first run's, for the log
 
     t0, status = time.perf_counter(), {}
     eval_before = clock.seconds.get("eval_s", 0.0)
     last_save = time.monotonic()
-    done = start // setup.steps_per_epoch  # checkpoints are written at the ends of epochs
+    done = int(hosts.fetch(state["step"])[0]) // setup.steps_per_epoch  # at ends of epochs
     for epoch in progress(range(done + 1, config.epochs + 1), "train epochs", config.epochs,
                           initial=done, status=status):
-        state, totals = epoch_fn(state, frozen, padded, *pixels)
+        state, totals = epoch_fn(state, placed.frozen, placed.padded, *pixels)
         step = epoch * setup.steps_per_epoch - 1  # the epoch's last step
         row = {"step": step + 1, "epoch": epoch, "lr": float(learning_rate(step, first_hp)),
                **{f"train_{k}": float(np.mean(hosts.fetch(v))) for k, v in totals.items()}}
         if val is not None and (epoch % config.eval_every_epochs == 0 or epoch == config.epochs):
-            with clock.phase("eval_s"):
-                val_oa = np.array([r["oa"] for r in evaluate_fn(state["params"], padded, val)[0]],
-                                  np.float32)
-            row["val_oa"] = float(val_oa.mean())
-            if best is not None:
-                best = selection.update_best(
-                    best, state["params"],
-                    *hosts.to_global((val_oa, np.full(runs, epoch, np.int32)), per_seed))
+            best = _validate(run, placed, state, best, val, epoch, row)
         status.update(epoch=epoch, loss=f"{row['train_loss']:.3f}",
                       **({"acc": f"{row['train_accuracy']:.3f}"} if "train_accuracy" in row else {}))
-        if primary:
+        if run.primary:
             checkpoint.append_metrics(metrics_path, [row])
         if (epoch % config.checkpoint_every_epochs == 0 or epoch == config.epochs
                 or time.monotonic() - last_save >= config.checkpoint_every_seconds):
@@ -287,6 +327,41 @@ def train(config, workdir: str, data: Data, run_seeds: list[int], hp: dict, setu
     seconds = time.perf_counter() - t0
     clock.add("train_s", seconds - (clock.seconds.get("eval_s", 0.0) - eval_before))
     return state, best, seconds
+
+
+def _resume(run: Run, placed: Placed, mngr, metrics_path: str, state: dict):
+    """`(state, best)` on the devices: from the latest checkpoint when there is one (the
+    metrics of later steps dropped), else the fresh state (and, with `select='best_val'`, a
+    best-state accumulator that any validation beats)."""
+    best = None  # the trainable leaves of the best validation state (select='best_val')
+    if run.config.get("select") == "best_val":
+        best = selection.init_best(state["params"])
+    state, best = hosts.to_global((state, best), placed.per_seed)
+    restored = checkpoint.restore_latest(mngr, _checkpointed(state, best))
+    if restored is not None:
+        state, best = restored["state"], restored.get("best")
+        log.info("resumed from step %d of %d", int(hosts.fetch(state["step"])[0]),
+                 placed.setup.total_steps)
+    start = int(hosts.fetch(state["step"])[0])  # every process: a collective across hosts
+    if run.primary:
+        checkpoint.truncate_metrics(metrics_path, start)
+    return state, best
+
+
+def _validate(run: Run, placed: Placed, state: dict, best, val: dict, epoch: int,
+              row: dict):
+    """Every run's OA on its validation pixels into `row['val_oa']` (their mean); the best
+    state so far updated (`select='best_val'`); returns it."""
+    with run.clock.phase("eval_s"):
+        val_oa = np.array([r["oa"] for r in placed.evaluate_fn(state["params"], placed.padded,
+                                                               val)[0]], np.float32)
+    row["val_oa"] = float(val_oa.mean())
+    if best is not None:
+        best = selection.update_best(
+            best, state["params"],
+            *hosts.to_global((val_oa, np.full(len(run.run_seeds), epoch, np.int32)),
+                             placed.per_seed))
+    return best
 
 
 def epoch_program(step_fn, steps: int, options: dict | None = None):
@@ -306,11 +381,12 @@ def epoch_program(step_fn, steps: int, options: dict | None = None):
     return jax.jit(epoch, donate_argnums=0, compiler_options=options)
 
 
-def _write_inputs(workdir: str, experiment: dict, config, data: Data, seeds: list[int]) -> None:
+def _write_inputs(run: Run, experiment: dict, data: Data) -> None:
     """`config.json` (the workdir's experiment: the config, and the sweep if any) and the
     splits and PCA of every seed."""
-    write_json(os.path.join(workdir, "config.json"), experiment)
-    write_records(workdir, data, seeds, per_seed_pca=config.data.fit_on == "train")
+    write_json(os.path.join(run.workdir, "config.json"), experiment)
+    write_records(run.workdir, data, list(run.seeds),
+                  per_seed_pca=run.config.data.fit_on == "train")
 
 
 def _tile(data: Data, times: int) -> Data:

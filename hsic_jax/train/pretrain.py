@@ -44,7 +44,7 @@ from hsic_jax.models.mae import mae_loss, norm_pix, patchify, unpatchify
 from hsic_jax import hosts
 from hsic_jax.train import tasks
 from hsic_jax.train.checks import check_pretrain_config
-from hsic_jax.train.loop import train
+from hsic_jax.train.loop import Placed, Run, train
 from hsic_jax.train.partition import combine
 from hsic_jax.train.state import create_train_state, mae_model
 from hsic_jax.train.step import Geometry, inputs
@@ -98,10 +98,12 @@ def _run(config: ml_collections.ConfigDict, workdir: str, clock: Timings) -> dic
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
     step, _ = tasks.MAE.step_functions(config, setup, geo)
     per_seed, replicated = hosts.shardings(len(seeds))
-    padded, frozen = hosts.to_global(data.padded, per_seed), hosts.to_global(frozen, replicated)
-    hp = hyperparams(config, [{}], len(seeds))
-    state, _, seconds = train(config, workdir, data, seeds, hp, setup, state, frozen, step,
-                              padded, None, per_seed, True, clock)
+    placed = Placed(setup, step, hyperparams(config, [{}], len(seeds)),
+                    hosts.to_global(frozen, replicated), hosts.to_global(data.padded, per_seed),
+                    per_seed)
+    state, _, seconds = train(Run(config, workdir, True, clock, tuple(seeds)), data, placed,
+                              state)
+    frozen = placed.frozen
 
     trained = jax.tree.map(lambda x: np.asarray(hosts.fetch(x)), state["params"])  # (S, ...)
     seed_params = [combine(jax.tree.map(lambda x, s=s: x[s], trained), frozen)
