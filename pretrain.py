@@ -10,12 +10,11 @@ converted checkpoint: fine-tune it with any method through `run.py` with
 `configs/demo_pretrained_krona_plus.py`).
 """
 
-import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from hsic_jax.cli import keep_freed_memory, one_line, parse_flags, setup_logging
+from hsic_jax.cli import parse_flags, prepare, run_or_exit
 from hsic_jax.train.pretrain import pretrain
 
 config_flags.DEFINE_config_file("config", None, "Path to a pre-training config file "
@@ -29,17 +28,10 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    try:  # HSIC_JAX_KEEP_FREED_MEMORY=1: before JAX's first computation
-        keep_freed_memory()
-    except ValueError as e:
-        sys.exit(f"error: {e}")
-    setup_logging()
+    prepare()  # before JAX's first computation
     config = FLAGS.config
     workdir = FLAGS.workdir or config.workdir
-    try:
-        results = pretrain(config, workdir, restart=FLAGS.restart)
-    except (ValueError, OSError) as e:  # bad input or a failed write: one line that says what
-        sys.exit(f"error: {one_line(e, workdir)}")
+    results = run_or_exit(lambda: pretrain(config, workdir, restart=FLAGS.restart), workdir)
     print(f"reconstruction loss {results['first_loss']:.4f} → {results['final_loss']:.4f} over "
           f"{results['epochs']} epochs ({results['train_seconds']:.0f} s training); encoder in "
           f"{results['output']}")

@@ -19,13 +19,12 @@ devices of all hosts, and the first process writes the outputs to the (shared) w
 """
 
 import os
-import sys
 
 import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from hsic_jax.cli import keep_freed_memory, one_line, parse_flags, setup_logging, summary
+from hsic_jax.cli import parse_flags, prepare, run_or_exit, summary
 from hsic_jax.train.loop import train_and_evaluate
 from hsic_jax.train.sweep import SWEEPABLE
 
@@ -47,20 +46,14 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    try:  # HSIC_JAX_KEEP_FREED_MEMORY=1: before JAX's first computation
-        keep_freed_memory()
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    prepare()  # before JAX's first computation
     if FLAGS.distributed:
         jax.distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
-    setup_logging()
     config = FLAGS.config
     workdir = FLAGS.workdir or config.workdir or os.path.join(
         "workdirs", f"{config.data.name}_{config.model.name}_{config.method.name}")
-    try:
-        results = train_and_evaluate(config, workdir, restart=FLAGS.restart, sweep=FLAGS.sweep)
-    except (ValueError, OSError) as e:  # bad input or a failed write: one line that says what
-        sys.exit(f"error: {one_line(e, workdir)}")
+    results = run_or_exit(lambda: train_and_evaluate(config, workdir, restart=FLAGS.restart,
+                                                     sweep=FLAGS.sweep), workdir)
     print(f"{summary(results)}  ({results['train_seconds']:.0f} s training; outputs in {workdir})")
     if "protocol" in results:  # results of runs older than the protocol record lack it
         print(f"protocol: {results['protocol']['summary']}")

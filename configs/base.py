@@ -118,7 +118,7 @@ def set_method_fields(config: ml_collections.ConfigDict, krona_shapes, lams) -> 
     """Set the dataset's KronA factor shapes `(a_shape, b_shape)` and the λ of Table 14
     (`lams`: {'lora_plus': λ, 'krona_plus': λ}) on `config.method`, where they apply."""
     method = config.method
-    if method.name in ("krona", "krona_plus"):
+    if "a_shape" in SPECS[method.name].defaults:  # KronA's factor shapes
         method.a_shape, method.b_shape = krona_shapes
     if method.name in lams:
         method.lam = lams[method.name]

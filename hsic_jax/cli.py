@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import sys
+from collections.abc import Callable
 
 from absl import flags
 
@@ -46,6 +47,25 @@ def keep_freed_memory() -> bool:
     mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
     return all(mallopt(param, value) == 1 for param, value in (
         (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)))
+
+
+def prepare() -> None:
+    """What a command (`run.py`, `pretrain.py`) does before any JAX work: malloc's setting
+    (`keep_freed_memory`; a bad value exits with one line) and the library's logging."""
+    try:
+        keep_freed_memory()
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    setup_logging()
+
+
+def run_or_exit(job: Callable[[], dict], workdir: str) -> dict:
+    """`job()`'s results; bad input or a failed write exits with one line that says what
+    (`one_line`)."""
+    try:
+        return job()
+    except (ValueError, OSError) as e:
+        sys.exit(f"error: {one_line(e, workdir)}")
 
 
 def setup_logging() -> None:
