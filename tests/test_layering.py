@@ -107,3 +107,17 @@ def test_no_function_in_train_is_longer_than_60_lines():
             if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno >= 60:
                 long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1})")
     assert long == []
+
+
+def test_a_module_that_names_a_display_name_is_a_family(tmp_path, monkeypatch):
+    """A family is found from its own module: no list elsewhere to edit."""
+    import hsic_jax.models as models
+    assert models.FAMILIES == ("spectralgpt", "spectralformer", "mambahsi", "hypersigma", "svm",
+                               "rf")
+    package = tmp_path / "models"
+    package.mkdir()
+    for name in ("common.py", "svm.py"):
+        (package / name).write_text((ROOT / "hsic_jax" / "models" / name).read_text())
+    (package / "toy.py").write_text('DISPLAY_NAME = "Toy"\n')
+    monkeypatch.setattr(models, "__file__", str(package / "__init__.py"))
+    assert models._discover() == ("svm", "toy")

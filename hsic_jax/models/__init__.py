@@ -16,12 +16,16 @@ A family's module `hsic_jax/models/<name>.py` exports:
   pretrained_mismatch(converted_fields, module) -> str | None   (optional)
       why a converted checkpoint does not fit the configured module, and what to set;
   DISPLAY_NAME
-      its name in reports and tables ('SpectralFormer');
+      its name in reports and tables ('SpectralFormer'): what makes the module a family;
+  REPORT_ORDER   (optional)
+      its place among the families in reports;
   COLUMN_PER_METHOD   (optional, False)
       the report gives each fine-tuning method of this family a column of its own (the
       paper's subject, SpectralGPT), instead of one column for the family.
 
-Adding a family touches its module, its configs and its tests: `FAMILIES` below lists it.
+Adding a family touches its module, its configs and its tests: `FAMILIES` finds it (a module
+of this package that names a `DISPLAY_NAME`), ordered by its `REPORT_ORDER` (the paper's
+columns; a family without one comes after them, by name).
 
 A family's `TASK` names the shape of task it trains in (`hsic_jax.train.tasks`): 'patch' (the
 default: one input per labelled pixel, its neighbourhood; one row of logits per input),
@@ -31,13 +35,32 @@ exports instead `estimator(model_cfg, seed, min_class_count)`, `fitted_size(fitt
 `describe(fitted)`, which `hsic_jax.train.classical` fits).
 """
 
+import ast
 import importlib
+import pkgutil
+from pathlib import Path
 from types import ModuleType
 
 from hsic_jax.models.converted import Classifier, load_converted, load_params, save_converted
 from hsic_jax.models.spectralgpt import VARIANTS, SpectralGPT, model_from_config
 
-FAMILIES = ("spectralgpt", "spectralformer", "mambahsi", "hypersigma", "svm", "rf")
+
+
+def _discover() -> tuple[str, ...]:
+    """The family modules of this package, read without importing them: those that assign
+    `DISPLAY_NAME` at the top level, by `REPORT_ORDER` and then by name."""
+    found = []
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        tree = ast.parse((Path(__file__).parent / f"{info.name}.py").read_text())
+        names = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+                 for t in node.targets if isinstance(t, ast.Name)}
+        if "DISPLAY_NAME" in names:
+            order = names.get("REPORT_ORDER")
+            found.append((order.value if isinstance(order, ast.Constant) else 1000, info.name))
+    return tuple(name for _, name in sorted(found))
+
+
+FAMILIES = _discover()
 
 def family(name: str) -> ModuleType:
     """The module of model family `name` (`config.model.name`)."""

@@ -108,6 +108,7 @@ from hsic_jax.models.common import architecture_mismatch, check_input, config_fi
 # Width, depth, heads, attention interval and fused blocks of the official model sizes
 # (`SSFusionFramework(model_size=...)`); the spectral ViT's feature is block out_indices[0].
 DISPLAY_NAME = "HyperSIGMA"  # in reports and tables
+REPORT_ORDER = 3  # its place among the families in reports (the paper's columns)
 VARIANTS = {
     "base": dict(width=768, depth=12, heads=12, interval=3, out_indices=(3, 5, 7, 11)),
     "large": dict(width=1024, depth=24, heads=16, interval=6, out_indices=(7, 11, 15, 23)),

@@ -75,6 +75,7 @@ from hsic_jax.adapters.tuned import Target
 from hsic_jax.models.common import architecture_mismatch, config_fix, module_fields
 
 DISPLAY_NAME = "MambaHSI"  # in reports and tables
+REPORT_ORDER = 2  # its place among the families in reports (the paper's columns)
 TASK = "scene"  # a whole image in, a logit per pixel out (the patch families: 'patch')
 
 MAMBA_TYPES = ("both", "spa", "spe")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from sklearn.ensemble import RandomForestClassifier
 
 DISPLAY_NAME = "RF"  # in reports and tables
+REPORT_ORDER = 5  # its place among the families in reports (the paper's columns)
 TASK = "classical"
 
 

@@ -57,6 +57,7 @@ LN_EPS = 1e-5  # torch.nn.LayerNorm's default, as the official code uses
 # The linear layers a fine-tuning method may target (hsic_jax.adapters.tuned); the names of
 # SpectralGPT's layers of the same role, so that `method.targets` carries over.
 DISPLAY_NAME = "SpectralFormer"  # in reports and tables
+REPORT_ORDER = 1  # its place among the families in reports (the paper's columns)
 ADAPTABLE = {
     "q": Target(r"(layer_\d+)/attn/to_qkv", part=(0, 3)),
     "k": Target(r"(layer_\d+)/attn/to_qkv", part=(1, 3)),

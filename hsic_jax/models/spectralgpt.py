@@ -29,6 +29,7 @@ from hsic_jax.models.common import (architecture_mismatch, check_input, dense_do
 # Width, depth, heads and tubelet of the official factory functions
 # (`vit_{base,large,huge}_patch8_128` in models_vit_tensor.py).
 DISPLAY_NAME = "SpectralGPT"  # in reports and tables
+REPORT_ORDER = 0  # its place among the families in reports (the paper's columns)
 COLUMN_PER_METHOD = True  # the paper's subject: a report column per fine-tuning method
 VARIANTS = {
     "base": dict(width=768, depth=12, heads=12, tubelet=3),
