@@ -489,7 +489,7 @@ def column(run: dict) -> str:
 
 
 def _model(run: dict) -> str:
-    return run.get("model", FAMILIES[0])  # results written before models were named: SpectralGPT
+    return run.get("model", "spectralgpt")  # results written before models were named
 
 
 def _family_attr(model: str, attr: str, default):

@@ -122,14 +122,14 @@ def read_manifest(ckpt_dir: str, family: str = "FAMILY") -> dict:
     """The manifest of a converted checkpoint, with a clear error when the folder is not one
     (naming the converter command of `family`)."""
     path = os.path.join(ckpt_dir, MANIFEST)
-    inside = sorted(os.path.join(ckpt_dir, d) for d in _subdirs(ckpt_dir)
-                    if os.path.isfile(os.path.join(ckpt_dir, d, MANIFEST)))
-    if not os.path.isfile(path) and inside:  # e.g. a pre-training workdir
-        raise FileNotFoundError(
-            f"{ckpt_dir} is not a converted checkpoint, but holds one: set "
-            f"--config.pretrained_dir={inside[0]}"
-            + (f" (or one of {inside[1:]})" if len(inside) > 1 else ""))
     if not os.path.isfile(path):
+        inside = sorted(os.path.join(ckpt_dir, d) for d in _subdirs(ckpt_dir)
+                        if os.path.isfile(os.path.join(ckpt_dir, d, MANIFEST)))
+        if inside:  # e.g. a pre-training workdir
+            raise FileNotFoundError(
+                f"{ckpt_dir} is not a converted checkpoint, but holds one: set "
+                f"--config.pretrained_dir={inside[0]}"
+                + (f" (or one of {inside[1:]})" if len(inside) > 1 else ""))
         raise FileNotFoundError(
             f"{ckpt_dir} is not a converted checkpoint: {path} is missing. Convert the PyTorch "
             f"weights with: python -m convert {family} {_convert_inputs(family)} --out {ckpt_dir}")

@@ -298,7 +298,7 @@ def train(run: Run, data: Data, placed: Placed, state: dict):
            else None)
     mngr, metrics_path = checkpoint.manager(run.workdir), os.path.join(run.workdir,
                                                                        "metrics.jsonl")
-    state, best = _resume(run, placed, mngr, metrics_path, state)
+    state, best, start = _resume(run, placed, mngr, metrics_path, state)
     epoch_fn = epoch_program(placed.step_fn, setup.steps_per_epoch,
                              compiler_options(setup.labels))
     learning_rate = jax.jit(lambda step, hp: setup.optimizer(hp)[1](step))
@@ -307,7 +307,7 @@ def train(run: Run, data: Data, placed: Placed, state: dict):
     t0, status = time.perf_counter(), {}
     eval_before = clock.seconds.get("eval_s", 0.0)
     last_save = time.monotonic()
-    done = int(hosts.fetch(state["step"])[0]) // setup.steps_per_epoch  # at ends of epochs
+    done = start // setup.steps_per_epoch  # checkpoints are written at the ends of epochs
     for epoch in progress(range(done + 1, config.epochs + 1), "train epochs", config.epochs,
                           initial=done, status=status):
         state, totals = epoch_fn(state, placed.frozen, placed.padded, *pixels)
@@ -330,9 +330,9 @@ def train(run: Run, data: Data, placed: Placed, state: dict):
 
 
 def _resume(run: Run, placed: Placed, mngr, metrics_path: str, state: dict):
-    """`(state, best)` on the devices: from the latest checkpoint when there is one (the
+    """`(state, best, step)` on the devices: from the latest checkpoint when there is one (the
     metrics of later steps dropped), else the fresh state (and, with `select='best_val'`, a
-    best-state accumulator that any validation beats)."""
+    best-state accumulator that any validation beats); `step` the state's step."""
     best = None  # the trainable leaves of the best validation state (select='best_val')
     if run.config.get("select") == "best_val":
         best = selection.init_best(state["params"])
@@ -345,7 +345,7 @@ def _resume(run: Run, placed: Placed, mngr, metrics_path: str, state: dict):
     start = int(hosts.fetch(state["step"])[0])  # every process: a collective across hosts
     if run.primary:
         checkpoint.truncate_metrics(metrics_path, start)
-    return state, best
+    return state, best, start
 
 
 def _validate(run: Run, placed: Placed, state: dict, best, val: dict, epoch: int,

@@ -98,12 +98,11 @@ def _run(config: ml_collections.ConfigDict, workdir: str, clock: Timings) -> dic
     geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
     step, _ = tasks.MAE.step_functions(config, setup, geo)
     per_seed, replicated = hosts.shardings(len(seeds))
-    placed = Placed(setup, step, hyperparams(config, [{}], len(seeds)),
-                    hosts.to_global(frozen, replicated), hosts.to_global(data.padded, per_seed),
-                    per_seed)
+    frozen = hosts.to_global(frozen, replicated)
+    placed = Placed(setup, step, hyperparams(config, [{}], len(seeds)), frozen,
+                    hosts.to_global(data.padded, per_seed), per_seed)
     state, _, seconds = train(Run(config, workdir, True, clock, tuple(seeds)), data, placed,
                               state)
-    frozen = placed.frozen
 
     trained = jax.tree.map(lambda x: np.asarray(hosts.fetch(x)), state["params"])  # (S, ...)
     seed_params = [combine(jax.tree.map(lambda x, s=s: x[s], trained), frozen)

@@ -46,8 +46,8 @@ class Task:
         """Refuse (ValueError) what `config` asks that this task cannot do. Builds the model
         when the bands are known, so that its geometry and the method's targets are checked;
         a geometry that does not fit names the config fields that set it."""
-        if config.data.pca is None and config.data.name not in SCENES:
-            return  # the bands are known once the scene is loaded
+        if not _bands_known(config):
+            return
         bands = config_bands(config)
         try:
             tuned_model(config, num_classes=config.data.get("num_classes") or 2, bands=bands)
@@ -128,7 +128,7 @@ class MAETask(Task):
 
     def check(self, config) -> None:
         """The masked autoencoder of `config` keeps at least one token visible."""
-        if config.data.pca is not None or config.data.name in SCENES:  # the bands are known
+        if _bands_known(config):
             module = mae_model(config, config_bands(config)).module
             if module.num_visible < 1:
                 raise ValueError(f"config.pretrain.mask_ratio={config.pretrain.mask_ratio} "
@@ -142,6 +142,12 @@ class MAETask(Task):
                                   steps_per_epoch=setup.steps_per_epoch,
                                   augment_cfg=dict(config.augment),
                                   norm_pix_loss=config.pretrain.norm_pix_loss), None)
+
+
+def _bands_known(config) -> bool:
+    """Whether the model's input channels are known before the scene is loaded (`config_bands`:
+    the PCA components, or a benchmark scene's bands)."""
+    return config.data.pca is not None or config.data.name in SCENES
 
 
 PATCH = Task("patch")
