@@ -22,7 +22,7 @@ import numpy as np
 
 from hsic_jax.adapters.export import npz_bytes, stored_arrays
 from hsic_jax.adapters.tuned import example_input
-from hsic_jax.train.state import config_bands, tuned_model
+from hsic_jax.train.state import config_bands, config_classes, tuned_model
 from hsic_jax.train import tasks
 
 MIB = 2 ** 20
@@ -43,6 +43,9 @@ def load_config(path: str) -> ml_collections.ConfigDict:
     if any(p.default is p.empty for p in inspect.signature(module.get_config).parameters.values()):
         raise NotAnExperiment(f"{path} is a base: its get_config() takes arguments")
     config = module.get_config(arg) if arg else module.get_config()
+    if "pretrain" in config:
+        raise NotAnExperiment(f"{path} is a pre-training config (pretrain.py): its encoder is "
+                              "counted by the fine-tuning configs that load it")
     if tasks.of(config.model.name).fitted:
         raise NotAnExperiment(f"{path}: a {config.model.name} has no parameters before it is "
                               "fitted (its run records them)")
@@ -56,7 +59,7 @@ class NotAnExperiment(ValueError):
 def param_shapes(config: ml_collections.ConfigDict):
     """The params pytree of `config`'s model as `jax.ShapeDtypeStruct` leaves, and the tuned
     model (the family's module with the method)."""
-    tuned = tuned_model(config, num_classes=config.data.num_classes, bands=config_bands(config))
+    tuned = tuned_model(config, num_classes=config_classes(config), bands=config_bands(config))
     shapes = jax.eval_shape(tuned.init, jax.random.key(0), example_input(tuned.module))
     return shapes, tuned
 

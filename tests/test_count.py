@@ -73,3 +73,17 @@ def test_bad_config_paths_are_named(tmp_path):
     (tmp_path / "empty.py").write_text("x = 1\n")
     with pytest.raises(ValueError, match="empty.py defines no get_config"):
         load_config(str(tmp_path / "empty.py"))
+
+
+def test_configs_that_leave_the_classes_to_the_scene_are_counted(capsys):
+    """The demo leaves `data.num_classes` to the scene (16 for Indian Pines): counted with the
+    registry's classes, the same as with them set; a pre-training config is skipped, named."""
+    demo = load_config("configs/demo.py")
+    assert demo.data.num_classes is None
+    explicit = load_config("configs/demo.py")
+    explicit.data.num_classes = 16
+    assert count(demo) == count(explicit)
+    assert main(["configs/demo.py", "configs/pretrain_demo.py", "--json"]) == 0
+    out = capsys.readouterr()
+    assert [r["config"] for r in json.loads(out.out)] == ["configs/demo.py"]
+    assert "configs/pretrain_demo.py is a pre-training config" in out.err

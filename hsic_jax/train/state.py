@@ -54,6 +54,17 @@ def mae_model(config: ml_collections.ConfigDict, bands: int) -> TunedModel:
     return TunedModel.create(module, method_from_config(config.method), spectralgpt.ADAPTABLE)
 
 
+def config_classes(config: ml_collections.ConfigDict) -> int:
+    """The model's output classes without loading the scene: `config.data.num_classes`, or the
+    classes the registry records for a benchmark scene."""
+    if config.data.get("num_classes") is not None:
+        return int(config.data.num_classes)
+    if config.data.name not in SCENES:
+        raise ValueError(f"the classes of scene {config.data.name!r} are known only once it is "
+                         "loaded; set config.data.num_classes")
+    return len(SCENES[config.data.name].class_names)
+
+
 def config_bands(config: ml_collections.ConfigDict) -> int:
     """The model's input channels without loading the scene: the PCA components, or the bands
     the registry records for a benchmark scene."""
