@@ -42,10 +42,13 @@ def test_lora_layer_equals_peft(d_in, d_out, rank, alpha):
     factors = {"a": jnp.asarray(t2n(layer.lora_A["default"].weight).T),
                "b": jnp.asarray(t2n(layer.lora_B["default"].weight).T)}
     adapter = LoRA(rank=rank, alpha=alpha)
-    got = x @ t2n(base.weight).T + t2n(base.bias) + np.asarray(adapter(jnp.asarray(x), factors))
+    with jax.default_matmul_precision("highest"):  # a GPU's default is TF32
+        delta = np.asarray(adapter(jnp.asarray(x), factors))
+        delta_kernel = np.asarray(adapter.delta_kernel(factors))
+    got = x @ t2n(base.weight).T + t2n(base.bias) + delta
     scale = np.abs(want).max()  # float32 rounding is relative to the outputs' magnitude (~10)
     np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-6)
-    kernel = t2n(base.weight).T + np.asarray(adapter.delta_kernel(factors))
+    kernel = t2n(base.weight).T + delta_kernel
     np.testing.assert_allclose(x @ kernel + t2n(base.bias), want, rtol=0, atol=1e-5)
 
 
