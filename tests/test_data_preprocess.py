@@ -6,7 +6,8 @@ from sklearn.decomposition import PCA as SklearnPCA
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from hsic_jax.data.io import DataError
-from hsic_jax.data.preprocess import PCA, fit_pca, normalize, prepare
+from hsic_jax.data.preprocess import (BIGEARTHNET_MEAN, BIGEARTHNET_STD, NORMALIZATIONS, PCA,
+                                      Normalization, Preprocessing, fit_pca, normalize, prepare)
 from hsic_jax.data.scenes import load_scene
 
 # docs/spectralgpt.md section 3, BigEarthNet-S2 12 bands.
@@ -101,12 +102,55 @@ def test_normalize_modes_against_formulas():
 def test_prepare(cube, pca):
     out, fitted = prepare(cube, pca_components=12, normalization="bigearthnet")
     assert out.shape == (145, 145, 12) and out.dtype == np.float32
-    np.testing.assert_array_equal(fitted.components, pca.components)
+    np.testing.assert_array_equal(fitted.pca.components, pca.components)
     reused, same = prepare(cube, normalization="bigearthnet", pca=pca)
-    assert same is pca
+    assert same.pca is pca
     np.testing.assert_array_equal(np.asarray(reused), np.asarray(out))
     raw, none = prepare(cube[..., :12], pca_components=None, normalization="minmax")
-    assert none is None and raw.shape == (145, 145, 12) and float(raw.max()) == 1.0
+    assert none.pca is None and raw.shape == (145, 145, 12) and float(raw.max()) == 1.0
+
+
+@pytest.mark.parametrize("mode", NORMALIZATIONS)
+def test_a_fitted_preprocessing_normalises_another_cube_with_the_scenes_statistics(
+        cube, mode, tmp_path):
+    """`prepare`'s fitted `Preprocessing`, saved and loaded, maps a new cube with the
+    statistics of the scene it was fitted on (numpy oracle), bit-identical to the scene's own
+    inputs pixel by pixel, and as any window of it."""
+    out, fitted = prepare(cube, pca_components=12, normalization=mode)
+    fitted.save(str(tmp_path))
+    loaded = Preprocessing.load(str(tmp_path))
+    assert loaded.normalization.mode == mode and loaded.bands == 200
+    np.testing.assert_array_equal(np.asarray(loaded.apply(cube)), np.asarray(out))
+    window = cube[40:71, 100:145]
+    np.testing.assert_array_equal(np.asarray(loaded.apply(window)),
+                                  np.asarray(out)[40:71, 100:145])
+    new = cube[:20, :30].astype(np.float32) * 1.5  # brighter: outside the scene's range
+    x = np.asarray(fitted.pca.apply(cube), np.float64).reshape(-1, 12)
+    y = np.asarray(fitted.pca.apply(new), np.float64)
+    want = {"bigearthnet": lambda: (y - np.asarray(BIGEARTHNET_MEAN)) / np.asarray(BIGEARTHNET_STD),
+            "minmax": lambda: (y - x.min(0)) / (x.max(0) - x.min(0)),
+            "zscore": lambda: (y - x.mean(0)) / x.std(0),
+            "stretch": lambda: np.floor(np.clip((y - np.percentile(x, 2, axis=0)) / (
+                np.percentile(x, 98, axis=0) - np.percentile(x, 2, axis=0) + 1e-6), 0, 1) * 255) / 255,
+            "none": lambda: y}[mode]()
+    got = np.asarray(loaded.apply(new))
+    if mode == "stretch":  # 8-bit levels: a value on a level's edge may round either way
+        assert np.mean(got != want.astype(np.float32)) < 1e-3
+        assert np.abs(got - want).max() <= 1 / 255 + 1e-6
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_a_normalisation_file_of_the_wrong_shape_is_refused(tmp_path):
+    path = tmp_path / "normalization.npz"
+    np.savez(path, mode=np.asarray("zscore"), shift=np.zeros(3), scale=np.ones(4),
+             zero=np.zeros(3, bool))
+    with pytest.raises(DataError, match=r"normalization.npz: normalisation of mode 'zscore' "
+                                        r"with shapes shift \(3,\), scale \(4,\)"):
+        Normalization.load(path)
+    np.savez(path, mode=np.asarray("zscore"), shift=np.zeros(3))
+    with pytest.raises(DataError, match=r"lacks key\(s\) \['scale', 'zero'\]"):
+        Normalization.load(path)
 
 
 def test_fit_on_given_pixels_only_against_sklearn(cube):

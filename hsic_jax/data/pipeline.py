@@ -16,7 +16,7 @@ import numpy as np
 
 from hsic_jax.data.io import DataError, pick_array, read_arrays
 from hsic_jax.data.patches import pad_cube
-from hsic_jax.data.preprocess import prepare
+from hsic_jax.data.preprocess import Preprocessing, prepare
 from hsic_jax.data.scenes import Scene, check_cube, load_scene
 from hsic_jax.data.split import Split, leakage, make_split, training_pixels
 
@@ -30,7 +30,8 @@ class Data:
     Attributes:
       scene: the loaded scene.
       splits: one split per seed.
-      pcas: the PCA of each seed (one shared object when fitted on the scene; None without PCA).
+      preprocessing: each seed's fitted PCA and normalisation (one shared object when fitted
+        on the scene; `hsic_jax.data.preprocess.Preprocessing`).
       padded: `(S, H + 2r, W + 2r, k)` each seed's preprocessed cube, mirror-padded by
         r = neighborhood // 2.
       train, val, test: each seed's pixels, padded to a common length: `coords` `(S, N, 2)`,
@@ -42,13 +43,18 @@ class Data:
 
     scene: Scene
     splits: list[Split]
-    pcas: list
+    preprocessing: list[Preprocessing]
     padded: np.ndarray
     train: dict
     val: dict
     test: dict
     window: int | str
     leakage: list[dict]
+
+    @property
+    def pcas(self) -> list:
+        """The PCA of each seed (None without PCA)."""
+        return [p.pca for p in self.preprocessing]
 
     @property
     def has_val(self) -> bool:
@@ -80,14 +86,15 @@ def load_data(cfg: Mapping, seeds: Sequence[int], whole_scene: bool = False) -> 
         return np.asarray(pad_cube(cube, window // 2, cfg["padding"]))
 
     if cfg["fit_on"] == "scene":
-        cube, pca = prepare(scene.cube, pca_components=cfg["pca"], normalization=cfg["normalize"])
-        pcas, cubes = [pca] * len(seeds), np.stack([padded(cube)] * len(seeds))
+        cube, fitted = prepare(scene.cube, pca_components=cfg["pca"],
+                               normalization=cfg["normalize"])
+        fits, cubes = [fitted] * len(seeds), np.stack([padded(cube)] * len(seeds))
     else:
         prepared = [prepare(scene.cube, pca_components=cfg["pca"], normalization=cfg["normalize"],
                             fit_pixels=split.train) for split in splits]
-        pcas, cubes = [pca for _, pca in prepared], np.stack([padded(c) for c, _ in prepared])
+        fits, cubes = [fit for _, fit in prepared], np.stack([padded(c) for c, _ in prepared])
     return Data(
-        scene=scene, splits=splits, pcas=pcas, padded=cubes,
+        scene=scene, splits=splits, preprocessing=fits, padded=cubes,
         **{part: _stack_pixels([(getattr(s, part), getattr(s, f"{part}_labels")) for s in splits])
            for part in PARTS},
         window="scene" if whole_scene else window,
@@ -110,14 +117,14 @@ def load_unlabelled(cfg: Mapping, seeds: Sequence[int], extra_cubes: Sequence[st
     scene = load_scene(cfg["name"], cfg["data_dir"] or None, **_file_args(cfg))
     cubes = [(scene.cube, scene.source)] + [(_read_cube(path), path) for path in extra_cubes]
     r = cfg["neighborhood"] // 2
-    pieces, pca = [], None
+    pieces, first = [], None
     for cube, source in cubes:
         if cfg["pca"] is None and cube.shape[-1] != cubes[0][0].shape[-1]:
             raise DataError(f"{source}: cube has {cube.shape[-1]} bands but {cubes[0][1]} has "
                             f"{cubes[0][0].shape[-1]}; set config.data.pca to reduce every cube "
                             "to the same number of components")
         prepared, fitted = prepare(cube, pca_components=cfg["pca"], normalization=cfg["normalize"])
-        pca = pca if pieces else fitted
+        first = first if pieces else fitted
         pieces.append(np.asarray(pad_cube(prepared, r, cfg["padding"])))
     canvas = np.zeros((max(p.shape[0] for p in pieces), sum(p.shape[1] for p in pieces),
                        pieces[0].shape[-1]), np.float32)
@@ -130,7 +137,7 @@ def load_unlabelled(cfg: Mapping, seeds: Sequence[int], extra_cubes: Sequence[st
     coords = np.concatenate(coords).astype(np.int32)
     every = _stack_pixels([(coords, np.zeros(len(coords), np.int32))] * len(seeds))
     none = _stack_pixels([(np.zeros((0, 2), np.int32), np.zeros(0, np.int32))] * len(seeds))
-    return Data(scene=scene, splits=[], pcas=[pca] * len(seeds),
+    return Data(scene=scene, splits=[], preprocessing=[first] * len(seeds),
                 padded=np.stack([canvas] * len(seeds)), train=every, val=none, test=none,
                 window=cfg["neighborhood"], leakage=[])
 
@@ -145,13 +152,15 @@ def _read_cube(spec: str) -> np.ndarray:
 
 
 def write_records(workdir: str, data: Data, seeds: Sequence[int], per_seed_pca: bool) -> None:
-    """`split_seed{N}.json`, and `pca.npz` (fitted on the scene) or `pca_seed{N}.npz` (per seed)."""
-    for seed, split, pca in zip(seeds, data.splits, data.pcas):
+    """`split_seed{N}.json`, and the preprocessing (`Preprocessing.save`: `pca.npz` and
+    `normalization.npz`) fitted on the scene, or each seed's (`pca_seed{N}.npz`,
+    `normalization_seed{N}.npz`)."""
+    for seed, split, fitted in zip(seeds, data.splits, data.preprocessing):
         split.save(os.path.join(workdir, f"split_seed{seed}.json"))
-        if pca is not None and per_seed_pca:
-            pca.save(os.path.join(workdir, f"pca_seed{seed}.npz"))
-    if data.pcas[0] is not None and not per_seed_pca:
-        data.pcas[0].save(os.path.join(workdir, "pca.npz"))
+        if per_seed_pca:
+            fitted.save(workdir, f"_seed{seed}")
+    if not per_seed_pca:
+        data.preprocessing[0].save(workdir)
 
 
 def subsample(pixels: dict, max_pixels: int | None, seeds: Sequence[int]) -> dict:

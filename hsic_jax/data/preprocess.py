@@ -63,22 +63,28 @@ class PCA:
     @classmethod
     def load(cls, path: str | os.PathLike) -> PCA:
         """Reads a PCA written by `save`, checking its keys and shapes."""
-        path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except Exception as e:
-            raise DataError(f"{path}: not a readable .npz file ({e})") from e
-        missing = {"mean", "components", "explained_variance_ratio"} - set(arrays)
-        if missing:
-            raise DataError(f"{path}: PCA file lacks key(s) {sorted(missing)}")
+        arrays = _read_npz(path, ("mean", "components", "explained_variance_ratio"), "PCA")
         mean, comps, ratio = arrays["mean"], arrays["components"], arrays["explained_variance_ratio"]
         if mean.ndim != 1 or comps.ndim != 2 or comps.shape[0] != mean.shape[0] or ratio.shape != comps.shape[1:]:
             raise DataError(
-                f"{path}: inconsistent PCA shapes mean {mean.shape}, components {comps.shape}, "
+                f"{os.fspath(path)}: inconsistent PCA shapes mean {mean.shape}, components {comps.shape}, "
                 f"explained_variance_ratio {ratio.shape}; expected (B,), (B, k), (k,)"
             )
         return cls(mean, comps, ratio)
+
+
+def _read_npz(path: str | os.PathLike, keys: tuple[str, ...], what: str) -> dict:
+    """`{key: array}` of a .npz file holding at least `keys` (a `what` file)."""
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from e
+    missing = set(keys) - set(arrays)
+    if missing:
+        raise DataError(f"{path}: {what} file lacks key(s) {sorted(missing)}")
+    return arrays
 
 
 @jax.jit
@@ -145,7 +151,66 @@ def normalize(cube, mode: str, pixels=None) -> jax.Array:
         (linear interpolation, numpy's default), clipped to [0, 1], quantised to 8 bits by
         truncation and divided by 255.
       'none': unchanged.
+
+    The same as `fit_normalization(cube, mode, pixels).apply(cube)`.
     """
+    return fit_normalization(cube, mode, pixels).apply(cube)
+
+
+@flax.struct.dataclass
+class Normalization:
+    """A fitted per-channel normalisation (`normalize`'s modes; a pytree of arrays), so that the
+    statistics of a run's scene normalise any other cube: `apply(x)` is
+    `(x - shift) / scale`, 0 on the channels marked `zero`, and for 'stretch' clipped to [0, 1]
+    and quantised to 8 bits.
+
+    Attributes:
+      mode: one of `NORMALIZATIONS` (static).
+      shift: (C,) subtracted (float64 for 'stretch', float32 otherwise).
+      scale: (C,) divided by (never 0).
+      zero: (C,) bool, channels set to 0 ('zscore' of a constant channel).
+    """
+
+    shift: np.ndarray
+    scale: np.ndarray
+    zero: np.ndarray
+    mode: str = flax.struct.field(pytree_node=False, default="none")
+
+    def apply(self, cube) -> jax.Array:
+        """The (H, W, C) cube normalised: (H, W, C) float32."""
+        if cube.shape[-1] != self.shift.shape[0]:
+            raise DataError(f"cube has {cube.shape[-1]} channels but the normalisation was "
+                            f"fitted on {self.shift.shape[0]}")
+        if self.mode == "stretch":
+            with jax.enable_x64(True):
+                return _apply_stretch(jnp.asarray(cube, jnp.float64), jnp.asarray(self.shift),
+                                      jnp.asarray(self.scale)).astype(jnp.float32)
+        return _apply(jnp.asarray(cube, jnp.float32), jnp.asarray(self.shift),
+                      jnp.asarray(self.scale), jnp.asarray(self.zero))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the normalisation as .npz (atomically)."""
+        arrays = {"mode": np.asarray(self.mode), "shift": np.asarray(self.shift),
+                  "scale": np.asarray(self.scale), "zero": np.asarray(self.zero)}
+        atomic_write(path, lambda f: np.savez(f, **arrays))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Normalization:
+        """Reads a normalisation written by `save`, checking its keys and shapes."""
+        arrays = _read_npz(path, ("mode", "shift", "scale", "zero"), "normalisation")
+        mode, shift = str(arrays["mode"]), arrays["shift"]
+        if mode not in NORMALIZATIONS or shift.ndim != 1 or any(
+                arrays[k].shape != shift.shape for k in ("scale", "zero")):
+            raise DataError(f"{os.fspath(path)}: normalisation of mode {mode!r} with shapes "
+                            f"shift {shift.shape}, scale {arrays['scale'].shape}, zero "
+                            f"{arrays['zero'].shape}; expected a mode of {NORMALIZATIONS} and "
+                            "three (C,) arrays")
+        return cls(shift, arrays["scale"], arrays["zero"].astype(bool), mode)
+
+
+def fit_normalization(cube, mode: str, pixels=None) -> Normalization:
+    """The statistics of `normalize(cube, mode, pixels)`, fitted on the (H, W, C) `cube`'s
+    pixels (all, or the (N, 2) (row, col) `pixels`)."""
     if mode not in NORMALIZATIONS:
         raise DataError(f"unknown normalisation {mode!r}; expected one of {NORMALIZATIONS}")
     if mode == "bigearthnet" and cube.shape[-1] != len(BIGEARTHNET_MEAN):
@@ -153,8 +218,11 @@ def normalize(cube, mode: str, pixels=None) -> jax.Array:
     pixels = None if pixels is None else np.asarray(pixels)
     if mode == "stretch":
         with jax.enable_x64(True):
-            return _stretch(jnp.asarray(cube, jnp.float64), pixels).astype(jnp.float32)
-    return _normalize(jnp.asarray(cube, jnp.float32), pixels, mode)
+            shift, scale = _fit_stretch(jnp.asarray(cube, jnp.float64), pixels)
+            return Normalization(np.asarray(shift), np.asarray(scale),
+                                 np.zeros(shift.shape, bool), mode)
+    shift, scale, zero = _fit(jnp.asarray(cube, jnp.float32), pixels, mode)
+    return Normalization(np.asarray(shift), np.asarray(scale), np.asarray(zero), mode)
 
 
 def _sample(cube: jax.Array, pixels: jax.Array | None) -> jax.Array:
@@ -163,33 +231,78 @@ def _sample(cube: jax.Array, pixels: jax.Array | None) -> jax.Array:
 
 
 @jax.jit(static_argnames="mode")
-def _normalize(cube: jax.Array, pixels: jax.Array | None, mode: str) -> jax.Array:
-    """`cube` (H, W, C) normalised with statistics of its `pixels` (N, 2) (None: every pixel)."""
+def _fit(cube: jax.Array, pixels: jax.Array | None, mode: str):
+    """`(shift, scale, zero)` (C,) of `mode` from the `pixels` (N, 2) of `cube` (H, W, C)
+    (None: every pixel)."""
     sample = _sample(cube, pixels)
+    channels = cube.shape[-1]
+    never = jnp.zeros(channels, bool)
     if mode == "bigearthnet":
-        return (cube - jnp.asarray(BIGEARTHNET_MEAN, jnp.float32)) / jnp.asarray(BIGEARTHNET_STD, jnp.float32)
+        return (jnp.asarray(BIGEARTHNET_MEAN, jnp.float32),
+                jnp.asarray(BIGEARTHNET_STD, jnp.float32), never)
     if mode == "minmax":
         low, high = sample.min(axis=0), sample.max(axis=0)
-        return (cube - low) / jnp.where(high > low, high - low, 1.0)
+        return low, jnp.where(high > low, high - low, 1.0), never
     if mode == "zscore":  # a constant channel (max == min) gives exactly 0, not rounding noise / tiny std
         std, constant = sample.std(axis=0), sample.max(axis=0) == sample.min(axis=0)
-        return jnp.where(constant, 0.0, (cube - sample.mean(axis=0)) / jnp.where(constant, 1.0, std))
-    return cube
+        return sample.mean(axis=0), jnp.where(constant, 1.0, std), constant
+    return jnp.zeros(channels, jnp.float32), jnp.ones(channels, jnp.float32), never
 
 
 @jax.jit
-def _stretch(cube: jax.Array, pixels: jax.Array | None) -> jax.Array:
-    """`cube` (H, W, C) stretched between the percentiles of its `pixels` (N, 2) (None: every
-    pixel) and quantised; in float64, as the official numpy code, so that the 8-bit levels
-    are the same."""
-    sample = _sample(cube, pixels)
-    low, high = jnp.percentile(sample, jnp.asarray(STRETCH_PERCENTILES), axis=0)
-    stretched = jnp.clip((cube - low) / (high - low + 1e-6), 0.0, 1.0)
+def _apply(cube: jax.Array, shift: jax.Array, scale: jax.Array, zero: jax.Array) -> jax.Array:
+    return jnp.where(zero, 0.0, (cube - shift) / scale)
+
+
+@jax.jit
+def _fit_stretch(cube: jax.Array, pixels: jax.Array | None):
+    """`(shift, scale)` (C,) float64 of 'stretch': the 2nd percentile and the 2nd-to-98th
+    range + 1e-6 of the `pixels` (N, 2) of `cube` (H, W, C) (None: every pixel), in float64
+    as the official numpy code, so that the 8-bit levels are the same."""
+    low, high = jnp.percentile(_sample(cube, pixels), jnp.asarray(STRETCH_PERCENTILES), axis=0)
+    return low, high - low + 1e-6
+
+
+@jax.jit
+def _apply_stretch(cube: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
+    stretched = jnp.clip((cube - shift) / scale, 0.0, 1.0)
     return jnp.floor(stretched * 255.0) / 255.0
 
 
+@flax.struct.dataclass
+class Preprocessing:
+    """What turns a scene's spectra into a model's input channels, fitted once: the PCA (None:
+    the bands as they are) and the normalisation."""
+
+    pca: PCA | None
+    normalization: Normalization
+
+    def apply(self, cube) -> jax.Array:
+        """(H, W, B) spectra -> (H, W, C) float32 model inputs, pixel by pixel."""
+        return self.normalization.apply(jnp.asarray(cube, jnp.float32) if self.pca is None
+                                        else self.pca.apply(cube))
+
+    @property
+    def bands(self) -> int:
+        """B, the bands of the spectra it takes."""
+        return (self.normalization.shift if self.pca is None else self.pca.mean).shape[0]
+
+    def save(self, workdir: str, suffix: str = "") -> None:
+        """`pca{suffix}.npz` (with a PCA) and `normalization{suffix}.npz` in `workdir`."""
+        if self.pca is not None:
+            self.pca.save(os.path.join(workdir, f"pca{suffix}.npz"))
+        self.normalization.save(os.path.join(workdir, f"normalization{suffix}.npz"))
+
+    @classmethod
+    def load(cls, workdir: str, suffix: str = "") -> Preprocessing:
+        """What `save` wrote (a run without `pca{suffix}.npz` had no PCA)."""
+        pca = os.path.join(workdir, f"pca{suffix}.npz")
+        return cls(PCA.load(pca) if os.path.exists(pca) else None,
+                   Normalization.load(os.path.join(workdir, f"normalization{suffix}.npz")))
+
+
 def prepare(cube, *, pca_components: int | None = 12, normalization: str = "bigearthnet",
-            pca: PCA | None = None, fit_pixels=None) -> tuple[jax.Array, PCA | None]:
+            pca: PCA | None = None, fit_pixels=None) -> tuple[jax.Array, Preprocessing]:
     """PCA (fitted here, or the given `pca`) then normalisation of a (H, W, B) cube.
 
     Args:
@@ -201,9 +314,10 @@ def prepare(cube, *, pca_components: int | None = 12, normalization: str = "bige
         None fits them on every pixel of the scene.
 
     Returns:
-      ((H, W, k) float32 on the device, the PCA used or None).
+      ((H, W, k) float32 on the device, the fitted `Preprocessing`).
     """
     if pca is None and pca_components is not None:
         pca = fit_pca(cube, pca_components, fit_pixels)
     reduced = jnp.asarray(cube, jnp.float32) if pca is None else pca.apply(cube)
-    return normalize(reduced, normalization, fit_pixels), pca
+    fitted = fit_normalization(reduced, normalization, fit_pixels)
+    return fitted.apply(reduced), Preprocessing(pca, fitted)
