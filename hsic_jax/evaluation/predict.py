@@ -73,19 +73,19 @@ def classify_scene(predict_fn, params, padded, shape: tuple[int, int], known=Non
 
 def save_maps(workdir: str, config, scene, seed: int, oa: float, classes: np.ndarray,
               confidence: np.ndarray) -> None:
-    """`classification_map.png` (beside the ground truth; title with OA), `confidence_map.png`
-    and, for a georeferenced scene (a GeoTIFF input), both as GeoTIFFs with its georeference."""
+    """`classification_map.png` (beside the ground truth; title with OA), `confidence_map.png`,
+    and both maps as TIFFs (`classification_map.tif`: classes 1..C; `confidence_map.tif`),
+    with the scene's georeference for a GeoTIFF scene."""
     title = map_title(config.data.name, config.method.name, seed, oa)
     save_classification_map(os.path.join(workdir, "classification_map.png"), classes, scene.gt,
                             scene.class_names, title=title,
                             mask_unlabelled=config.map_mask_unlabelled)
     save_confidence_map(os.path.join(workdir, "confidence_map.png"), confidence,
                         title=f"{title} · confidence")
-    if scene.georef is not None:
-        dtype = np.uint8 if len(scene.class_names) < 256 else np.uint16
-        save_geotiff(os.path.join(workdir, "classification_map.tif"), classes.astype(dtype),
-                     scene.georef)
-        save_geotiff(os.path.join(workdir, "confidence_map.tif"), confidence, scene.georef)
+    dtype = np.uint8 if len(scene.class_names) < 256 else np.uint16
+    save_geotiff(os.path.join(workdir, "classification_map.tif"), classes.astype(dtype),
+                 scene.georef)
+    save_geotiff(os.path.join(workdir, "confidence_map.tif"), confidence, scene.georef)
 
 
 def _pad_to(a: np.ndarray, n: int) -> np.ndarray:

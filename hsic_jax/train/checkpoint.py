@@ -16,9 +16,9 @@ import orbax.checkpoint as ocp
 from hsic_jax.data.io import atomic_write
 
 
-def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
-    """The checkpoint manager of `workdir/checkpoints`."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+def manager(workdir: str, max_to_keep: int = 2, create: bool = True) -> ocp.CheckpointManager:
+    """The checkpoint manager of `workdir/checkpoints` (made if missing, with `create`)."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create)
     return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
                                  options=options)
 
@@ -36,6 +36,11 @@ def restore_latest(mngr: ocp.CheckpointManager, like: Any) -> Any | None:
         return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+
+
+def checkpointed(state: dict, best: dict | None) -> dict:
+    """What a checkpoint holds: the train state, and the best validation state when selecting."""
+    return {"state": state} if best is None else {"state": state, "best": best}
 
 
 def append_metrics(path: str, rows: list[dict]) -> None:

@@ -32,7 +32,7 @@ input window.
 
 Outputs in `workdir`: `config.json`, `log.txt`, `split_seed{N}.json`, `pca.npz` (or
 `pca_seed{N}.npz` with `fit_on='train'`), `metrics.jsonl`, `checkpoints/`, `results.json`,
-`classification_map.png` and `confidence_map.png` (and `.tif` twins with the input's
+`classification_map.png` and `confidence_map.png` (and `.tif` twins, with the input's
 georeference for a GeoTIFF scene), `training_curves.png`, `adapters/` (only the trainable
 subtrees + head, see `hsic_jax.adapters.export`), and for a sweep `sweep.png` (OA against
 the swept values). `results.json` has `timings` (seconds of compilation, data, init,
@@ -322,7 +322,7 @@ def train(run: Run, data: Data, placed: Placed, state: dict):
             checkpoint.append_metrics(metrics_path, [row])
         if (epoch % config.checkpoint_every_epochs == 0 or epoch == config.epochs
                 or time.monotonic() - last_save >= config.checkpoint_every_seconds):
-            checkpoint.save(mngr, step + 1, _checkpointed(state, best))
+            checkpoint.save(mngr, step + 1, checkpoint.checkpointed(state, best))
             last_save = time.monotonic()
     seconds = time.perf_counter() - t0
     clock.add("train_s", seconds - (clock.seconds.get("eval_s", 0.0) - eval_before))
@@ -337,7 +337,7 @@ def _resume(run: Run, placed: Placed, mngr, metrics_path: str, state: dict):
     if run.config.get("select") == "best_val":
         best = selection.init_best(state["params"])
     state, best = hosts.to_global((state, best), placed.per_seed)
-    restored = checkpoint.restore_latest(mngr, _checkpointed(state, best))
+    restored = checkpoint.restore_latest(mngr, checkpoint.checkpointed(state, best))
     if restored is not None:
         state, best = restored["state"], restored.get("best")
         log.info("resumed from step %d of %d", int(hosts.fetch(state["step"])[0]),
@@ -397,11 +397,6 @@ def _tile(data: Data, times: int) -> Data:
     tile = lambda tree: jax.tree.map(lambda a: np.concatenate([a] * times), tree)
     return dataclasses.replace(data, padded=tile(data.padded), train=tile(data.train),
                                val=tile(data.val), test=tile(data.test))
-
-
-def _checkpointed(state: dict, best: dict | None) -> dict:
-    """What a checkpoint holds: the train state, and the best validation state when selecting."""
-    return {"state": state} if best is None else {"state": state, "best": best}
 
 
 def _base_sha256(config) -> str | None:

@@ -206,21 +206,36 @@ def _update(state: dict, loss_fn, tx: optax.GradientTransformation):
     return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, loss, logits
 
 
+def pixel_logits(params: dict, frozen: dict, padded: jax.Array, coords: jax.Array, *,
+                 tuned: TunedModel, geo: Geometry) -> jax.Array:
+    """Logits `(N, C)` at pixel coordinates `(N, 2)` of the padded cube, in eval mode
+    (adapters merged into their kernels: `TunedModel.apply_merged`)."""
+    return tuned.apply_merged(combine(params, frozen), inputs(padded, coords, geo))
+
+
+def scene_logits(params: dict, frozen: dict, scene: jax.Array, coords: jax.Array, *,
+                 tuned: TunedModel) -> jax.Array:
+    """`pixel_logits` for a whole-scene model: one forward of the scene `(H, W, B)`, read at
+    the pixel coordinates `(N, 2)`."""
+    return tuned.apply_merged(combine(params, frozen), scene[None])[0][coords[:, 0], coords[:, 1]]
+
+
+def classes(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Predicted classes `(N,)` in 0..C-1 and their softmax probabilities `(N,)` (the
+    confidence) of logits `(N, C)`."""
+    return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
+
+
 def predict(params: dict, frozen: dict, padded: jax.Array, coords: jax.Array, *,
             tuned: TunedModel, geo: Geometry) -> tuple[jax.Array, jax.Array]:
-    """Predicted classes `(N,)` in 0..C-1 and their softmax probabilities `(N,)` (the
-    confidence) for pixel coordinates `(N, 2)`, in eval mode (adapters merged into their
-    kernels: `TunedModel.apply_merged`)."""
-    logits = tuned.apply_merged(combine(params, frozen), inputs(padded, coords, geo))
-    return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
+    """`classes` of `pixel_logits`."""
+    return classes(pixel_logits(params, frozen, padded, coords, tuned=tuned, geo=geo))
 
 
 def scene_predict(params: dict, frozen: dict, scene: jax.Array, coords: jax.Array, *,
                   tuned: TunedModel) -> tuple[jax.Array, jax.Array]:
-    """`predict` for a whole-scene model: one forward of the scene `(H, W, B)`, read at the
-    pixel coordinates `(N, 2)`."""
-    logits = tuned.apply_merged(combine(params, frozen), scene[None])[0][coords[:, 0], coords[:, 1]]
-    return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
+    """`classes` of `scene_logits`."""
+    return classes(scene_logits(params, frozen, scene, coords, tuned=tuned))
 
 
 # XLA:CPU fuses a transformer block's backward matmuls and their elementwise neighbours into one

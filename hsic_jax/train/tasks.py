@@ -80,6 +80,12 @@ class Task:
                 functools.partial(step.predict, tuned=setup.tuned, geo=geo))
 
 
+    def logits_function(self, tuned, geo: step.Geometry):
+        """`logits(params, frozen, cube, coords) -> (N, C)` of one seed (prediction of new
+        imagery, `hsic_jax.predict`)."""
+        return functools.partial(step.pixel_logits, tuned=tuned, geo=geo)
+
+
 class SceneTask(Task):
     """The whole scene in, a logit per pixel out."""
 
@@ -104,6 +110,9 @@ class SceneTask(Task):
         return (functools.partial(step.scene_train_step, tuned=setup.tuned,
                                   optimizer=setup.optimizer),
                 functools.partial(step.scene_predict, tuned=setup.tuned))
+
+    def logits_function(self, tuned, geo: step.Geometry):
+        return functools.partial(step.scene_logits, tuned=tuned)
 
 
 class ClassicalTask(Task):

@@ -1,0 +1,372 @@
+"""Classify new imagery with a trained model: scenes of any size, tiled, georeferenced.
+
+    python -m hsic_jax.predict WORKDIR --cube NEW.tif --out DIR
+
+applies a finished run (`run.py`'s workdir) to a cube: the run's own preprocessing (its
+fitted PCA and normalisation, `pca.npz` / `normalization.npz`), neighbourhood, resize and
+padding, and its selected state (adapters merged into their kernels) of every seed, the
+seeds' softmax probabilities averaged (`--seed N`: one seed alone). The cube (GeoTIFF, ENVI
+or any raster GDAL reads, `.npy`, `.mat`, `.npz`; `--cube-key` in a file of several) is read
+in windows (`hsic_jax.data.raster`), each with the halo its pixels' inputs need, classified
+tile by tile on every local device (`hsic_jax.evaluation.tiles`) and written window by
+window, so memory stays flat in the scene's area. The stitched map of a patch model equals
+the whole scene's bit for bit; a whole-scene model (MambaHSI) sees each tile with `--halo`
+pixels around it.
+
+Outputs in DIR, each written under a temporary name and renamed when complete (a killed run
+leaves `*.partial.*` files, which the rerun replaces):
+  classification.tif  uint8 (uint16 past 254 classes) classes 1..C, 0 where the cube has no
+                      data; Cloud-Optimized GeoTIFF with the cube's CRS and transform, the
+                      classes' colours as its colour table and their names as metadata
+                      (`CLASS_NAMES`, `CLASS_1`, …)
+  confidence.tif      float32, the predicted class's probability (0: no data)
+  classification.png, confidence.png   previews (at most `PREVIEW` pixels a side)
+  prediction.json     what was run: the workdir, the cube, seeds, tiles, devices, timings
+
+Python: `Predictor.from_workdir(W)`; `predictor(cube) -> (classes, confidence)` for an
+`(H, W, B)` array, `predictor.predict_file(src, dst)` for files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from hsic_jax import cli
+from hsic_jax.data.io import DataError, write_json
+from hsic_jax.data.preprocess import Preprocessing
+from hsic_jax.data.raster import Cube, MapWriter, array_cube, open_cube
+from hsic_jax.evaluation import tiles as tiling
+from hsic_jax.evaluation.maps import palette
+from hsic_jax.evaluation.predict import EVAL_BATCH
+from hsic_jax.progress import progress
+from hsic_jax.train import checkpoint, selection, tasks
+from hsic_jax.train import sweep as sweeps
+from hsic_jax.train.state import create_train_state, pretrained_backbone, tuned_model
+from hsic_jax.train.step import Geometry
+
+log = logging.getLogger(__name__)
+
+TILE = 256  # core pixels a side of a tile
+HALO = 32  # whole-scene models: pixels of context around a tile
+PREVIEW = 2048  # the PNG previews' longest side, pixels
+OUTPUTS = ("classification.tif", "confidence.tif", "classification.png", "confidence.png",
+           "prediction.json")
+
+
+class PredictError(DataError):
+    """A workdir, cube or output folder that prediction cannot use; the message says which."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictor:
+    """A trained model ready to classify cubes (build it with `from_workdir`).
+
+    Attributes:
+      config: the run's config.
+      seeds: the seeds whose models vote (their probabilities averaged).
+      params: the selected trainable parameters, leading seed axis `(S, ...)`.
+      frozen: the frozen parameters (shared).
+      preprocessing: each seed's fitted preprocessing (one, when fitted on the scene).
+      class_names: the C class names.
+      classify: `classify(params, frozen, frames (S, F, G, C), coords (S, N, 2))` ->
+        `(classes (N,), confidence (N,))`, jitted.
+      whole_scene: the model takes a whole scene (tiles with a halo), not neighbourhoods.
+      source: where it was loaded from.
+    """
+
+    config: ml_collections.ConfigDict
+    seeds: tuple[int, ...]
+    params: Any
+    frozen: Any
+    preprocessing: tuple[Preprocessing, ...]
+    class_names: tuple[str, ...]
+    classify: Callable
+    whole_scene: bool
+    source: str
+
+    @classmethod
+    def from_workdir(cls, workdir: str, *, seed: int | None = None) -> Predictor:
+        """The finished run in `workdir`: every seed (`seed`: that one alone)."""
+        config, class_names = _finished_run(workdir)
+        task = tasks.of(config.model.name)
+        if task.fitted:
+            raise PredictError(f"{workdir}: model {config.model.name!r} is fitted by "
+                               "scikit-learn and its fit is not saved; predict classifies "
+                               "with the gradient-trained families")
+        seeds = tuple(config.seed + s for s in range(config.num_seeds))
+        if seed is not None and seed not in seeds:
+            raise PredictError(f"--seed {seed}: the run in {workdir} trained seeds "
+                               f"{list(seeds)}")
+        preprocessing = _preprocessing(workdir, config, seeds)
+        channels = preprocessing[0].normalization.shift.shape[0]
+        tuned = tuned_model(config, num_classes=len(class_names), bands=channels)
+        params, frozen, setup = _restore(workdir, config, tuned, seeds)
+        keep = [seeds.index(seed)] if seed is not None else list(range(len(seeds)))
+        params = jax.tree.map(lambda x: x[np.asarray(keep)], params)
+        preprocessing = (preprocessing if len(preprocessing) == 1
+                         else tuple(preprocessing[k] for k in keep))
+        geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
+        if len(keep) == 1:  # the run's own prediction function: its map, bit for bit
+            one = jax.jit(jax.vmap(task.step_functions(config, setup, geo)[1],
+                                   in_axes=(0, None, 0, 0)))
+            classify = lambda *args: jax.tree.map(lambda x: x[0], one(*args))
+        else:
+            classify = _ensemble(task.logits_function(tuned, geo))
+        return cls(config, tuple(seeds[k] for k in keep), params, frozen, preprocessing,
+                   tuple(class_names), classify, task.whole_scene, workdir)
+
+    @property
+    def bands(self) -> int:
+        """The bands a cube must have."""
+        return self.preprocessing[0].bands
+
+    @property
+    def radius(self) -> int:
+        return 0 if self.whole_scene else self.config.data.neighborhood // 2
+
+    def __call__(self, cube, *, tile: int | None = TILE, halo: int = HALO,
+                 devices: Sequence[jax.Device] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Classes `(H, W)` in 1..C (0: no data) and confidence `(H, W)` of an `(H, W, B)`
+        array, tile by tile (`tile=None`: the whole scene at once)."""
+        source = cube if isinstance(cube, Cube) else array_cube("<array>", np.asarray(cube))
+        classes = np.zeros(source.shape[:2], self.class_dtype)
+        confidence = np.zeros(source.shape[:2], np.float32)
+
+        def write(t, c, p):
+            classes[t.rows, t.cols], confidence[t.rows, t.cols] = c, p
+
+        self._run(source, write, tile=tile, halo=halo, devices=devices)
+        return classes, confidence
+
+    @property
+    def class_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if len(self.class_names) < 255 else np.uint16)
+
+    def predict_file(self, src: str, dst: str, *, cube_key: str | None = None,
+                     tile: int | None = TILE, halo: int = HALO,
+                     devices: Sequence[jax.Device] | None = None) -> dict:
+        """Classify the cube in file `src` into the folder `dst` (module docstring); returns
+        what `prediction.json` records."""
+        _check_out(dst)
+        t0 = time.perf_counter()
+        with open_cube(src, cube_key) as cube:
+            shape = cube.shape[:2]
+            colours = (palette(len(self.class_names)) * 255).round().astype(int)
+            tags = {"CLASS_NAMES": json.dumps(list(self.class_names)),
+                    **{f"CLASS_{k}": n for k, n in enumerate(self.class_names, start=1)}}
+            maps = [MapWriter(os.path.join(dst, "classification.tif"), shape, self.class_dtype,
+                              tiling.NODATA_CLASS, cube,
+                              {k: tuple(c) for k, c in enumerate(colours)}, tags),
+                    MapWriter(os.path.join(dst, "confidence.tif"), shape, np.float32,
+                              tiling.NODATA_CONFIDENCE, cube)]
+
+            def write(t, c, p):
+                maps[0].write(c.astype(self.class_dtype), t.rows, t.cols)
+                maps[1].write(p, t.rows, t.cols)
+
+            try:
+                counts = self._run(cube, write, tile=tile, halo=halo, devices=devices)
+            except BaseException:
+                for m in maps:
+                    m.abort()
+                raise
+            for m in maps:
+                m.finish()
+            georeferenced = cube.crs is not None
+        _previews(dst, len(self.class_names))
+        seconds = time.perf_counter() - t0
+        record = {"workdir": self.source, "cube": os.path.abspath(src), "shape": list(cube.shape),
+                  "seeds": list(self.seeds), "ensemble": len(self.seeds) > 1,
+                  "class_names": list(self.class_names), "tile": tile, "halo": halo if
+                  self.whole_scene else None, "georeferenced": georeferenced, **counts,
+                  "seconds": round(seconds, 3),
+                  "pixels_per_second": round(shape[0] * shape[1] / seconds, 1)}
+        write_json(os.path.join(dst, "prediction.json"), record)
+        if not georeferenced:
+            log.info("%s has no CRS: the maps are written without a georeference", src)
+        return record
+
+    def _run(self, cube: Cube, write, *, tile: int | None, halo: int,
+             devices: Sequence[jax.Device] | None) -> dict:
+        """Classify `cube` tile by tile into `write`; returns the devices and pixel counts."""
+        self._check_cube(cube)
+        devices = list(devices or jax.local_devices())
+        plan = tiling.plan(cube.shape[:2], tile, radius=self.radius,
+                           padding=self.config.data.padding,
+                           halo=halo if self.whole_scene else None)
+        placed = {d: jax.device_put((self.params, self.frozen), d) for d in devices}
+        n = len(self.seeds)
+
+        def prepare(raw):
+            frames = jnp.stack([p.apply(raw) for p in self.preprocessing])
+            return jnp.broadcast_to(frames, (n, *frames.shape[1:]))
+
+        def classify(device, frame, coords):
+            params, frozen = placed[device]
+            return self.classify(params, frozen, frame,
+                                 jax.device_put(np.broadcast_to(coords, (n, *coords.shape)),
+                                                device))
+
+        counted = {"pixels": 0}
+        bar = progress(iter(plan), f"predict {cube.shape[0]} × {cube.shape[1]} pixels",
+                       len(plan))
+        tiling.classify_tiles(cube, list(bar), prepare, classify, write, devices=devices,
+                              batch=None if self.whole_scene else EVAL_BATCH,
+                              on_done=lambda k: counted.update(pixels=counted["pixels"] + k))
+        return {"devices": len(devices), "tiles": len(plan)}
+
+    def _check_cube(self, cube: Cube) -> None:
+        """Refuse a cube this model cannot classify."""
+        if cube.shape[2] != self.bands:
+            raise PredictError(f"{cube.path}: {cube.shape[2]} bands, but the run in "
+                               f"{self.source} was trained on {self.bands}")
+        window = self.config.data.neighborhood
+        if not self.whole_scene and min(cube.shape[:2]) < window:
+            raise PredictError(f"{cube.path}: {cube.shape[0]} × {cube.shape[1]} pixels, "
+                               f"smaller than the run's {window} × {window} neighbourhood")
+
+
+def _ensemble(logits: Callable) -> Callable:
+    """`classify` of several seeds: their softmax probabilities averaged."""
+    per_seed = jax.vmap(logits, in_axes=(0, None, 0, 0))
+
+    @jax.jit
+    def classify(params, frozen, frames, coords):
+        probs = jax.nn.softmax(per_seed(params, frozen, frames, coords), axis=-1).mean(0)
+        return jnp.argmax(probs, axis=-1), jnp.max(probs, axis=-1)
+
+    return classify
+
+
+def _finished_run(workdir: str) -> tuple[ml_collections.ConfigDict, list[str]]:
+    """The config and class names of the finished run in `workdir`."""
+    config_path, results_path = (os.path.join(workdir, f) for f in ("config.json",
+                                                                     "results.json"))
+    if not os.path.isdir(workdir):
+        raise PredictError(f"{workdir}: no such workdir")
+    if not os.path.isfile(config_path):
+        raise PredictError(f"{workdir}: not a run's workdir (no config.json); give the "
+                           "--workdir a run.py command trained")
+    if not os.path.isfile(results_path):
+        raise PredictError(f"{workdir}: the run has not finished (no results.json); rerun "
+                           "its run.py command to complete it")
+    with open(config_path) as f:
+        experiment = json.load(f)
+    if "sweep" in experiment:
+        raise PredictError(f"{workdir}: a sweep's workdir holds a model per grid point; "
+                           "train the chosen point alone and predict from its workdir")
+    with open(results_path) as f:
+        class_names = json.load(f)["class_names"]
+    return ml_collections.ConfigDict(experiment), class_names
+
+
+def _preprocessing(workdir: str, config, seeds: Sequence[int]) -> tuple[Preprocessing, ...]:
+    """The run's fitted preprocessing: one (fitted on the scene) or one per seed."""
+    suffixes = [""] if config.data.fit_on == "scene" else [f"_seed{s}" for s in seeds]
+    for suffix in suffixes:
+        if not os.path.isfile(os.path.join(workdir, f"normalization{suffix}.npz")):
+            raise PredictError(f"{workdir}: no normalization{suffix}.npz (runs before "
+                               "hsic-jax saved its normalisation lack it); rerun the run "
+                               "with --restart to predict with it")
+    return tuple(Preprocessing.load(workdir, suffix) for suffix in suffixes)
+
+
+def _restore(workdir: str, config, tuned, seeds: Sequence[int]):
+    """`(params (S, ...), frozen, setup)`: the run's selected state, restored from its last
+    checkpoint onto freshly built state (the frozen backbone drawn again from the seed, or
+    loaded from `pretrained_dir`)."""
+    hp = sweeps.hyperparams(config, [{}], len(seeds))
+    setup, state, frozen = create_train_state(
+        config, tuned, seeds, 1, {"backbone": pretrained_backbone(config, tuned.module)},
+        init_std=hp["init_std"])
+    best = selection.init_best(state["params"]) if config.select == "best_val" else None
+    restored = checkpoint.restore_latest(checkpoint.manager(workdir, create=False),
+                                         checkpoint.checkpointed(state, best))
+    if restored is None:
+        raise PredictError(f"{workdir}: no checkpoint in {workdir}/checkpoints")
+    return selection.selected_params(restored["state"]["params"], restored.get("best")), \
+        frozen, setup
+
+
+def _check_out(dst: str) -> None:
+    """`dst` exists (made if not), is writable, and holds nothing but earlier outputs."""
+    try:
+        os.makedirs(dst, exist_ok=True)
+    except OSError as e:
+        raise PredictError(f"--out {dst}: cannot make the folder ({e.strerror})") from e
+    if not os.access(dst, os.W_OK):
+        raise PredictError(f"--out {dst}: not writable")
+    ours = set(OUTPUTS)
+    ours |= {f"{s}.partial{e}" for s, e in map(os.path.splitext, OUTPUTS)}
+    ours |= {f"{s}.partial.cog{e}" for s, e in map(os.path.splitext, OUTPUTS)}
+    others = sorted(set(os.listdir(dst)) - ours)
+    if others:
+        raise PredictError(f"--out {dst}: holds other files ({', '.join(others[:3])}"
+                           f"{', …' if len(others) > 3 else ''}); give an empty or new folder")
+
+
+def _previews(dst: str, num_classes: int) -> None:
+    """`classification.png` and `confidence.png`, read from the written maps' overviews."""
+    import rasterio
+    from matplotlib import colormaps
+    from matplotlib.image import imsave
+
+    from hsic_jax.data.io import atomic_write
+
+    for name in ("classification", "confidence"):
+        with rasterio.open(os.path.join(dst, f"{name}.tif")) as ds:
+            scale = max(1, -(-max(ds.height, ds.width) // PREVIEW))
+            image = ds.read(1, out_shape=(-(-ds.height // scale), -(-ds.width // scale)))
+        if name == "classification":
+            colours = palette(num_classes)
+            rgb = colours[np.clip(image, 0, num_classes)]
+        else:
+            rgb = colormaps["viridis"](np.clip(image, 0, 1))[..., :3]
+            rgb[image == tiling.NODATA_CONFIDENCE] = 0
+        atomic_write(os.path.join(dst, f"{name}.png"),
+                     lambda f, rgb=rgb: imsave(f, rgb, format="png"))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m hsic_jax.predict", description=__doc__.split(
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("workdir", help="a finished run's workdir (run.py --workdir)")
+    p.add_argument("--cube", required=True, help="the cube to classify (GeoTIFF, ENVI, .npy, "
+                   ".mat, .npz)")
+    p.add_argument("--cube-key", default=None, help="the cube's name in a .mat / .npz file")
+    p.add_argument("--out", required=True, help="the folder of the outputs")
+    p.add_argument("--seed", type=int, default=None, help="one seed's model (default: every "
+                   "seed's, probabilities averaged)")
+    p.add_argument("--tile", type=int, default=TILE, help="core pixels a side of a tile")
+    p.add_argument("--halo", type=int, default=HALO, help="whole-scene models: pixels of "
+                   "context around each tile")
+    args = p.parse_args(argv)
+    cli.prepare()
+    try:
+        predictor = Predictor.from_workdir(args.workdir, seed=args.seed)
+        record = predictor.predict_file(args.cube, args.out, cube_key=args.cube_key,
+                                        tile=args.tile, halo=args.halo)
+    except ValueError as e:
+        sys.exit(f"error: {cli.one_line(e, args.out)}")
+    except OSError as e:
+        sys.exit(f"error: cannot write {e.filename or args.out}: {e.strerror or e}")
+    print(f"{record['shape'][0]} × {record['shape'][1]} pixels classified in "
+          f"{record['seconds']:.1f} s ({record['pixels_per_second']:.0f} pixels/s, "
+          f"{record['devices']} devices); outputs in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
