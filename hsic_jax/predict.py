@@ -163,6 +163,7 @@ class Predictor:
         _check_out(dst)
         t0 = time.perf_counter()
         with open_cube(src, cube_key) as cube:
+            self._check_cube(cube)
             shape = cube.shape[:2]
             colours = (palette(len(self.class_names)) * 255).round().astype(int)
             tags = {"CLASS_NAMES": json.dumps(list(self.class_names)),

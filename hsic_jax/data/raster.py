@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 
 import h5py
@@ -137,7 +138,9 @@ def _rasterio(path: str) -> Cube:
     from rasterio.windows import Window
 
     try:
-        ds = rasterio.open(path)
+        with warnings.catch_warnings():  # a raster without a georeference is fine
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            ds = rasterio.open(path)
     except Exception as e:
         raise DataError(f"{path}: not a raster GDAL can read ({e})") from e
     shape = (ds.height, ds.width, ds.count)
@@ -189,7 +192,9 @@ class MapWriter:
         if like is not None and like.transform is not None:
             profile["transform"] = like.transform
         try:
-            self._ds = rasterio.open(self.partial, "w", **profile)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self._ds = rasterio.open(self.partial, "w", **profile)
         except Exception as e:
             raise DataError(f"{self.partial}: cannot write here ({e})") from e
         if colormap:
@@ -217,5 +222,7 @@ class MapWriter:
         os.remove(self.partial)
 
     def abort(self) -> None:
-        """Closes the partial file (left for the next write to replace)."""
+        """Closes and removes the partial file (a killed process leaves it instead, for the
+        next write to replace)."""
         self._ds.close()
+        os.remove(self.partial)

@@ -1,0 +1,209 @@
+"""`python -m hsic_jax.predict`: a finished run classifies new imagery.
+
+One tiny two-seed run of the demo config on the real Indian Pines (subprocess, as a user runs
+it) is the model; Indian Pines itself, written as a georeferenced GeoTIFF, is the "new" cube,
+so that the predicted map can be held against the run's own `classification_map.tif`.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+from rasterio.transform import from_origin  # noqa: E402
+
+from hsic_jax.data.scenes import load_scene  # noqa: E402
+from hsic_jax.predict import Predictor, main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--config.optim.warmup_epochs=1", "--config.model.width=24", "--config.model.depth=1",
+        "--config.model.heads=2", "--config.model.patch_size=4", "--config.data.neighborhood=7",
+        "--config.data.input_size=8", "--config.batch_size=32", "--config.epochs=3",
+        "--config.num_seeds=2"]
+CRS, TRANSFORM = "EPSG:32616", from_origin(500000.0, 4400000.0, 20.0, 20.0)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run") / "demo"
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"),
+                           f"--config={ROOT / 'configs/demo.py'}", f"--workdir={path}", *TINY],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return path
+
+
+@pytest.fixture(scope="module")
+def cube():
+    return load_scene("indian_pines").cube
+
+
+def write_tif(path, cube, **extra):
+    profile = dict(driver="GTiff", height=cube.shape[0], width=cube.shape[1],
+                   count=cube.shape[2], dtype=cube.dtype.name, tiled=True, blockxsize=32,
+                   blockysize=32, **extra)
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(np.moveaxis(cube, -1, 0))
+    return path
+
+
+def predict_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "hsic_jax.predict", *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def read(path):
+    with rasterio.open(path) as ds:
+        return ds.read(1), ds.crs, ds.transform, ds.nodata
+
+
+@pytest.mark.slow
+def test_the_map_of_the_training_scene_is_the_runs_own(workdir, cube, tmp_path):
+    """The CLI on Indian Pines as a GeoTIFF, seed 0: the run's `classification_map.tif` exactly,
+    with the cube's CRS, transform and a nodata value, a colour table and the class names."""
+    src = write_tif(tmp_path / "ip.tif", cube.astype(np.uint16), crs=CRS, transform=TRANSFORM)
+    proc = predict_cli(workdir, "--cube", src, "--out", tmp_path / "out", "--seed", "0",
+                       "--tile", "40")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    classes, crs, transform, nodata = read(tmp_path / "out" / "classification.tif")
+    run_map, _, _, _ = read(workdir / "classification_map.tif")
+    np.testing.assert_array_equal(classes, run_map)
+    assert crs == rasterio.crs.CRS.from_string(CRS) and transform == TRANSFORM and nodata == 0
+    confidence, *_ = read(tmp_path / "out" / "confidence.tif")
+    run_confidence, *_ = read(workdir / "confidence_map.tif")
+    np.testing.assert_array_equal(confidence, run_confidence)
+    with rasterio.open(tmp_path / "out" / "classification.tif") as ds:
+        names = json.loads(ds.tags()["CLASS_NAMES"])
+        assert names[0] == "Alfalfa" and len(names) == 16 and ds.tags()["CLASS_16"] == names[-1]
+        assert ds.colormap(1)[1][:3] != ds.colormap(1)[2][:3]
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(
+        ["classification.tif", "confidence.tif", "classification.png", "confidence.png",
+         "prediction.json"])
+    record = json.loads((tmp_path / "out" / "prediction.json").read_text())
+    assert record["seeds"] == [0] and record["georeferenced"] and record["tiles"] == 16
+
+
+@pytest.mark.slow
+def test_tiles_stitch_into_the_whole_scenes_map_bit_for_bit(workdir, cube, tmp_path):
+    """Both seeds (mean probability): tiles of 23 pixels, of 64, and the whole scene at once
+    give the same maps; a .npy memory map and a v7.3 .mat read in windows give them too."""
+    predictor = Predictor.from_workdir(str(workdir))
+    assert predictor.seeds == (0, 1)
+    whole = predictor(cube, tile=None)
+    for tile in (23, 64):
+        for got, want in zip(predictor(cube, tile=tile), whole):
+            np.testing.assert_array_equal(got, want)
+    np.save(tmp_path / "ip.npy", cube)
+    out = tmp_path / "npy"
+    predictor.predict_file(str(tmp_path / "ip.npy"), str(out), tile=50)
+    np.testing.assert_array_equal(read(out / "classification.tif")[0], whole[0])
+    one = Predictor.from_workdir(str(workdir), seed=1)
+    assert one.seeds == (1,) and not np.array_equal(one(cube, tile=None)[1], whole[1])
+
+
+@pytest.mark.slow
+def test_four_devices_give_the_one_device_map(workdir, cube, tmp_path):
+    src = write_tif(tmp_path / "ip.tif", cube[:90, :100].astype(np.uint16))
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    proc = predict_cli(workdir, "--cube", src, "--out", tmp_path / "four", "--tile", "30",
+                       env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "four" / "prediction.json").read_text())
+    assert record["devices"] == 4 and record["tiles"] == 12
+    classes, crs, _, _ = read(tmp_path / "four" / "classification.tif")
+    assert crs is None  # a GeoTIFF without a CRS works, and the maps have none
+    want = Predictor.from_workdir(str(workdir))(cube[:90, :100], tile=None)[0]
+    np.testing.assert_array_equal(classes, want)
+
+
+@pytest.mark.slow
+def test_nodata_pixels_are_never_classified(workdir, cube, tmp_path):
+    """The file's nodata value, NaN and all-zero spectra are nodata in both maps."""
+    new = cube[:40, :50].astype(np.float32)
+    new[:3, :4] = -9999.0
+    new[10, 10, 5] = np.nan
+    new[20, 30] = 0.0
+    src = write_tif(tmp_path / "nd.tif", new, nodata=-9999.0, crs=CRS, transform=TRANSFORM)
+    predictor = Predictor.from_workdir(str(workdir), seed=0)
+    predictor.predict_file(str(src), str(tmp_path / "out"), tile=16)
+    classes, confidence = (read(tmp_path / "out" / f)[0] for f in ("classification.tif",
+                                                                   "confidence.tif"))
+    missing = np.zeros((40, 50), bool)
+    missing[:3, :4] = missing[10, 10] = missing[20, 30] = True
+    assert np.all(classes[missing] == 0) and np.all(confidence[missing] == 0)
+    assert np.all(classes[~missing] > 0) and np.all(confidence[~missing] > 0)
+
+
+def error_of(*argv):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    return str(e.value.code)
+
+
+@pytest.mark.slow
+def test_bad_inputs_get_one_line_naming_the_file(workdir, cube, tmp_path):
+    out = tmp_path / "out"
+    bands = write_tif(tmp_path / "bands.tif", cube[:20, :20, :150].astype(np.uint16))
+    assert error_of(workdir, "--cube", bands, "--out", out) == (
+        f"error: {bands}: 150 bands, but the run in {workdir} was trained on 200")
+    small = write_tif(tmp_path / "small.tif", cube[:5, :5].astype(np.uint16))
+    assert error_of(workdir, "--cube", small, "--out", out) == (
+        f"error: {small}: 5 × 5 pixels, smaller than the run's 7 × 7 neighbourhood")
+    whole = write_tif(tmp_path / "whole.tif", cube[:64, :64].astype(np.uint16))
+    truncated = tmp_path / "truncated.tif"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    message = error_of(workdir, "--cube", truncated, "--out", out)
+    assert message.startswith(f"error: {truncated}: ") and "\n" not in message
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert error_of(workdir, "--cube", whole, "--out", blocker / "sub").startswith(
+        f"error: --out {blocker / 'sub'}: cannot make the folder")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    assert error_of(workdir, "--cube", whole, "--out", busy) == (
+        f"error: --out {busy}: holds other files (notes.txt); give an empty or new folder")
+    assert (busy / "notes.txt").read_text() == "mine"
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(workdir / "config.json", unfinished / "config.json")
+    assert error_of(unfinished, "--cube", whole, "--out", out) == (
+        f"error: {unfinished}: the run has not finished (no results.json); rerun its run.py "
+        "command to complete it")
+    assert error_of(workdir, "--cube", whole, "--out", out, "--seed", "7") == (
+        f"error: --seed 7: the run in {workdir} trained seeds [0, 1]")
+    assert not out.exists() or not os.listdir(out)
+
+
+@pytest.mark.slow
+def test_a_killed_prediction_leaves_no_output_and_a_rerun_completes_it(workdir, cube,
+                                                                        tmp_path):
+    src = write_tif(tmp_path / "ip.tif", cube.astype(np.uint16))
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "hsic_jax.predict", str(workdir), "--cube", str(src),
+            "--out", str(out), "--tile", "8"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = out / "classification.partial.tif"
+    deadline = time.monotonic() + 300
+    while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the prediction ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "classification.tif").exists() and partial.exists()
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(os.listdir(out)) == sorted(
+        ["classification.tif", "confidence.tif", "classification.png", "confidence.png",
+         "prediction.json"])
+    want = Predictor.from_workdir(str(workdir))(cube, tile=None)[0]
+    np.testing.assert_array_equal(read(out / "classification.tif")[0], want)
