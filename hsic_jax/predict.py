@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 TILE = 256  # core pixels a side of a tile
 HALO = 32  # whole-scene models: pixels of context around a tile
+GDAL_CACHE_MB = 256  # GDAL's block cache while reading and writing
 PREVIEW = 2048  # the PNG previews' longest side, pixels
 OUTPUTS = ("classification.tif", "confidence.tif", "classification.png", "confidence.png",
            "prediction.json")
@@ -138,9 +139,11 @@ class Predictor:
         return 0 if self.whole_scene else self.config.data.neighborhood // 2
 
     def __call__(self, cube, *, tile: int | None = TILE, halo: int = HALO,
-                 devices: Sequence[jax.Device] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 batch: int = EVAL_BATCH, devices: Sequence[jax.Device] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Classes `(H, W)` in 1..C (0: no data) and confidence `(H, W)` of an `(H, W, B)`
-        array, tile by tile (`tile=None`: the whole scene at once)."""
+        array, tile by tile (`tile=None`: the whole scene at once), `batch` pixels a call
+        (the run's own, `EVAL_BATCH`, gives its map bit for bit)."""
         source = cube if isinstance(cube, Cube) else array_cube("<array>", np.asarray(cube))
         classes = np.zeros(source.shape[:2], self.class_dtype)
         confidence = np.zeros(source.shape[:2], np.float32)
@@ -148,7 +151,7 @@ class Predictor:
         def write(t, c, p):
             classes[t.rows, t.cols], confidence[t.rows, t.cols] = c, p
 
-        self._run(source, write, tile=tile, halo=halo, devices=devices)
+        self._run(source, write, tile=tile, halo=halo, batch=batch, devices=devices)
         return classes, confidence
 
     @property
@@ -156,13 +159,13 @@ class Predictor:
         return np.dtype(np.uint8 if len(self.class_names) < 255 else np.uint16)
 
     def predict_file(self, src: str, dst: str, *, cube_key: str | None = None,
-                     tile: int | None = TILE, halo: int = HALO,
+                     tile: int | None = TILE, halo: int = HALO, batch: int = EVAL_BATCH,
                      devices: Sequence[jax.Device] | None = None) -> dict:
         """Classify the cube in file `src` into the folder `dst` (module docstring); returns
         what `prediction.json` records."""
         _check_out(dst)
         t0 = time.perf_counter()
-        with open_cube(src, cube_key) as cube:
+        with rasterio_env(), open_cube(src, cube_key) as cube:
             self._check_cube(cube)
             shape = cube.shape[:2]
             colours = (palette(len(self.class_names)) * 255).round().astype(int)
@@ -179,7 +182,8 @@ class Predictor:
                 maps[1].write(p, t.rows, t.cols)
 
             try:
-                counts = self._run(cube, write, tile=tile, halo=halo, devices=devices)
+                counts = self._run(cube, write, tile=tile, halo=halo, batch=batch,
+                                   devices=devices)
             except BaseException:
                 for m in maps:
                     m.abort()
@@ -191,7 +195,8 @@ class Predictor:
         seconds = time.perf_counter() - t0
         record = {"workdir": self.source, "cube": os.path.abspath(src), "shape": list(cube.shape),
                   "seeds": list(self.seeds), "ensemble": len(self.seeds) > 1,
-                  "class_names": list(self.class_names), "tile": tile, "halo": halo if
+                  "class_names": list(self.class_names), "tile": tile, "batch": batch,
+                  "halo": halo if
                   self.whole_scene else None, "georeferenced": georeferenced, **counts,
                   "seconds": round(seconds, 3),
                   "pixels_per_second": round(shape[0] * shape[1] / seconds, 1)}
@@ -200,7 +205,7 @@ class Predictor:
             log.info("%s has no CRS: the maps are written without a georeference", src)
         return record
 
-    def _run(self, cube: Cube, write, *, tile: int | None, halo: int,
+    def _run(self, cube: Cube, write, *, tile: int | None, halo: int, batch: int,
              devices: Sequence[jax.Device] | None) -> dict:
         """Classify `cube` tile by tile into `write`; returns the devices and pixel counts."""
         self._check_cube(cube)
@@ -225,7 +230,7 @@ class Predictor:
         bar = progress(iter(plan), f"predict {cube.shape[0]} × {cube.shape[1]} pixels",
                        len(plan))
         tiling.classify_tiles(cube, list(bar), prepare, classify, write, devices=devices,
-                              batch=None if self.whole_scene else EVAL_BATCH,
+                              batch=None if self.whole_scene else batch,
                               on_done=lambda k: counted.update(pixels=counted["pixels"] + k))
         return {"devices": len(devices), "tiles": len(plan)}
 
@@ -238,6 +243,14 @@ class Predictor:
         if not self.whole_scene and min(cube.shape[:2]) < window:
             raise PredictError(f"{cube.path}: {cube.shape[0]} × {cube.shape[1]} pixels, "
                                f"smaller than the run's {window} × {window} neighbourhood")
+
+
+def rasterio_env():
+    """GDAL's block cache capped (`GDAL_CACHE_MB`), so that memory stays flat however large
+    the cube: GDAL's default is 5 % of the machine's memory."""
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
 
 def _ensemble(logits: Callable) -> Callable:
@@ -354,12 +367,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--tile", type=int, default=TILE, help="core pixels a side of a tile")
     p.add_argument("--halo", type=int, default=HALO, help="whole-scene models: pixels of "
                    "context around each tile")
+    p.add_argument("--batch", type=int, default=EVAL_BATCH, help="pixels a model call (the "
+                   "run's own gives its map bit for bit; larger is faster on a GPU)")
     args = p.parse_args(argv)
     cli.prepare()
     try:
         predictor = Predictor.from_workdir(args.workdir, seed=args.seed)
         record = predictor.predict_file(args.cube, args.out, cube_key=args.cube_key,
-                                        tile=args.tile, halo=args.halo)
+                                        tile=args.tile, halo=args.halo, batch=args.batch)
     except ValueError as e:
         sys.exit(f"error: {cli.one_line(e, args.out)}")
     except OSError as e:
