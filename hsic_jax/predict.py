@@ -1,11 +1,14 @@
 """Classify new imagery with a trained model: scenes of any size, tiled, georeferenced.
 
     python -m hsic_jax.predict WORKDIR --cube NEW.tif --out DIR
+    python -m hsic_jax.predict --base CKPT_DIR --adapters WORKDIR/adapters --cube NEW.tif --out DIR
 
 applies a finished run (`run.py`'s workdir) to a cube: the run's own preprocessing (its
 fitted PCA and normalisation, `pca.npz` / `normalization.npz`), neighbourhood, resize and
 padding, and its selected state (adapters merged into their kernels) of every seed, the
-seeds' softmax probabilities averaged (`--seed N`: one seed alone). The cube (GeoTIFF, ENVI
+seeds' softmax probabilities averaged (`--seed N`: one seed alone); or an adapter export
+(0.2 MB: the trained leaves, the run's config and preprocessing) on the converted backbone
+it was trained on (`--base`, `--adapters`), the export's seed. The cube (GeoTIFF, ENVI
 or any raster GDAL reads, `.npy`, `.mat`, `.npz`; `--cube-key` in a file of several) is read
 in windows (`hsic_jax.data.raster`), each with the halo its pixels' inputs need, classified
 tile by tile on every local device (`hsic_jax.evaluation.tiles`) and written window by
@@ -23,7 +26,8 @@ leaves `*.partial.*` files, which the rerun replaces):
   classification.png, confidence.png   previews (at most `PREVIEW` pixels a side)
   prediction.json     what was run: the workdir, the cube, seeds, tiles, devices, timings
 
-Python: `Predictor.from_workdir(W)`; `predictor(cube) -> (classes, confidence)` for an
+Python: `Predictor.from_workdir(W)`, `Predictor.from_adapters(base, adapters)`;
+`predictor(cube) -> (classes, confidence)` for an
 `(H, W, B)` array, `predictor.predict_file(src, dst)` for files.
 """
 
@@ -45,16 +49,20 @@ import ml_collections
 import numpy as np
 
 from hsic_jax import cli
+from hsic_jax.adapters.export import load_adapters, read_adapter_manifest
 from hsic_jax.data.io import DataError, write_json
 from hsic_jax.data.preprocess import Preprocessing
 from hsic_jax.data.raster import Cube, MapWriter, array_cube, open_cube
 from hsic_jax.evaluation import tiles as tiling
 from hsic_jax.evaluation.maps import palette
 from hsic_jax.evaluation.predict import EVAL_BATCH
+from hsic_jax.models.converted import read_manifest
 from hsic_jax.progress import progress
 from hsic_jax.train import checkpoint, selection, tasks
 from hsic_jax.train import sweep as sweeps
-from hsic_jax.train.state import create_train_state, pretrained_backbone, tuned_model
+from hsic_jax.train.partition import split
+from hsic_jax.train.state import (create_train_state, init_params, pretrained_backbone,
+                                  tuned_model)
 from hsic_jax.train.step import Geometry
 
 log = logging.getLogger(__name__)
@@ -102,32 +110,62 @@ class Predictor:
     def from_workdir(cls, workdir: str, *, seed: int | None = None) -> Predictor:
         """The finished run in `workdir`: every seed (`seed`: that one alone)."""
         config, class_names = _finished_run(workdir)
-        task = tasks.of(config.model.name)
-        if task.fitted:
-            raise PredictError(f"{workdir}: model {config.model.name!r} is fitted by "
-                               "scikit-learn and its fit is not saved; predict classifies "
-                               "with the gradient-trained families")
         seeds = tuple(config.seed + s for s in range(config.num_seeds))
         if seed is not None and seed not in seeds:
             raise PredictError(f"--seed {seed}: the run in {workdir} trained seeds "
                                f"{list(seeds)}")
+        task = _task(config, workdir)
         preprocessing = _preprocessing(workdir, config, seeds)
-        channels = preprocessing[0].normalization.shift.shape[0]
-        tuned = tuned_model(config, num_classes=len(class_names), bands=channels)
-        params, frozen, setup = _restore(workdir, config, tuned, seeds)
+        tuned = _tuned(config, class_names, preprocessing[0])
+        params, frozen = _restore(workdir, config, tuned, seeds)
         keep = [seeds.index(seed)] if seed is not None else list(range(len(seeds)))
         params = jax.tree.map(lambda x: x[np.asarray(keep)], params)
         preprocessing = (preprocessing if len(preprocessing) == 1
                          else tuple(preprocessing[k] for k in keep))
+        return cls._build(config, task, tuned, tuple(seeds[k] for k in keep), params, frozen,
+                          preprocessing, class_names, workdir)
+
+    @classmethod
+    def from_adapters(cls, base: str, adapters: str) -> Predictor:
+        """An adapter export of a run (`WORKDIR/adapters`) on the converted backbone `base`
+        it was trained on: that run's first seed."""
+        manifest = read_adapter_manifest(adapters)
+        if "run" not in manifest or not os.path.isfile(os.path.join(adapters,
+                                                                    "normalization.npz")):
+            raise PredictError(f"{adapters}: an export without its run's config and "
+                               "preprocessing (made before hsic-jax saved them); predict "
+                               "from the run's workdir")
+        config = ml_collections.ConfigDict(manifest["run"])
+        if config.init != "pretrained":
+            raise PredictError(f"{adapters}: trained on a randomly initialised backbone "
+                               f"(config.init={config.init!r}), not on a converted one; "
+                               "predict from the run's workdir")
+        config.pretrained_dir = base
+        task = _task(config, adapters)
+        preprocessing = (Preprocessing.load(adapters),)
+        class_names = manifest["class_names"]
+        tuned = _tuned(config, class_names, preprocessing[0])
+        params = init_params(tuned, jax.random.key(config.seed),
+                             {"backbone": pretrained_backbone(config, tuned.module)})
+        params = load_adapters(params, adapters, tuned=tuned,
+                               base_sha256=read_manifest(base)["source_sha256"],
+                               method_cfg=config.method)
+        trainable, frozen = split(params, tuned.labels(params))
+        return cls._build(config, task, tuned, (config.seed,),
+                          jax.tree.map(lambda x: x[None], trainable), frozen, preprocessing,
+                          class_names, adapters)
+
+    @classmethod
+    def _build(cls, config, task, tuned, seeds, params, frozen, preprocessing, class_names,
+               source) -> Predictor:
         geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
-        if len(keep) == 1:  # the run's own prediction function: its map, bit for bit
-            one = jax.jit(jax.vmap(task.step_functions(config, setup, geo)[1],
-                                   in_axes=(0, None, 0, 0)))
+        if len(seeds) == 1:  # the run's own prediction function: its map, bit for bit
+            one = jax.jit(jax.vmap(task.predict_function(tuned, geo), in_axes=(0, None, 0, 0)))
             classify = lambda *args: jax.tree.map(lambda x: x[0], one(*args))
         else:
             classify = _ensemble(task.logits_function(tuned, geo))
-        return cls(config, tuple(seeds[k] for k in keep), params, frozen, preprocessing,
-                   tuple(class_names), classify, task.whole_scene, workdir)
+        return cls(config, tuple(seeds), params, frozen, tuple(preprocessing),
+                   tuple(class_names), classify, task.whole_scene, source)
 
     @property
     def bands(self) -> int:
@@ -287,6 +325,22 @@ def _finished_run(workdir: str) -> tuple[ml_collections.ConfigDict, list[str]]:
     return ml_collections.ConfigDict(experiment), class_names
 
 
+def _task(config, source: str) -> tasks.Task:
+    """The run's task shape; a fitted (scikit-learn) model is refused."""
+    task = tasks.of(config.model.name)
+    if task.fitted:
+        raise PredictError(f"{source}: model {config.model.name!r} is fitted by scikit-learn "
+                           "and its fit is not saved; predict classifies with the "
+                           "gradient-trained families")
+    return task
+
+
+def _tuned(config, class_names: Sequence[str], preprocessing: Preprocessing):
+    """The run's model, on its preprocessing's channels."""
+    return tuned_model(config, num_classes=len(class_names),
+                       bands=preprocessing.normalization.shift.shape[0])
+
+
 def _preprocessing(workdir: str, config, seeds: Sequence[int]) -> tuple[Preprocessing, ...]:
     """The run's fitted preprocessing: one (fitted on the scene) or one per seed."""
     suffixes = [""] if config.data.fit_on == "scene" else [f"_seed{s}" for s in seeds]
@@ -299,11 +353,11 @@ def _preprocessing(workdir: str, config, seeds: Sequence[int]) -> tuple[Preproce
 
 
 def _restore(workdir: str, config, tuned, seeds: Sequence[int]):
-    """`(params (S, ...), frozen, setup)`: the run's selected state, restored from its last
+    """`(params (S, ...), frozen)`: the run's selected state, restored from its last
     checkpoint onto freshly built state (the frozen backbone drawn again from the seed, or
     loaded from `pretrained_dir`)."""
     hp = sweeps.hyperparams(config, [{}], len(seeds))
-    setup, state, frozen = create_train_state(
+    _, state, frozen = create_train_state(
         config, tuned, seeds, 1, {"backbone": pretrained_backbone(config, tuned.module)},
         init_std=hp["init_std"])
     best = selection.init_best(state["params"]) if config.select == "best_val" else None
@@ -311,8 +365,7 @@ def _restore(workdir: str, config, tuned, seeds: Sequence[int]):
                                          checkpoint.checkpointed(state, best))
     if restored is None:
         raise PredictError(f"{workdir}: no checkpoint in {workdir}/checkpoints")
-    return selection.selected_params(restored["state"]["params"], restored.get("best")), \
-        frozen, setup
+    return selection.selected_params(restored["state"]["params"], restored.get("best")), frozen
 
 
 def _check_out(dst: str) -> None:
@@ -357,11 +410,14 @@ def _previews(dst: str, num_classes: int) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m hsic_jax.predict", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workdir", help="a finished run's workdir (run.py --workdir)")
+    p.add_argument("workdir", nargs="?", help="a finished run's workdir (run.py --workdir)")
     p.add_argument("--cube", required=True, help="the cube to classify (GeoTIFF, ENVI, .npy, "
                    ".mat, .npz)")
     p.add_argument("--cube-key", default=None, help="the cube's name in a .mat / .npz file")
     p.add_argument("--out", required=True, help="the folder of the outputs")
+    p.add_argument("--base", default=None, help="with --adapters instead of WORKDIR: the "
+                   "converted backbone the adapters were trained on")
+    p.add_argument("--adapters", default=None, help="an adapter export (WORKDIR/adapters)")
     p.add_argument("--seed", type=int, default=None, help="one seed's model (default: every "
                    "seed's, probabilities averaged)")
     p.add_argument("--tile", type=int, default=TILE, help="core pixels a side of a tile")
@@ -371,8 +427,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                    "run's own gives its map bit for bit; larger is faster on a GPU)")
     args = p.parse_args(argv)
     cli.prepare()
+    if (args.workdir is None) == (args.adapters is None) or (args.adapters is None) != (
+            args.base is None):
+        p.error("give a WORKDIR, or --base CKPT_DIR --adapters DIR")
     try:
-        predictor = Predictor.from_workdir(args.workdir, seed=args.seed)
+        predictor = (Predictor.from_workdir(args.workdir, seed=args.seed) if args.workdir
+                     else Predictor.from_adapters(args.base, args.adapters))
         record = predictor.predict_file(args.cube, args.out, cube_key=args.cube_key,
                                         tile=args.tile, halo=args.halo, batch=args.batch)
     except ValueError as e:

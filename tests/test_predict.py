@@ -207,3 +207,47 @@ def test_a_killed_prediction_leaves_no_output_and_a_rerun_completes_it(workdir, 
          "prediction.json"])
     want = Predictor.from_workdir(str(workdir))(cube, tile=None)[0]
     np.testing.assert_array_equal(read(out / "classification.tif")[0], want)
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory):
+    """A LoRA run on a converted backbone (the official layout, random weights, converted)."""
+    import torch_reference as ref
+    from convert.spectralgpt import main as convert_main
+
+    tmp = tmp_path_factory.mktemp("lora")
+    model = ref.randomized(ref.VisionTransformer(
+        img_size=8, patch_size=4, bands=12, tubelet=3, width=24, depth=1, heads=2,
+        num_classes=16, sep_pos_embed=True), seed=1)
+    ref.checkpoint_file(tmp / "base.pth", model.state_dict())
+    assert convert_main(["--checkpoint", str(tmp / "base.pth"), "--out", str(tmp / "base"),
+                         "--img-size", "8", "--num-classes", "16", "--pos-embed", "separable",
+                         "--heads", "2"]) == 0
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"),
+                           f"--config={ROOT / 'configs/demo_pretrained.py'}:lora",
+                           f"--workdir={tmp / 'run'}", f"--config.pretrained_dir={tmp / 'base'}",
+                           *TINY[:-1]], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "base", tmp / "run"
+
+
+@pytest.mark.slow
+def test_an_adapter_export_on_its_base_classifies_as_its_run(lora_run, cube, tmp_path):
+    """`--base CKPT --adapters WORKDIR/adapters` gives the run's map; the export of another
+    base is refused, naming both checkpoints' hashes."""
+    base, run = lora_run
+    src = write_tif(tmp_path / "ip.tif", cube.astype(np.uint16), crs=CRS, transform=TRANSFORM)
+    proc = predict_cli("--base", base, "--adapters", run / "adapters", "--cube", src, "--out",
+                       tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    classes, crs, _, _ = read(tmp_path / "out" / "classification.tif")
+    np.testing.assert_array_equal(classes, read(run / "classification_map.tif")[0])
+    assert (run / "adapters" / "adapters.npz").stat().st_size < 100_000
+    other = tmp_path / "other"
+    shutil.copytree(base, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**manifest, "source_sha256": "0" * 64}))
+    message = error_of("--base", other, "--adapters", run / "adapters", "--cube", src, "--out",
+                       tmp_path / "again")
+    assert message.startswith(f"error: {run / 'adapters'} was trained on base checkpoint "
+                              "sha256 ") and message.endswith("0" * 64)

@@ -1,17 +1,21 @@
 """Export and load only what a method trains (merging adapters into the base kernels is
 `TunedModel.merge`).
 
-An export is a folder with two files, each written atomically (temporary file in the
-folder, then `os.replace`):
+An export is a folder with two files (and, from a run, the two of its preprocessing), each
+written atomically (temporary file in the folder, then `os.replace`):
 
   adapters.npz   every trainable leaf of the method (adapter factors, head, BitFit biases;
                  everything for FFT) as float arrays named by '/'-joined path,
                  e.g. 'adapters/block_0/q/a', 'head/kernel'
   manifest.json  format, method config, sha256 of the base checkpoint, class names, the
                  arrays' shapes and the sha256 of adapters.npz (so a torn pair of files
-                 or a corrupted npz is detected on load)
+                 or a corrupted npz is detected on load); from a run, its config (`run`),
+                 which with the preprocessing lets `hsic_jax.predict` classify new cubes
+                 with the export on its base
+  pca.npz, normalization.npz   the run's fitted preprocessing
+                 (`hsic_jax.data.preprocess.Preprocessing`)
 
-Exporting replaces only those two files of an earlier export: a folder that holds anything
+Exporting replaces only those files of an earlier export: a folder that holds anything
 else (or a manifest.json that is not an export's) is refused, naming the file. Loading onto
 another base checkpoint or with another method config is refused with a message that names
 both values.
@@ -29,6 +33,7 @@ import numpy as np
 from hsic_jax.adapters.methods import FROZEN, path_name
 from hsic_jax.adapters.tuned import TunedModel
 from hsic_jax.data.io import atomic_write
+from hsic_jax.data.preprocess import Preprocessing
 
 FORMAT = "hsic-jax-adapters/2"
 # Format 1 stored KronA factors in the transposed (Flax in × out) reading of the paper's
@@ -36,6 +41,7 @@ FORMAT = "hsic-jax-adapters/2"
 _KRONA_TRANSPOSED = "hsic-jax-adapters/1"
 WEIGHTS = "adapters.npz"
 MANIFEST = "manifest.json"
+PREPROCESSING = ("pca.npz", "normalization.npz")  # a run's, `Preprocessing.save`
 
 
 def _copy_tree(tree):
@@ -75,9 +81,11 @@ def _normal(cfg: Mapping) -> dict:
 
 
 def export_adapters(params, tuned: TunedModel, method_cfg: Mapping, path: str, *,
-                    base_sha256: str, class_names: Sequence[str]) -> dict:
+                    base_sha256: str, class_names: Sequence[str], run: Mapping | None = None,
+                    preprocessing: Preprocessing | None = None) -> dict:
     """Write the leaves of `params` that `tuned`'s method (configured by `method_cfg`) trains,
-    and a manifest, into folder `path`; return the manifest.
+    and a manifest, into folder `path`; return the manifest. From a run: its config `run`
+    (into the manifest) and fitted `preprocessing`.
 
     `path` must be missing, empty or an earlier export (`check_export_dir`).
     """
@@ -93,7 +101,10 @@ def export_adapters(params, tuned: TunedModel, method_cfg: Mapping, path: str, *
     manifest = dict(format=FORMAT, method=_normal(method_cfg), base_sha256=base_sha256,
                     class_names=list(class_names), weights=WEIGHTS,
                     weights_sha256=hashlib.sha256(weights).hexdigest(),
-                    arrays={k: list(v.shape) for k, v in arrays.items()})
+                    arrays={k: list(v.shape) for k, v in arrays.items()},
+                    **({} if run is None else {"run": json.loads(json.dumps(run))}))
+    if preprocessing is not None:
+        preprocessing.save(path)
     atomic_write(os.path.join(path, WEIGHTS), lambda f: f.write(weights))
     text = json.dumps(manifest, indent=2).encode()
     atomic_write(os.path.join(path, MANIFEST), lambda f: f.write(text))
@@ -102,16 +113,16 @@ def export_adapters(params, tuned: TunedModel, method_cfg: Mapping, path: str, *
 
 def check_export_dir(path: str) -> None:
     """Refuse (FileExistsError, naming the file) a `path` that is a file, or a folder holding
-    anything but the two files of an export or a manifest.json that is not an export's."""
+    anything but the files of an export or a manifest.json that is not an export's."""
     if os.path.isfile(path):
         raise FileExistsError(f"{path} is a file, not an adapter export folder; move it away")
     if not os.path.isdir(path):
         return
     for name in sorted(os.listdir(path)):
-        if name not in (WEIGHTS, MANIFEST):
+        if name not in (WEIGHTS, MANIFEST, *PREPROCESSING):
             raise FileExistsError(f"{path} holds {name}, which is not part of an adapter export "
-                                  f"(only {WEIGHTS} and {MANIFEST} are replaced); move it out of "
-                                  "the folder")
+                                  f"(only {', '.join((WEIGHTS, MANIFEST, *PREPROCESSING))} are "
+                                  "replaced); move it out of the folder")
     file = os.path.join(path, MANIFEST)
     if os.path.exists(file) and _format(file) not in (FORMAT, _KRONA_TRANSPOSED):
         raise FileExistsError(f"{file} is not the manifest of an adapter export; move it out of "

@@ -267,7 +267,8 @@ def _write_outputs(run: Run, data: Data, placed: Placed, first_trainable, result
     export_dir = os.path.join(workdir, "adapters")
     export_adapters(combine(first_trainable, placed.frozen), placed.setup.tuned, config.method,
                     export_dir, base_sha256=_base_sha256(config),
-                    class_names=list(data.scene.class_names))
+                    class_names=list(data.scene.class_names), run=config.to_dict(),
+                    preprocessing=data.preprocessing[0])
     results["adapter_bytes"] = os.path.getsize(os.path.join(export_dir, WEIGHTS))
     if maps is not None:
         with run.clock.phase("map_s"):

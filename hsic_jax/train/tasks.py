@@ -77,7 +77,12 @@ class Task:
                                   geo=geo, batch_size=config.batch_size,
                                   steps_per_epoch=setup.steps_per_epoch,
                                   augment_cfg=dict(config.augment), drop_last=config.drop_last),
-                functools.partial(step.predict, tuned=setup.tuned, geo=geo))
+                self.predict_function(setup.tuned, geo))
+
+    def predict_function(self, tuned, geo: step.Geometry):
+        """`predict(params, frozen, cube, coords) -> (classes (N,), confidence (N,))` of one
+        seed: the run's evaluation and map, and a new cube's (`hsic_jax.predict`)."""
+        return functools.partial(step.predict, tuned=tuned, geo=geo)
 
 
     def logits_function(self, tuned, geo: step.Geometry):
@@ -109,7 +114,10 @@ class SceneTask(Task):
     def step_functions(self, config, setup, geo: step.Geometry):
         return (functools.partial(step.scene_train_step, tuned=setup.tuned,
                                   optimizer=setup.optimizer),
-                functools.partial(step.scene_predict, tuned=setup.tuned))
+                self.predict_function(setup.tuned, geo))
+
+    def predict_function(self, tuned, geo: step.Geometry):
+        return functools.partial(step.scene_predict, tuned=tuned)
 
     def logits_function(self, tuned, geo: step.Geometry):
         return functools.partial(step.scene_logits, tuned=tuned)
