@@ -38,8 +38,10 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 import time
+from xml.sax.saxutils import escape
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,10 +49,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
-from hsic_jax import cli
+from hsic_jax import cli, hosts
 from hsic_jax.adapters.export import load_adapters, read_adapter_manifest
-from hsic_jax.data.io import DataError, write_json
+from hsic_jax.data.io import DataError, atomic_write, write_json
 from hsic_jax.data.preprocess import Preprocessing
 from hsic_jax.data.raster import Cube, MapWriter, array_cube, open_cube
 from hsic_jax.evaluation import tiles as tiling
@@ -68,11 +71,13 @@ from hsic_jax.train.step import Geometry
 log = logging.getLogger(__name__)
 
 TILE = 256  # core pixels a side of a tile
-HALO = 32  # whole-scene models: pixels of context around a tile
+HALO = 128  # whole-scene models: pixels of context around a tile (bench/predict_halo.py)
 GDAL_CACHE_MB = 256  # GDAL's block cache while reading and writing
 PREVIEW = 2048  # the PNG previews' longest side, pixels
-OUTPUTS = ("classification.tif", "confidence.tif", "classification.png", "confidence.png",
-           "prediction.json")
+# What `predict_file` writes into --out (and replaces there): the maps (`.partN` of process N
+# and a `.vrt` of them on several hosts; `.partial` while being written), previews, record.
+OURS = re.compile(r"(classification|confidence)(\.part\d+)?(\.partial(\.cog)?)?\.tif"
+                  r"|(classification|confidence)\.(png|vrt)|prediction\.json")
 
 
 class PredictError(DataError):
@@ -200,57 +205,82 @@ class Predictor:
                      tile: int | None = TILE, halo: int = HALO, batch: int = EVAL_BATCH,
                      devices: Sequence[jax.Device] | None = None) -> dict:
         """Classify the cube in file `src` into the folder `dst` (module docstring); returns
-        what `prediction.json` records."""
-        _check_out(dst)
+        what `prediction.json` records.
+
+        Under `jax.distributed` every process takes its own band of tile rows on its own
+        devices and writes it as `classification.part{I}.tif` / `confidence.part{I}.tif`;
+        process 0 then writes `classification.vrt` / `confidence.vrt`, which GDAL (QGIS,
+        rasterio) reads as one map, the previews and `prediction.json`."""
+        count, index = jax.process_count(), jax.process_index()
+        if hosts.agree(_checked_out(dst) if index == 0 else hosts.GO) == hosts.REFUSED:
+            raise PredictError(f"--out {dst}: refused by process 0 (see its output)")
         t0 = time.perf_counter()
+        suffix = "" if count == 1 else f".part{index}"
         with rasterio_env(), open_cube(src, cube_key) as cube:
             self._check_cube(cube)
-            shape = cube.shape[:2]
-            colours = (palette(len(self.class_names)) * 255).round().astype(int)
-            tags = {"CLASS_NAMES": json.dumps(list(self.class_names)),
-                    **{f"CLASS_{k}": n for k, n in enumerate(self.class_names, start=1)}}
-            maps = [MapWriter(os.path.join(dst, "classification.tif"), shape, self.class_dtype,
-                              tiling.NODATA_CLASS, cube,
-                              {k: tuple(c) for k, c in enumerate(colours)}, tags),
-                    MapWriter(os.path.join(dst, "confidence.tif"), shape, np.float32,
-                              tiling.NODATA_CONFIDENCE, cube)]
+            rows = _band(cube.shape[0], tile, count, index)
+            maps = self._writers(dst, suffix, cube, rows) if rows[1] > rows[0] else []
 
             def write(t, c, p):
-                maps[0].write(c.astype(self.class_dtype), t.rows, t.cols)
-                maps[1].write(p, t.rows, t.cols)
+                local = slice(t.rows.start - rows[0], t.rows.stop - rows[0])
+                maps[0].write(c.astype(self.class_dtype), local, t.cols)
+                maps[1].write(p, local, t.cols)
 
             try:
                 counts = self._run(cube, write, tile=tile, halo=halo, batch=batch,
-                                   devices=devices)
+                                   devices=devices, rows=rows)
             except BaseException:
                 for m in maps:
                     m.abort()
                 raise
             for m in maps:
                 m.finish()
-            georeferenced = cube.crs is not None
-        _previews(dst, len(self.class_names))
+        if count > 1:
+            multihost_utils.sync_global_devices("hsic_jax.predict: every part written")
+        if index:
+            return counts
+        maps = ("classification.tif", "confidence.tif") if count == 1 else tuple(
+            _write_vrt(dst, name, cube.shape[:2], [_band(cube.shape[0], tile, count, i)
+                                                    for i in range(count)])
+            for name in ("classification", "confidence"))
+        _previews(dst, maps, len(self.class_names))
         seconds = time.perf_counter() - t0
-        record = {"workdir": self.source, "cube": os.path.abspath(src), "shape": list(cube.shape),
-                  "seeds": list(self.seeds), "ensemble": len(self.seeds) > 1,
-                  "class_names": list(self.class_names), "tile": tile, "batch": batch,
-                  "halo": halo if
-                  self.whole_scene else None, "georeferenced": georeferenced, **counts,
+        record = {"workdir": self.source, "cube": os.path.abspath(src),
+                  "shape": list(cube.shape), "maps": list(maps), "seeds": list(self.seeds),
+                  "ensemble": len(self.seeds) > 1, "class_names": list(self.class_names),
+                  "tile": tile, "batch": batch, "halo": halo if self.whole_scene else None,
+                  "georeferenced": cube.crs is not None, **counts, "processes": count,
                   "seconds": round(seconds, 3),
-                  "pixels_per_second": round(shape[0] * shape[1] / seconds, 1)}
+                  "pixels_per_second": round(cube.shape[0] * cube.shape[1] / seconds, 1)}
         write_json(os.path.join(dst, "prediction.json"), record)
-        if not georeferenced:
+        if cube.crs is None:
             log.info("%s has no CRS: the maps are written without a georeference", src)
         return record
 
+    def _writers(self, dst: str, suffix: str, cube: Cube, rows: tuple[int, int]):
+        """The class and confidence maps of rows `[rows[0], rows[1])` of `cube`."""
+        shape = (rows[1] - rows[0], cube.shape[1])
+        colours = (palette(len(self.class_names)) * 255).round().astype(int)
+        tags = {"CLASS_NAMES": json.dumps(list(self.class_names)),
+                **{f"CLASS_{k}": n for k, n in enumerate(self.class_names, start=1)}}
+        return [MapWriter(os.path.join(dst, f"classification{suffix}.tif"), shape,
+                          self.class_dtype, tiling.NODATA_CLASS, cube,
+                          {k: tuple(c) for k, c in enumerate(colours)}, tags,
+                          row_offset=rows[0]),
+                MapWriter(os.path.join(dst, f"confidence{suffix}.tif"), shape, np.float32,
+                          tiling.NODATA_CONFIDENCE, cube, row_offset=rows[0])]
+
     def _run(self, cube: Cube, write, *, tile: int | None, halo: int, batch: int,
-             devices: Sequence[jax.Device] | None) -> dict:
-        """Classify `cube` tile by tile into `write`; returns the devices and pixel counts."""
+             devices: Sequence[jax.Device] | None, rows: tuple[int, int] | None = None
+             ) -> dict:
+        """Classify `cube` tile by tile (those whose rows start in `rows`: all by default)
+        into `write`; returns the devices and the number of tiles."""
         self._check_cube(cube)
         devices = list(devices or jax.local_devices())
-        plan = tiling.plan(cube.shape[:2], tile, radius=self.radius,
-                           padding=self.config.data.padding,
-                           halo=halo if self.whole_scene else None)
+        plan = [t for t in tiling.plan(cube.shape[:2], tile, radius=self.radius,
+                                       padding=self.config.data.padding,
+                                       halo=halo if self.whole_scene else None)
+                if rows is None or rows[0] <= t.rows.start < rows[1]]
         placed = {d: jax.device_put((self.params, self.frozen), d) for d in devices}
         n = len(self.seeds)
 
@@ -264,12 +294,10 @@ class Predictor:
                                  jax.device_put(np.broadcast_to(coords, (n, *coords.shape)),
                                                 device))
 
-        counted = {"pixels": 0}
         bar = progress(iter(plan), f"predict {cube.shape[0]} × {cube.shape[1]} pixels",
                        len(plan))
         tiling.classify_tiles(cube, list(bar), prepare, classify, write, devices=devices,
-                              batch=None if self.whole_scene else batch,
-                              on_done=lambda k: counted.update(pixels=counted["pixels"] + k))
+                              batch=None if self.whole_scene else batch)
         return {"devices": len(devices), "tiles": len(plan)}
 
     def _check_cube(self, cube: Cube) -> None:
@@ -368,6 +396,62 @@ def _restore(workdir: str, config, tuned, seeds: Sequence[int]):
     return selection.selected_params(restored["state"]["params"], restored.get("best")), frozen
 
 
+def _band(height: int, tile: int | None, count: int, index: int) -> tuple[int, int]:
+    """Rows `[start, stop)` of process `index` of `count`: its share of the tile rows."""
+    tile = tile or height
+    tile_rows = -(-height // tile)
+    return (min(index * tile_rows // count * tile, height),
+            min((index + 1) * tile_rows // count * tile, height))
+
+
+def _write_vrt(dst: str, name: str, shape: tuple[int, int], bands: list[tuple[int, int]]) -> str:
+    """`{name}.vrt` in `dst`: the processes' `{name}.part{I}.tif`, rows `bands[I]`, as one
+    raster (the first part's georeference, colour table and metadata); returns its name."""
+    import rasterio
+
+    parts = [(i, a, b) for i, (a, b) in enumerate(bands) if b > a]
+    with rasterio.open(os.path.join(dst, f"{name}.part0.tif")) as ds:
+        dtype, nodata, crs, transform = ds.dtypes[0], ds.nodata, ds.crs, ds.transform
+        colormap = ds.colormap(1) if name == "classification" else None
+        tags = ds.tags()
+    gdal_type = {"uint8": "Byte", "uint16": "UInt16", "float32": "Float32"}[dtype]
+    xml = [f'<VRTDataset rasterXSize="{shape[1]}" rasterYSize="{shape[0]}">']
+    if crs is not None:
+        xml.append(f"  <SRS>{escape(crs.to_wkt())}</SRS>")
+    if not transform.is_identity:
+        xml.append(f"  <GeoTransform>{', '.join(map(repr, transform.to_gdal()))}</GeoTransform>")
+    xml.append("  <Metadata>" + "".join(f'<MDI key="{escape(k)}">{escape(v)}</MDI>'
+                                        for k, v in tags.items()) + "</Metadata>")
+    xml.append(f'  <VRTRasterBand dataType="{gdal_type}" band="1">')
+    xml.append(f"    <NoDataValue>{nodata!r}</NoDataValue>")
+    if colormap:
+        xml.append("    <ColorInterp>Palette</ColorInterp><ColorTable>" + "".join(
+            f'<Entry c1="{r}" c2="{g}" c3="{b}" c4="{a}"/>' for _, (r, g, b, a) in
+            sorted(colormap.items())) + "</ColorTable>")
+    for i, a, b in parts:
+        xml.append(f'    <SimpleSource><SourceFilename relativeToVRT="1">{name}.part{i}.tif'
+                   f'</SourceFilename><SourceBand>1</SourceBand>'
+                   f'<SrcRect xOff="0" yOff="0" xSize="{shape[1]}" ySize="{b - a}"/>'
+                   f'<DstRect xOff="0" yOff="{a}" xSize="{shape[1]}" ySize="{b - a}"/>'
+                   "</SimpleSource>")
+    xml += ["  </VRTRasterBand>", "</VRTDataset>"]
+    text = "\n".join(xml).encode()
+    atomic_write(os.path.join(dst, f"{name}.vrt"), lambda f: f.write(text))
+    return f"{name}.vrt"
+
+
+def _checked_out(dst: str) -> int:
+    """`hosts.GO` when `_check_out(dst)` passes; else logs why and returns `hosts.REFUSED`
+    to the other processes before raising."""
+    try:
+        _check_out(dst)
+    except PredictError:
+        if jax.process_count() > 1:
+            hosts.agree(hosts.REFUSED)
+        raise
+    return hosts.GO
+
+
 def _check_out(dst: str) -> None:
     """`dst` exists (made if not), is writable, and holds nothing but earlier outputs."""
     try:
@@ -376,25 +460,21 @@ def _check_out(dst: str) -> None:
         raise PredictError(f"--out {dst}: cannot make the folder ({e.strerror})") from e
     if not os.access(dst, os.W_OK):
         raise PredictError(f"--out {dst}: not writable")
-    ours = set(OUTPUTS)
-    ours |= {f"{s}.partial{e}" for s, e in map(os.path.splitext, OUTPUTS)}
-    ours |= {f"{s}.partial.cog{e}" for s, e in map(os.path.splitext, OUTPUTS)}
-    others = sorted(set(os.listdir(dst)) - ours)
+    others = sorted(f for f in os.listdir(dst) if not OURS.fullmatch(f))
     if others:
         raise PredictError(f"--out {dst}: holds other files ({', '.join(others[:3])}"
                            f"{', …' if len(others) > 3 else ''}); give an empty or new folder")
 
 
-def _previews(dst: str, num_classes: int) -> None:
-    """`classification.png` and `confidence.png`, read from the written maps' overviews."""
+def _previews(dst: str, maps: Sequence[str], num_classes: int) -> None:
+    """`classification.png` and `confidence.png`, read from the written `maps` (class,
+    confidence) at a reduced resolution."""
     import rasterio
     from matplotlib import colormaps
     from matplotlib.image import imsave
 
-    from hsic_jax.data.io import atomic_write
-
-    for name in ("classification", "confidence"):
-        with rasterio.open(os.path.join(dst, f"{name}.tif")) as ds:
+    for name, file in zip(("classification", "confidence"), maps):
+        with rasterio.open(os.path.join(dst, file)) as ds:
             scale = max(1, -(-max(ds.height, ds.width) // PREVIEW))
             image = ds.read(1, out_shape=(-(-ds.height // scale), -(-ds.width // scale)))
         if name == "classification":
@@ -425,8 +505,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                    "context around each tile")
     p.add_argument("--batch", type=int, default=EVAL_BATCH, help="pixels a model call (the "
                    "run's own gives its map bit for bit; larger is faster on a GPU)")
+    p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize "
+                   "(the same command on every host; each classifies its band of rows)")
+    p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
+    p.add_argument("--num_processes", type=int, default=None)
+    p.add_argument("--process_id", type=int, default=None)
     args = p.parse_args(argv)
     cli.prepare()
+    if args.distributed:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     if (args.workdir is None) == (args.adapters is None) or (args.adapters is None) != (
             args.base is None):
         p.error("give a WORKDIR, or --base CKPT_DIR --adapters DIR")
@@ -439,9 +526,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"error: {cli.one_line(e, args.out)}")
     except OSError as e:
         sys.exit(f"error: cannot write {e.filename or args.out}: {e.strerror or e}")
-    print(f"{record['shape'][0]} × {record['shape'][1]} pixels classified in "
-          f"{record['seconds']:.1f} s ({record['pixels_per_second']:.0f} pixels/s, "
-          f"{record['devices']} devices); outputs in {args.out}")
+    if jax.process_index() == 0:
+        print(f"{record['shape'][0]} × {record['shape'][1]} pixels classified in "
+              f"{record['seconds']:.1f} s ({record['pixels_per_second']:.0f} pixels/s, "
+              f"{record['processes']} × {record['devices']} devices); outputs in {args.out}")
 
 
 if __name__ == "__main__":

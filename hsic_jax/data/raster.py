@@ -172,12 +172,14 @@ class MapWriter:
       like: the `Cube` whose CRS and transform the map takes (None: none).
       colormap: {value: (r, g, b)} (a classification's colour table), or None.
       tags: metadata (e.g. the class names).
+      row_offset: the map's first row is this row of `like` (a band of a larger map).
     """
 
     def __init__(self, path: str, shape: tuple[int, int], dtype, nodata, like: Cube | None,
                  colormap: Mapping[int, tuple[int, int, int]] | None = None,
-                 tags: Mapping[str, str] | None = None):
+                 tags: Mapping[str, str] | None = None, row_offset: int = 0):
         import rasterio
+        from rasterio.transform import Affine
 
         self.path = path
         stem, ext = os.path.splitext(path)
@@ -190,7 +192,7 @@ class MapWriter:
         if like is not None and like.crs is not None:
             profile["crs"] = like.crs
         if like is not None and like.transform is not None:
-            profile["transform"] = like.transform
+            profile["transform"] = like.transform * Affine.translation(0, row_offset)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
