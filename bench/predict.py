@@ -142,6 +142,16 @@ def main() -> None:
         print(json.dumps(worker(json.loads(args.worker))))
         return
     records = []
+
+    def save():  # after every record: a run cut short keeps what it measured
+        if args.out:
+            from hsic_jax.data.io import write_json
+
+            text = table(records)
+            write_json(args.out, {"records": records, "machine": machine(), "table": text})
+            with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+                f.write(text + "\n")
+
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         for size in args.sizes:
             cube = os.path.join(tmp, f"synthetic_{size}.tif")
@@ -153,18 +163,13 @@ def main() -> None:
             for devices in args.devices:
                 records.append(measure(spec, devices))
                 print(table(records[-1:]).splitlines()[-1], flush=True)
+                save()
             if size in args.in_memory:
                 records.append(measure({**spec, "in_memory": True}, 1))
                 print(table(records[-1:]).splitlines()[-1], flush=True)
+                save()
             os.remove(cube)
-    text = table(records)
-    print(text)
-    if args.out:
-        from hsic_jax.data.io import write_json
-
-        write_json(args.out, {"records": records, "machine": machine(), "table": text})
-        with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-            f.write(text + "\n")
+    print(table(records))
 
 
 if __name__ == "__main__":
