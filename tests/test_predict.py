@@ -80,7 +80,9 @@ def test_the_map_of_the_training_scene_is_the_runs_own(workdir, cube, tmp_path):
     assert crs == rasterio.crs.CRS.from_string(CRS) and transform == TRANSFORM and nodata == 0
     confidence, *_ = read(tmp_path / "out" / "confidence.tif")
     run_confidence, *_ = read(workdir / "confidence_map.tif")
-    np.testing.assert_array_equal(confidence, run_confidence)
+    # bit for bit on a CPU; a GPU's kernels round some probabilities differently (≤ 1e-4
+    # relative on an H200: bench/results/gpu_h200/tests_predict.log), never the classes
+    np.testing.assert_allclose(confidence, run_confidence, rtol=1e-4, atol=0)
     with rasterio.open(tmp_path / "out" / "classification.tif") as ds:
         names = json.loads(ds.tags()["CLASS_NAMES"])
         assert names[0] == "Alfalfa" and len(names) == 16 and ds.tags()["CLASS_16"] == names[-1]
