@@ -18,7 +18,6 @@ machine, table) and prints the table.
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -104,14 +103,10 @@ def measure(spec: dict, devices: int) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "load": os.getloadavg()[0],
-            "python": platform.python_version()}
+    """The run's machine (`hsic_jax.evaluation.results.machine`) and its load average."""
+    from hsic_jax.evaluation.results import machine as described
+
+    return {**described(), "load": os.getloadavg()[0]}
 
 
 def table(records: list[dict]) -> str:

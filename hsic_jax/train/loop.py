@@ -30,8 +30,9 @@ the final one); the map reuses those predictions and predicts only the other pix
 and the leakage: the fraction of test (and validation) pixels inside some training pixel's
 input window.
 
-Outputs in `workdir`: `config.json`, `log.txt`, `split_seed{N}.json`, `pca.npz` (or
-`pca_seed{N}.npz` with `fit_on='train'`), `metrics.jsonl`, `checkpoints/`, `results.json`,
+Outputs in `workdir`: `config.json`, `log.txt`, `split_seed{N}.json`, `pca.npz` and
+`normalization.npz` (or `pca_seed{N}.npz`, `normalization_seed{N}.npz` with `fit_on='train'`:
+the fitted preprocessing, which `hsic_jax.predict` applies to new cubes), `metrics.jsonl`, `checkpoints/`, `results.json`,
 `classification_map.png` and `confidence_map.png` (and `.tif` twins, with the input's
 georeference for a GeoTIFF scene), `training_curves.png`, `adapters/` (only the trainable
 subtrees + head, see `hsic_jax.adapters.export`), and for a sweep `sweep.png` (OA against
