@@ -7,7 +7,7 @@ MAE decoder, separable position embeddings) and checkpoints written by the offic
 fine-tuning script (joint `pos_embed`, `head.*`). Every encoder tensor is mapped and
 transposed to Flax layout onto `backbone/...` (and `head/...`); the MAE decoder of a
 pre-training checkpoint (`mask_token`, `decoder_*`) is kept too, mapped onto `decoder/...` of
-`hsic_jax.models.mae.SpectralMAE` (its width and depth read off the tensors, its heads
+`hsic_jax.models.spectralgpt.SpectralMAE` (its width and depth read off the tensors, its heads
 `--decoder-heads`; the manifest records them as `decoder`); a fine-tune checkpoint has no
 decoder and its params no `decoder` subtree. Spatial position grids (the encoder's and the
 decoder's) are resampled to the requested image size with PyTorch's bicubic kernel.
@@ -31,7 +31,7 @@ import numpy as np
 
 from convert.common import ConversionError, io_arguments, read_checkpoint, run, unflatten
 from hsic_jax.models.posemb import resample_grid, resample_joint
-from hsic_jax.models.spectralgpt import VARIANTS, check_geometry, model_from_config
+from hsic_jax.models.spectralgpt import VARIANTS, SpectralMAE, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralgpt")
 
@@ -185,8 +185,6 @@ def infer_decoder(sd: Mapping[str, np.ndarray], path: str, heads: int = DECODER_
 
 def _decoder_shapes(arch: Mapping, decoder: Mapping, img_size: int, bands: int) -> dict:
     """The shapes of `SpectralMAE`'s `decoder` params by '/'-joined path (`decoder/...`)."""
-    from hsic_jax.models.mae import SpectralMAE
-
     mae = SpectralMAE(img_size=img_size, patch_size=arch["patch_size"], tubelet=arch["tubelet"],
                       bands=bands, width=arch["width"], depth=arch["depth"], heads=arch["heads"],
                       mlp_ratio=arch["mlp_ratio"], decoder_width=decoder["width"],
@@ -202,7 +200,7 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
             source_img_size: int | None = None, seed: int = 0,
             decoder_heads: int = DECODER_HEADS) -> tuple[dict, dict]:
     """Map a torch state_dict onto the Flax params of a SpectralGPT classifier, and its MAE
-    decoder (if any) onto `decoder` (`hsic_jax.models.mae.SpectralMAE`'s).
+    decoder (if any) onto `decoder` (`hsic_jax.models.spectralgpt.SpectralMAE`'s).
 
     Returns `(params, report)`; `report` holds the model config, the decoder's architecture
     (`decoder`: width, depth, heads; only with a decoder), the key map and the dropped and
