@@ -39,7 +39,7 @@ import numpy as np
 
 from hsic_jax.adapters.tuned import Target
 from hsic_jax.models.common import (architecture_mismatch, check_input, dense_dot_general,
-                                    matmul, module_fields)
+                                    matmul, module_fields, pre_norm_block)
 from hsic_jax.models.mae import random_masking
 
 # Width, depth, heads and tubelet of the official factory functions
@@ -119,12 +119,10 @@ class Block(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        # DropPath = dropout of the whole residual branch per sample, rescaled by 1/(1-p).
-        drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), deterministic=not train)
-        x = x + drop(Attention(self.heads, self.dtype, name="attn")(
-            layer_norm("norm1", self.dtype)(x)))
-        y = Mlp(self.hidden, self.dtype, name="mlp")(layer_norm("norm2", self.dtype)(x))
-        return x + drop(y)
+        return pre_norm_block(x, Attention(self.heads, self.dtype, name="attn"),
+                              Mlp(self.hidden, self.dtype, name="mlp"),
+                              functools.partial(layer_norm, dtype=self.dtype), self.drop_path,
+                              train)
 
 
 class TubeletEmbed(nn.Module):
