@@ -1,5 +1,5 @@
-"""Masked pre-training of a SpectralGPT encoder on unlabelled scenes:
-`python pretrain.py --config=configs/pretrain_demo.py`.
+"""Masked pre-training of a model family's encoder on unlabelled scenes (a family that offers a
+masked autoencoder, SpectralGPT's in the demo): `python pretrain.py --config=configs/pretrain_demo.py`.
 
 Any config field can be overridden on the command line (`--config.epochs=100`,
 `--config.pretrain.extra_cubes='("more.mat",)'`); outputs go to `config.workdir` (or

@@ -7,7 +7,7 @@ MAE decoder, separable position embeddings) and checkpoints written by the offic
 fine-tuning script (joint `pos_embed`, `head.*`). Every encoder tensor is mapped and
 transposed to Flax layout onto `backbone/...` (and `head/...`); the MAE decoder of a
 pre-training checkpoint (`mask_token`, `decoder_*`) is kept too, mapped onto `decoder/...` of
-`hsic_jax.models.mae.SpectralMAE` (its width and depth read off the tensors, its heads
+`hsic_jax.models.spectralgpt.SpectralMAE` (its width and depth read off the tensors, its heads
 `--decoder-heads`; the manifest records them as `decoder`); a fine-tune checkpoint has no
 decoder and its params no `decoder` subtree. Spatial position grids (the encoder's and the
 decoder's) are resampled to the requested image size with PyTorch's bicubic kernel.
@@ -31,7 +31,7 @@ import numpy as np
 
 from convert.common import ConversionError, io_arguments, read_checkpoint, run, unflatten
 from hsic_jax.models.posemb import resample_grid, resample_joint
-from hsic_jax.models.spectralgpt import VARIANTS, check_geometry, model_from_config
+from hsic_jax.models.spectralgpt import VARIANTS, SpectralMAE, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralgpt")
 
@@ -54,19 +54,29 @@ def _conv3d(w):  # (D, 1, t, p, p) -> (t, p, p, 1, D)
     return np.asarray(w).transpose(2, 3, 4, 1, 0)
 
 
+def _blocks_and_norm(torch_prefix: str, flax_prefix: str) -> tuple[tuple[str, str, Callable], ...]:
+    """The entries of a stack of `Block`s and the norm after it (the encoder's and the MAE
+    decoder's are the same layout): torch `{torch_prefix}blocks.i.…` and `{torch_prefix}norm.…`
+    onto `{flax_prefix}/block_i/…` and `{flax_prefix}/norm/…`."""
+    t, f = re.escape(torch_prefix), flax_prefix
+    return (
+        (t + r"blocks\.(\d+)\.(norm1|norm2)\.weight", f + "/block_{0}/{1}/scale", _same),
+        (t + r"blocks\.(\d+)\.(norm1|norm2)\.bias", f + "/block_{0}/{1}/bias", _same),
+        (t + r"blocks\.(\d+)\.attn\.(q|k|v|proj)\.weight", f + "/block_{0}/attn/{1}/kernel", _linear),
+        (t + r"blocks\.(\d+)\.attn\.(q|k|v|proj)\.bias", f + "/block_{0}/attn/{1}/bias", _same),
+        (t + r"blocks\.(\d+)\.mlp\.(fc1|fc2)\.weight", f + "/block_{0}/mlp/{1}/kernel", _linear),
+        (t + r"blocks\.(\d+)\.mlp\.(fc1|fc2)\.bias", f + "/block_{0}/mlp/{1}/bias", _same),
+        (t + r"norm\.weight", f + "/norm/scale", _same),
+        (t + r"norm\.bias", f + "/norm/bias", _same),
+    )
+
+
 # (torch key pattern, Flax path template, transform). Groups of the pattern fill the template.
 KEY_MAP: tuple[tuple[str, str, Callable], ...] = (
     (r"patch_embed\.proj\.weight", "backbone/patch_embed/kernel", _conv3d),
     (r"patch_embed\.proj\.bias", "backbone/patch_embed/bias", _same),
     (r"(pos_embed|pos_embed_spatial|pos_embed_temporal)", "backbone/{0}", _same),
-    (r"blocks\.(\d+)\.(norm1|norm2)\.weight", "backbone/block_{0}/{1}/scale", _same),
-    (r"blocks\.(\d+)\.(norm1|norm2)\.bias", "backbone/block_{0}/{1}/bias", _same),
-    (r"blocks\.(\d+)\.attn\.(q|k|v|proj)\.weight", "backbone/block_{0}/attn/{1}/kernel", _linear),
-    (r"blocks\.(\d+)\.attn\.(q|k|v|proj)\.bias", "backbone/block_{0}/attn/{1}/bias", _same),
-    (r"blocks\.(\d+)\.mlp\.(fc1|fc2)\.weight", "backbone/block_{0}/mlp/{1}/kernel", _linear),
-    (r"blocks\.(\d+)\.mlp\.(fc1|fc2)\.bias", "backbone/block_{0}/mlp/{1}/bias", _same),
-    (r"norm\.weight", "backbone/norm/scale", _same),
-    (r"norm\.bias", "backbone/norm/bias", _same),
+    *_blocks_and_norm("", "backbone"),
     (r"head\.weight", "head/kernel", _linear),
     (r"head\.bias", "head/bias", _same),
 )
@@ -77,15 +87,7 @@ DECODER_MAP: tuple[tuple[str, str, Callable], ...] = (
     (r"decoder_embed\.weight", "decoder/embed/kernel", _linear),
     (r"decoder_embed\.bias", "decoder/embed/bias", _same),
     (r"decoder_(pos_embed_spatial|pos_embed_temporal)", "decoder/{0}", _same),
-    (r"decoder_blocks\.(\d+)\.(norm1|norm2)\.weight", "decoder/block_{0}/{1}/scale", _same),
-    (r"decoder_blocks\.(\d+)\.(norm1|norm2)\.bias", "decoder/block_{0}/{1}/bias", _same),
-    (r"decoder_blocks\.(\d+)\.attn\.(q|k|v|proj)\.weight", "decoder/block_{0}/attn/{1}/kernel",
-     _linear),
-    (r"decoder_blocks\.(\d+)\.attn\.(q|k|v|proj)\.bias", "decoder/block_{0}/attn/{1}/bias", _same),
-    (r"decoder_blocks\.(\d+)\.mlp\.(fc1|fc2)\.weight", "decoder/block_{0}/mlp/{1}/kernel", _linear),
-    (r"decoder_blocks\.(\d+)\.mlp\.(fc1|fc2)\.bias", "decoder/block_{0}/mlp/{1}/bias", _same),
-    (r"decoder_norm\.weight", "decoder/norm/scale", _same),
-    (r"decoder_norm\.bias", "decoder/norm/bias", _same),
+    *_blocks_and_norm("decoder_", "decoder"),
     (r"decoder_pred\.weight", "decoder/pred/kernel", _linear),
     (r"decoder_pred\.bias", "decoder/pred/bias", _same),
 )
@@ -185,8 +187,6 @@ def infer_decoder(sd: Mapping[str, np.ndarray], path: str, heads: int = DECODER_
 
 def _decoder_shapes(arch: Mapping, decoder: Mapping, img_size: int, bands: int) -> dict:
     """The shapes of `SpectralMAE`'s `decoder` params by '/'-joined path (`decoder/...`)."""
-    from hsic_jax.models.mae import SpectralMAE
-
     mae = SpectralMAE(img_size=img_size, patch_size=arch["patch_size"], tubelet=arch["tubelet"],
                       bands=bands, width=arch["width"], depth=arch["depth"], heads=arch["heads"],
                       mlp_ratio=arch["mlp_ratio"], decoder_width=decoder["width"],
@@ -202,7 +202,7 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
             source_img_size: int | None = None, seed: int = 0,
             decoder_heads: int = DECODER_HEADS) -> tuple[dict, dict]:
     """Map a torch state_dict onto the Flax params of a SpectralGPT classifier, and its MAE
-    decoder (if any) onto `decoder` (`hsic_jax.models.mae.SpectralMAE`'s).
+    decoder (if any) onto `decoder` (`hsic_jax.models.spectralgpt.SpectralMAE`'s).
 
     Returns `(params, report)`; `report` holds the model config, the decoder's architecture
     (`decoder`: width, depth, heads; only with a decoder), the key map and the dropped and

@@ -53,6 +53,7 @@ from hsic_jax.data.io import atomic_write
 from hsic_jax.data.scenes import SCENES
 from hsic_jax.evaluation.maps import save_plot_oa_vs_params, save_sweep_plot
 from hsic_jax.models import FAMILIES, family
+from hsic_jax.models.converted import FIRST_FAMILY
 from hsic_jax.train import tasks
 
 # Display names, in the paper's column order: SpectralGPT's fine-tuning methods, then the
@@ -489,7 +490,7 @@ def column(run: dict) -> str:
 
 
 def _model(run: dict) -> str:
-    return run.get("model", "spectralgpt")  # results written before models were named
+    return run.get("model", FIRST_FAMILY)  # results written before models were named
 
 
 def _family_attr(model: str, attr: str, default):

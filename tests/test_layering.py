@@ -121,3 +121,43 @@ def test_a_module_that_names_a_display_name_is_a_family(tmp_path, monkeypatch):
     (package / "toy.py").write_text('DISPLAY_NAME = "Toy"\n')
     monkeypatch.setattr(models, "__file__", str(package / "__init__.py"))
     assert models._discover() == ("svm", "toy")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstring constants of `tree`'s module, classes and functions."""
+    return {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)}
+
+
+def _family_names(path: Path) -> list[str]:
+    """The source line of each place in `path`'s code (docstrings aside) that names a model
+    family: a string literal that is a family's name, or an import of a family's module."""
+    text = path.read_text()
+    tree, found = ast.parse(text), []
+    docs = _docstrings(tree)
+    for node in ast.walk(tree):
+        named = (isinstance(node, ast.Constant) and node.value in FAMILIES
+                 and id(node) not in docs)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or "", *(f"{node.module}.{a.name}" for a in node.names)])
+            named = any(m.removeprefix("hsic_jax.models.") in FAMILIES for m in modules
+                        if m.startswith("hsic_jax.models."))
+        if named:
+            found.append(text.splitlines()[node.lineno - 1].strip())
+    return found
+
+
+def test_no_code_outside_a_family_names_it():
+    """A family's facts live in its module (and its converter, `convert/<name>.py`): nowhere
+    else does code spell a family's name or import its module, but for the family of what was
+    written before families were named and the package's re-exports of SpectralGPT's API."""
+    converters = {ROOT / "convert" / f"{name}.py" for name in FAMILIES}
+    found = {str(path.relative_to(ROOT)): names for path in SOURCES
+             if path not in OWN | converters and (names := _family_names(path))}
+    assert found == {
+        "hsic_jax/models/__init__.py": [
+            "from hsic_jax.models.spectralgpt import VARIANTS, SpectralGPT, model_from_config"],
+        "hsic_jax/models/converted.py": ['FIRST_FAMILY = "spectralgpt"']}

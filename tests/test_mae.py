@@ -1,4 +1,4 @@
-"""SpectralMAE (hsic_jax.models.mae) against the official masked autoencoder, and the converter
+"""SpectralMAE (hsic_jax.models.spectralgpt) against the official masked autoencoder, and the converter
 that keeps its decoder.
 
 The PyTorch oracle (tests/torch_mae.py, the official `MaskedAutoencoderViT` layout) gets
@@ -19,8 +19,9 @@ from convert.common import ConversionError
 from convert.spectralgpt import convert, load_state_dict, main as convert_main
 from hsic_jax import load_converted
 from hsic_jax.models.converted import load_params, read_manifest
-from hsic_jax.models.mae import SpectralMAE, mae_loss, norm_pix, patchify, random_masking
+from hsic_jax.models.mae import mae_loss, norm_pix, random_masking
 from hsic_jax.models.posemb import resample_grid
+from hsic_jax.models.spectralgpt import SpectralMAE, patchify
 
 TOL = 1e-5
 # (model fields shared by the oracle and SpectralMAE, mask ratio)

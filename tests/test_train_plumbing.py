@@ -29,8 +29,7 @@ from hsic_jax.data.pipeline import load_data, load_unlabelled
 from hsic_jax.data.scenes import load_scene
 from hsic_jax.data.split import Split, make_split, training_pixels
 from hsic_jax.models.converted import load_params, save_converted
-from hsic_jax.models.mae import patchify
-from hsic_jax.models.spectralgpt import ARCHITECTURE
+from hsic_jax.models.spectralgpt import ARCHITECTURE, patchify
 from hsic_jax.train import loop, selection, sweep, tasks
 from hsic_jax.train.optimizer import make_optimizer, make_schedule
 from hsic_jax.train.partition import combine

@@ -8,6 +8,7 @@ a model, and how the contribution is added to them, is `hsic_jax.adapters.tuned`
 factors of all layers live in one separate parameter subtree, `params['adapters']`.
 """
 
+import dataclasses
 import math
 from typing import Protocol
 
@@ -34,16 +35,27 @@ class Adapter(Protocol):
         """ΔW as a `(d_in, d_out)` kernel (Flax layout), for merging into the base kernel."""
 
 
-def check_adapter_fields(adapter, name: str) -> None:
-    """Make `targets` a tuple (adapters are hashable) and raise a ValueError naming the
-    field of a factored adapter that is out of range."""
-    object.__setattr__(adapter, "targets", tuple(adapter.targets))
-    if not adapter.targets:
-        raise ValueError(f"{name} targets must name at least one layer")
-    if adapter.factor_init not in FACTOR_INITS:
-        raise ValueError(f"{name} init {adapter.factor_init!r} is not one of {FACTOR_INITS}")
-    if not adapter.init_std > 0:
-        raise ValueError(f"{name} init_std must be > 0, got {adapter.init_std}")
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Factored:
+    """The fields every `Adapter` shares (keyword-only, after its own): the layers it targets
+    and how its nonzero factor is drawn (`random_factor`), checked when it is built; a
+    subclass's own checks extend `__post_init__`."""
+
+    targets: tuple[str, ...] = ("q", "v")
+    factor_init: str = "gaussian"
+    init_std: float = 0.02
+
+    def __post_init__(self):
+        """Make `targets` a tuple (adapters are hashable); refuse a field out of range, naming
+        it and the adapter."""
+        name = type(self).__name__
+        object.__setattr__(self, "targets", tuple(self.targets))
+        if not self.targets:
+            raise ValueError(f"{name} targets must name at least one layer")
+        if self.factor_init not in FACTOR_INITS:
+            raise ValueError(f"{name} init {self.factor_init!r} is not one of {FACTOR_INITS}")
+        if not self.init_std > 0:
+            raise ValueError(f"{name} init_std must be > 0, got {self.init_std}")
 
 
 def random_factor(key: jax.Array, shape: tuple[int, int], factor_init: str,

@@ -35,7 +35,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from hsic_jax.adapters.base import check_adapter_fields, random_factor
+from hsic_jax.adapters.base import Factored, random_factor
 
 
 def kron_matmul(x: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -56,7 +56,7 @@ def kron_matmul(x: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class KronA:
+class KronA(Factored):
     """ΔW = scale · (A ⊗ B) in the out × in layout, on each targeted `(d_in, d_out)` layer.
 
     `a_shape = (r1, r2)` and `b_shape = (d_out / r1, d_in / r2)` as in the paper.
@@ -65,12 +65,9 @@ class KronA:
     a_shape: tuple[int, int]
     b_shape: tuple[int, int]
     scale: float = 1.0
-    targets: tuple[str, ...] = ("q", "v")
-    factor_init: str = "gaussian"
-    init_std: float = 0.02
 
     def __post_init__(self):
-        check_adapter_fields(self, "KronA")
+        super().__post_init__()
         for name in ("a_shape", "b_shape"):
             shape = tuple(getattr(self, name))
             if len(shape) != 2 or min(shape) < 1:

@@ -20,7 +20,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from hsic_jax.adapters.base import check_adapter_fields, random_factor
+from hsic_jax.adapters.base import Factored, random_factor
 from hsic_jax.adapters.krona import kron_matmul
 
 
@@ -41,19 +41,16 @@ def factorization(dim: int, factor: int = -1) -> tuple[int, int]:
 
 
 @dataclasses.dataclass(frozen=True)
-class LoKr:
+class LoKr(Factored):
     """peft's LoKr for Linear layers (no rank or module dropout)."""
 
     factor: int = 8
     rank: int = 8
     alpha: float = 8.0
     decompose_both: bool = False
-    targets: tuple[str, ...] = ("q", "v")
-    factor_init: str = "gaussian"
-    init_std: float = 0.02
 
     def __post_init__(self):
-        check_adapter_fields(self, "LoKr")
+        super().__post_init__()
         if self.rank < 1:
             raise ValueError(f"LoKr rank must be ≥ 1, got {self.rank}")
         if self.factor == 0 or self.factor < -1:

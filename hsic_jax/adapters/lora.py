@@ -11,21 +11,18 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from hsic_jax.adapters.base import check_adapter_fields, random_factor
+from hsic_jax.adapters.base import Factored, random_factor
 
 
 @dataclasses.dataclass(frozen=True)
-class LoRA:
+class LoRA(Factored):
     """Rank-`rank` update with scale `alpha / rank` on each targeted layer."""
 
     rank: int = 4
     alpha: float = 4.0
-    targets: tuple[str, ...] = ("q", "v")
-    factor_init: str = "gaussian"
-    init_std: float = 0.02
 
     def __post_init__(self):
-        check_adapter_fields(self, "LoRA")
+        super().__post_init__()
         if self.rank < 1:
             raise ValueError(f"LoRA rank must be ≥ 1, got {self.rank}")
 

@@ -127,7 +127,7 @@ def init_adapters(key: jax.Array, adapter: Adapter, sites: Sequence[Site]) -> di
 @dataclasses.dataclass(frozen=True)
 class TunedModel:
     """A family's classifier (`module`: params `{'backbone', 'head'}`; a pre-training model
-    `{'backbone', 'decoder'}`, `hsic_jax.models.mae`) tuned by `method`.
+    `{'backbone', 'decoder'}`, a family's `build_mae`) tuned by `method`.
 
     Hashable, so that it can be a static argument of jitted functions.
     """

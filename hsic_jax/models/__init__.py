@@ -27,6 +27,21 @@ Adding a family touches its module, its configs and its tests: `FAMILIES` finds 
 of this package that names a `DISPLAY_NAME`), ordered by its `REPORT_ORDER` (the paper's
 columns; a family without one comes after them, by name).
 
+A family that offers an encoder and a decoder can be pre-trained (`python pretrain.py`,
+`hsic_jax.train.pretrain`, the task `MAE`) when its module exports
+
+  build_mae(model_cfg, decoder_cfg, *, input_size, bands, mask_ratio) -> nn.Module
+      its masked autoencoder: `(N, *module.input_shape)` float32, the `'mask'` rng stream →
+      `(pred (N, T, P), mask (N, T))` (each token's predicted pixels; 1 = hidden), its params
+      `{'backbone': the classifier's, 'decoder'}`, with attributes `num_tokens` (T) and
+      `num_visible`, and methods `patchify(x) -> (N, T, P)` (the target), `unpatchify(tokens)
+      -> (N, H, W, B)`, `checkpoint_fields()` (the manifest's `model` and `decoder` of its
+      converted checkpoint) and `checkpoint_mismatch(model_fields) -> str | None` (why a
+      converted encoder cannot start its pre-training);
+
+`mae_family(name)` refuses any other family, naming those that can (`spectralgpt.py` is the
+example).
+
 A family's `TASK` names the shape of task it trains in (`hsic_jax.train.tasks`): 'patch' (the
 default: one input per labelled pixel, its neighbourhood; one row of logits per input),
 'scene' (the whole scene `(1, H, W, B)` in, per-pixel logits `(1, H, W, C)` out) or
@@ -62,6 +77,7 @@ def _discover() -> tuple[str, ...]:
 
 FAMILIES = _discover()
 
+
 def family(name: str) -> ModuleType:
     """The module of model family `name` (`config.model.name`)."""
     if name not in FAMILIES:
@@ -69,5 +85,16 @@ def family(name: str) -> ModuleType:
     return importlib.import_module(f"hsic_jax.models.{name}")
 
 
+def mae_family(name: str) -> ModuleType:
+    """The module of model family `name` (`config.model.name`) when it can be pre-trained (it
+    exports `build_mae`, see above); a one-line refusal naming the families that can otherwise."""
+    fam = family(name)
+    if not hasattr(fam, "build_mae"):
+        able = tuple(n for n in FAMILIES if hasattr(family(n), "build_mae"))
+        raise ValueError(f"config.model.name={name!r}: {fam.DISPLAY_NAME} offers no masked "
+                         f"autoencoder (no build_mae) to pre-train; the families that can: {able}")
+    return fam
+
+
 __all__ = ["FAMILIES", "VARIANTS", "Classifier", "SpectralGPT", "family", "load_converted",
-           "load_params", "model_from_config", "save_converted"]
+           "load_params", "mae_family", "model_from_config", "save_converted"]

@@ -1,9 +1,11 @@
 """What the model families share: their config fields as module keyword arguments, the input
-shape check, how a converted checkpoint's architecture differs from the configured one, and
-the matmul of their dense layers (`dense_dot_general`)."""
+shape check, how a converted checkpoint's architecture differs from the configured one, the
+pre-norm transformer block (`pre_norm_block`) and the matmul of their dense layers
+(`dense_dot_general`)."""
 
 from collections.abc import Callable, Mapping
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -54,6 +56,17 @@ def config_fix(field: str, value) -> str:
     if field == "bands":
         return f"--config.data.pca={value} (or None for a scene of {value} bands)"
     return f"--config.model.{field}={value!r}"
+
+
+def pre_norm_block(x: jax.Array, attn: nn.Module, mlp: nn.Module,
+                   norm: Callable[[str], nn.Module], drop_path: float, train: bool) -> jax.Array:
+    """A pre-norm transformer block `(N, S, D) -> (N, S, D)`, called inside the block's compact
+    `__call__`: x + attn(norm1(x)), then + mlp(norm2(·)), with stochastic depth on both
+    residual branches (DropPath: dropout of a whole branch per sample, rescaled by 1/(1-p));
+    `norm(name)` makes the block's norms, `norm1` and `norm2`."""
+    drop = nn.Dropout(drop_path, broadcast_dims=(1, 2), deterministic=not train)
+    x = x + drop(attn(norm("norm1")(x)))
+    return x + drop(mlp(norm("norm2")(x)))
 
 
 @jax.custom_vjp

@@ -28,6 +28,8 @@ PARAMS = "params"
 FORMAT = "hsic-jax-converted/1"
 # Manifests written before `format` existed are recognised by these keys.
 _FORMAT_0_KEYS = {"source_sha256", "model", "key_map"}
+# The family of manifests (and results) written before families were named.
+FIRST_FAMILY = "spectralgpt"
 
 
 def save_converted(out_dir: str, params: Mapping, manifest: Mapping, *,
@@ -142,6 +144,11 @@ def _subdirs(path: str) -> list[str]:
     return [d.name for d in os.scandir(path) if d.is_dir()] if os.path.isdir(path) else []
 
 
+def manifest_family(manifest: Mapping) -> str:
+    """The model family (`config.model.name`) whose parameters a converted checkpoint holds."""
+    return manifest.get("family", FIRST_FAMILY)
+
+
 def load_params(ckpt_dir: str) -> dict:
     """The params pytree of a converted checkpoint, as numpy arrays."""
     read_manifest(ckpt_dir)
@@ -184,7 +191,7 @@ def load_converted(ckpt_dir: str) -> Classifier:
         raise ValueError(f"{ckpt_dir} holds an encoder without a classifier (a pre-training's "
                          "output): fine-tune it with run.py and --config.init=pretrained "
                          f"--config.pretrained_dir={ckpt_dir}")
-    module = family(manifest.get("family", "spectralgpt")).model_from_config(config)
+    module = family(manifest_family(manifest)).model_from_config(config)
     params = load_params(ckpt_dir)
     if "decoder" in manifest:  # not the classifier's; it would only ride along on every call
         params = {k: v for k, v in params.items() if k != "decoder"}

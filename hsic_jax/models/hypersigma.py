@@ -103,7 +103,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
-from hsic_jax.models.common import architecture_mismatch, check_input, config_fix, module_fields
+from hsic_jax.models.common import (architecture_mismatch, check_input, config_fix, module_fields,
+                                    pre_norm_block)
 
 # Width, depth, heads, attention interval and fused blocks of the official model sizes
 # (`SSFusionFramework(model_size=...)`); the spectral ViT's feature is block out_indices[0].
@@ -303,13 +304,12 @@ class Block(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), deterministic=not train)
         rescale = math.sqrt(2.0 * (self.layer + 1))
         attn = (SampleAttention(self.heads, self.n_points, self.grid, rescale, self.dtype, name="attn")
                 if self.sample else Attention(self.heads, rescale, self.dtype, name="attn"))
-        x = x + drop(attn(_layer_norm("norm1", self.dtype)(x)))
-        mlp = Mlp(self.hidden, rescale, self.dtype, name="mlp")
-        return x + drop(mlp(_layer_norm("norm2", self.dtype)(x)))
+        return pre_norm_block(x, attn, Mlp(self.hidden, rescale, self.dtype, name="mlp"),
+                              functools.partial(_layer_norm, dtype=self.dtype), self.drop_path,
+                              train)
 
 
 class ConvTranspose2x2(nn.Module):

@@ -266,40 +266,42 @@ def _dt_bias_init(key, shape, dtype=jnp.float32, dt_min=1e-3, dt_max=0.1, floor=
 
 # ---------------------------------------------------------------- the MambaHSI blocks
 
-class SpaMamba(nn.Module):
-    """Spatial branch: all pixels of the batch ONE sequence (the official `view(1, -1, C)`),
-    Mamba, GroupNorm, SiLU, + x. `(N, H, W, C) -> (N, H, W, C)`."""
+class _Branch(nn.Module):
+    """A block's branch, `(N, H, W, C) -> (N, H, W, C)`: Mamba over the branch's `sequences`
+    of the input, GroupNorm, SiLU, + x."""
 
     group_num: int
     use_residual: bool
     mamba: Mapping
-    dtype: Any = jnp.float32
+    dtype: Any
+
+    def sequences(self, x):
+        """`(N, H, W, C)` → the Mamba input `(S, L, d)`."""
+        raise NotImplementedError
 
     @nn.compact
     def __call__(self, x):
-        seq = x.reshape(1, -1, x.shape[-1])
+        seq = self.sequences(x)
         y = Mamba(**self.mamba, dtype=self.dtype, name="mamba")(seq).reshape(x.shape)
         y = nn.silu(_group_norm(self.group_num, "norm", self.dtype)(y))
         return y + x if self.use_residual else y
 
 
-class SpeMamba(nn.Module):
-    """Spectral branch: each pixel's C channels as `token_num` tokens of C / token_num, Mamba,
-    GroupNorm, SiLU, + x. `(N, H, W, C) -> (N, H, W, C)`."""
+class SpaMamba(_Branch):
+    """Spatial branch: all pixels of the batch ONE sequence (the official `view(1, -1, C)`)."""
+
+    def sequences(self, x):
+        return x.reshape(1, -1, x.shape[-1])
+
+
+class SpeMamba(_Branch):
+    """Spectral branch: each pixel's C channels as `token_num` tokens of C / token_num."""
 
     token_num: int
-    group_num: int
-    use_residual: bool
-    mamba: Mapping
-    dtype: Any = jnp.float32
 
-    @nn.compact
-    def __call__(self, x):
+    def sequences(self, x):
         n, h, w, c = x.shape
-        seq = x.reshape(n * h * w, self.token_num, c // self.token_num)
-        y = Mamba(**self.mamba, dtype=self.dtype, name="mamba")(seq).reshape(x.shape)
-        y = nn.silu(_group_norm(self.group_num, "norm", self.dtype)(y))
-        return y + x if self.use_residual else y
+        return x.reshape(n * h * w, self.token_num, c // self.token_num)
 
 
 class Block(nn.Module):
@@ -316,10 +318,10 @@ class Block(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        spa = lambda: SpaMamba(self.group_num, self.use_residual, self.mamba, self.dtype,
-                               name="spa")(x)
-        spe = lambda: SpeMamba(self.token_num, self.group_num, self.use_residual, self.mamba,
-                               self.dtype, name="spe")(x)
+        branch = dict(group_num=self.group_num, use_residual=self.use_residual,
+                      mamba=self.mamba, dtype=self.dtype)
+        spa = lambda: SpaMamba(**branch, name="spa")(x)
+        spe = lambda: SpeMamba(**branch, token_num=self.token_num, name="spe")(x)
         if self.mamba_type == "spa":
             return spa()
         if self.mamba_type == "spe":

@@ -11,8 +11,23 @@ Parameters form one plain nested dict with two subtrees: `backbone` (the pretrai
 encoder) and `head`. The model knows nothing about PEFT: `ADAPTABLE` names the linear
 layers a method may target, and `hsic_jax.adapters.tuned` adds adapters to them from
 outside (as a third subtree, `adapters`).
+
+Masked pre-training (`hsic_jax.train.pretrain`) builds `SpectralMAE` (`build_mae`, the
+family's side of the contract in `hsic_jax.models`), the official
+`models_mae_spectral.MaskedAutoencoderViT`: the input's tokens (`patchify`) are hidden at
+random, a `mask_ratio` of each sample's (`hsic_jax.models.mae.random_masking`), the encoder
+sees only the visible ones (with separable position tables), and a light decoder fills the
+hidden ones with a learnt mask token, adds its own separable position tables and predicts
+every token's `tubelet · patch_size²` pixel values. Its parameters are `{'backbone': the
+encoder's (the classifier's tree, with `pos_embed='separable'`), 'decoder': {embed,
+mask_token, pos_embed_spatial, pos_embed_temporal, block_i, norm, pred}}`; the converter maps
+the official `decoder_*` keys and `mask_token` onto `decoder` (`convert.spectralgpt`). The
+official loss's second term (the squared error of the sum over spectral groups, on every
+token, against the unnormalised target) is left out: it mixes a normalised prediction with an
+unnormalised target.
 """
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +39,8 @@ import numpy as np
 
 from hsic_jax.adapters.tuned import Target
 from hsic_jax.models.common import (architecture_mismatch, check_input, dense_dot_general,
-                                    matmul, module_fields)
+                                    matmul, module_fields, pre_norm_block)
+from hsic_jax.models.mae import random_masking
 
 # Width, depth, heads and tubelet of the official factory functions
 # (`vit_{base,large,huge}_patch8_128` in models_vit_tensor.py).
@@ -103,12 +119,10 @@ class Block(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        # DropPath = dropout of the whole residual branch per sample, rescaled by 1/(1-p).
-        drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), deterministic=not train)
-        x = x + drop(Attention(self.heads, self.dtype, name="attn")(
-            layer_norm("norm1", self.dtype)(x)))
-        y = Mlp(self.hidden, self.dtype, name="mlp")(layer_norm("norm2", self.dtype)(x))
-        return x + drop(y)
+        return pre_norm_block(x, Attention(self.heads, self.dtype, name="attn"),
+                              Mlp(self.hidden, self.dtype, name="mlp"),
+                              functools.partial(layer_norm, dtype=self.dtype), self.drop_path,
+                              train)
 
 
 class TubeletEmbed(nn.Module):
@@ -131,24 +145,35 @@ class TubeletEmbed(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        n, h, w, b = x.shape
         t, p, d = self.tubelet, self.patch_size, self.width
         kernel = self.param("kernel", nn.initializers.xavier_uniform(in_axis=(0, 1, 2, 3),
                                                                      out_axis=4), (t, p, p, 1, d))
         bias = self.param("bias", nn.initializers.zeros, (d,))
-        x = x.astype(self.dtype).reshape(n, h // p, p, w // p, p, b // t, t)
-        x = jnp.transpose(x, (0, 5, 1, 3, 6, 2, 4))  # (N, group, row, col, t, p, p)
-        x = x.reshape(n, (b // t) * (h // p) * (w // p), t * p * p)
+        x = patchify(x.astype(self.dtype), p, t)  # (N, T'·L, t·p²)
         return matmul(x, kernel.reshape(t * p * p, d).astype(self.dtype)) + bias.astype(self.dtype)
 
 
-class Encoder(nn.Module):
-    """Tubelet embedding, position embedding, blocks, pooling and the post-pool norm.
+def patchify(x: jax.Array, patch_size: int, tubelet: int) -> jax.Array:
+    """`(N, H, W, B)` → the tokens' pixels `(N, T'·L, tubelet·p²)`, token `t·L + h·W' + w`,
+    each token's values in the official order (band within the tubelet, row, column)."""
+    n, h, w, b = x.shape
+    p, u = patch_size, tubelet
+    x = x.reshape(n, h // p, p, w // p, p, b // u, u)  # n, gh, pi, gw, qi, t, u
+    x = jnp.transpose(x, (0, 5, 1, 3, 6, 2, 4))  # n, t, gh, gw, u, pi, qi
+    return x.reshape(n, (b // u) * (h // p) * (w // p), u * p * p)
 
-    `(N, H, W, B) -> (N, D)`. With `keep` `(N, K)` (token indices, masked pre-training:
-    `hsic_jax.models.mae`) only those tokens go through the blocks, and the normed tokens
-    `(N, K, D)` are returned instead of the pooled feature, as the official MAE encoder does.
-    """
+
+def unpatchify(tokens: jax.Array, img_size: int, patch_size: int, tubelet: int) -> jax.Array:
+    """The inverse of `patchify`: tokens `(N, T'·L, tubelet·p²)` → `(N, H, W, T'·tubelet)`."""
+    n, p, u, g = tokens.shape[0], patch_size, tubelet, img_size // patch_size
+    x = tokens.reshape(n, -1, g, g, u, p, p)  # n, t, gh, gw, u, pi, qi
+    x = jnp.transpose(x, (0, 2, 5, 3, 6, 1, 4))  # n, gh, pi, gw, qi, t, u
+    return x.reshape(n, img_size, img_size, -1)
+
+
+class TubeletViT(nn.Module):
+    """The encoder's architecture, shared by the classifier's `Encoder` and `SpectralMAE`: what
+    a converted checkpoint's manifest records of it (`ENCODER_FIELDS`, with `pos_embed`)."""
 
     img_size: int
     patch_size: int
@@ -158,6 +183,21 @@ class Encoder(nn.Module):
     depth: int
     heads: int
     mlp_ratio: float
+
+
+# (less the `parent` and `name` of every Flax module)
+ENCODER_FIELDS = tuple(f.name for f in dataclasses.fields(TubeletViT)
+                       if f.name not in ("parent", "name"))
+
+
+class Encoder(TubeletViT):
+    """Tubelet embedding, position embedding, blocks, pooling and the post-pool norm.
+
+    `(N, H, W, B) -> (N, D)`. With `keep` `(N, K)` (token indices, masked pre-training:
+    `SpectralMAE`) only those tokens go through the blocks, and the normed tokens `(N, K, D)`
+    are returned instead of the pooled feature, as the official MAE encoder does.
+    """
+
     pos_embed: str
     pool_skip_first: bool
     drop_path: float
@@ -186,13 +226,18 @@ class Encoder(nn.Module):
 
     def _position_embedding(self, groups: int, tokens: int):
         """`(1, T'·L, D)`: one joint table (zero-init, official classification default) or spatial + spectral."""
-        d = self.width
         if self.pos_embed == "joint":
-            return self.param("pos_embed", nn.initializers.zeros, (1, groups * tokens, d))
-        init = nn.initializers.truncated_normal(0.02)
-        spatial = self.param("pos_embed_spatial", init, (1, tokens, d))
-        spectral = self.param("pos_embed_temporal", init, (1, groups, d))
-        return (spectral[:, :, None, :] + spatial[:, None, :, :]).reshape(1, groups * tokens, d)
+            return self.param("pos_embed", nn.initializers.zeros, (1, groups * tokens, self.width))
+        return separable_position_embedding(self, groups, tokens, self.width)
+
+
+def separable_position_embedding(module: nn.Module, groups: int, tokens: int, width: int):
+    """`(1, T'·L, D)`: a spatial table `pos_embed_spatial` `(1, L, D)` plus a spectral one
+    `pos_embed_temporal` `(1, T', D)`, parameters of `module` (inside its compact call)."""
+    init = nn.initializers.truncated_normal(0.02)
+    spatial = module.param("pos_embed_spatial", init, (1, tokens, width))
+    spectral = module.param("pos_embed_temporal", init, (1, groups, width))
+    return (spectral[:, :, None, :] + spatial[:, None, :, :]).reshape(1, groups * tokens, width)
 
 
 class SpectralGPT(nn.Module):
@@ -275,8 +320,7 @@ def build(model_cfg: Mapping, *, input_size: int, bands: int, num_classes: int) 
 
 # Model fields a converted checkpoint fixes (its manifest records them), and the config field
 # that sets each one (the other fields are fixed by the pretrained weights themselves).
-ARCHITECTURE = ("img_size", "patch_size", "tubelet", "bands", "width", "depth", "heads",
-                "mlp_ratio", "pos_embed")
+ARCHITECTURE = (*ENCODER_FIELDS, "pos_embed")
 _CONFIG_FIELD = {"img_size": "data.input_size", "bands": "data.pca"}
 _CONVERT_FLAGS = {"img_size": "--img-size", "pos_embed": "--pos-embed", "bands": "--bands"}
 
@@ -315,3 +359,131 @@ def layer_index(path: str, depth: int) -> int:
             raise ValueError(f"parameter {path!r} is in block {block} of a model of depth {depth}")
         return block + 1
     return depth + 1
+
+
+# The official decoder of `mae_vit_base_patch8_128`: 512 wide, 4 blocks of 16 heads.
+MAE_DECODER = dict(decoder_width=512, decoder_depth=4, decoder_heads=16)
+MASK_RATIO = 0.9  # SpectralGPT's 90 % of the 3-D tokens (the paper; the official `forward`'s default)
+
+
+class Decoder(nn.Module):
+    """Visible tokens `(N, K, D)` → every token's predicted pixels `(N, T'·L, tubelet·p²)`."""
+
+    groups: int
+    tokens: int
+    out: int
+    width: int
+    depth: int
+    heads: int
+    mlp_ratio: float
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, restore):
+        n, d = x.shape[0], self.width
+        x = dense(d, "embed", self.dtype)(x)
+        mask_token = self.param("mask_token", nn.initializers.normal(0.02), (1, 1, d))
+        total = self.groups * self.tokens
+        hidden = jnp.broadcast_to(mask_token.astype(x.dtype), (n, total - x.shape[1], d))
+        # visible tokens first, then the hidden ones; `restore` puts each back in its place
+        x = jnp.take_along_axis(jnp.concatenate([x, hidden], axis=1), restore[..., None], axis=1)
+        x = x + separable_position_embedding(self, self.groups, self.tokens, d).astype(x.dtype)
+        for i in range(self.depth):
+            x = Block(self.heads, int(d * self.mlp_ratio), dtype=self.dtype, name=f"block_{i}")(x)
+        return dense(self.out, "pred", self.dtype)(layer_norm("norm", self.dtype)(x))
+
+
+class SpectralMAE(TubeletViT):
+    """`(N, H, W, B)` → `(pred (N, T'·L, tubelet·p²), mask (N, T'·L))`, mask 1 = hidden: the
+    masked autoencoder of the family's pre-training contract (`build_mae`).
+
+    The masking noise is the `'mask'` rng stream (`noise` `(N, T'·L)` uniform in [0, 1) may
+    be given instead; at initialisation the first tokens are kept).
+    """
+
+    mlp_ratio: float = 4.0
+    decoder_width: int = MAE_DECODER["decoder_width"]
+    decoder_depth: int = MAE_DECODER["decoder_depth"]
+    decoder_heads: int = MAE_DECODER["decoder_heads"]
+    mask_ratio: float = MASK_RATIO
+    dtype: Any = jnp.float32
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """`(H, W, B)` of one input."""
+        return self.img_size, self.img_size, self.bands
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        """`(T', L)`: spectral groups and spatial patches."""
+        return self.bands // self.tubelet, (self.img_size // self.patch_size) ** 2
+
+    @property
+    def num_tokens(self) -> int:
+        """`T'·L`: the tokens of one input."""
+        groups, tokens = self.token_grid
+        return groups * tokens
+
+    @property
+    def num_visible(self) -> int:
+        """Tokens the encoder sees: `int(T'·L · (1 - mask_ratio))`, as the official code."""
+        return int(self.num_tokens * (1 - self.mask_ratio))
+
+    def patchify(self, x: jax.Array) -> jax.Array:
+        """Inputs `(N, H, W, B)` → each token's pixels `(N, T'·L, tubelet·p²)`, the target of
+        its prediction."""
+        return patchify(x, self.patch_size, self.tubelet)
+
+    def unpatchify(self, tokens: jax.Array) -> jax.Array:
+        """Each token's pixels `(N, T'·L, tubelet·p²)` → inputs `(N, H, W, B)`."""
+        return unpatchify(tokens, self.img_size, self.patch_size, self.tubelet)
+
+    def checkpoint_fields(self) -> dict:
+        """What a converted checkpoint of these parameters records in its manifest: the
+        encoder's fields (`model`, which `model_from_config` builds the classifier's encoder
+        from) and the decoder's (`decoder`)."""
+        return {"model": {**{k: getattr(self, k) for k in ENCODER_FIELDS},
+                          "pos_embed": "separable"},
+                "decoder": {"width": self.decoder_width, "depth": self.decoder_depth,
+                            "heads": self.decoder_heads}}
+
+    def checkpoint_mismatch(self, converted: Mapping) -> str | None:
+        """Why an encoder converted with the model fields `converted` (a manifest's) cannot
+        start this one's pre-training, and what to do; None when it can."""
+        wrong = [f"{k}={converted.get(k)!r} (the config's: {getattr(self, k)!r})"
+                 for k in ENCODER_FIELDS if converted.get(k) != getattr(self, k)]
+        if wrong:
+            return (f"an encoder with {', '.join(wrong)}; set config.model and config.data to "
+                    "that architecture")
+        if converted.get("pos_embed") != "separable":
+            return ("a joint position table, not the separable ones pre-training learns: convert "
+                    "the checkpoint again with --pos-embed separable")
+        return None
+
+    @nn.compact
+    def __call__(self, x, train: bool = False, noise=None):
+        groups, tokens = self.token_grid
+        if noise is None:
+            noise = (jnp.broadcast_to(jnp.arange(groups * tokens, dtype=jnp.float32),
+                                      (x.shape[0], groups * tokens))
+                     if self.is_initializing() else
+                     jax.random.uniform(self.make_rng("mask"), (x.shape[0], groups * tokens)))
+        keep, restore, mask = random_masking(noise, self.num_visible)
+        latent = Encoder(self.img_size, self.patch_size, self.tubelet, self.bands, self.width,
+                         self.depth, self.heads, self.mlp_ratio, "separable", True, 0.0,
+                         self.dtype, name="backbone")(x, train, keep=keep)
+        pred = Decoder(groups, tokens, self.tubelet * self.patch_size ** 2, self.decoder_width,
+                       self.decoder_depth, self.decoder_heads, self.mlp_ratio, self.dtype,
+                       name="decoder")(latent, restore)
+        return pred.astype(jnp.float32), mask
+
+
+def build_mae(model_cfg: Mapping, decoder_cfg: Mapping, *, input_size: int, bands: int,
+              mask_ratio: float = MASK_RATIO) -> SpectralMAE:
+    """The masked autoencoder of `config.model` (its variant or fields; the classifier's head,
+    pooling, position-table mode and dropouts do not apply) with the decoder `decoder_cfg`
+    (`width`, `depth`, `heads`), on `(input_size, input_size, bands)` inputs."""
+    fields = model_kwargs({**model_cfg, "img_size": input_size, "bands": bands})
+    encoder = {k: fields[k] for k in (*ENCODER_FIELDS, "dtype") if k in fields}
+    decoder = {f"decoder_{k}": v for k, v in decoder_cfg.items()}
+    return SpectralMAE(**encoder, **decoder, mask_ratio=mask_ratio)

@@ -16,7 +16,7 @@ from hsic_jax.adapters.methods import method_from_config
 from hsic_jax.data.patches import PADDINGS, RESIZE_METHODS
 from hsic_jax.data.preprocess import NORMALIZATIONS
 from hsic_jax.data.split import training_pixels
-from hsic_jax.models import FAMILIES
+from hsic_jax.models import FAMILIES, mae_family
 from hsic_jax.train.optimizer import OPTIMIZERS, SCHEDULES
 from hsic_jax.train import tasks
 
@@ -87,7 +87,8 @@ def check_pretrain_config(config: ml_collections.ConfigDict) -> list[str]:
     """Refuse a pre-training config (`hsic_jax.train.pretrain`) that makes no sense, as
     `check_config` does; return the warnings issued."""
     _check_run(config)
-    _choice(config, "model.name", ("spectralgpt",))
+    _choice(config, "model.name", FAMILIES)
+    mae_family(config.model.name)  # a family that offers a masked autoencoder
     _choice(config, "method.name", ("fft",))
     _check_inputs(config)
     mixing = [f"augment.{k}={config.augment[k]!r}" for k in ("mixup", "cutmix") if config.augment[k]]

@@ -1,4 +1,4 @@
-"""Masked pre-training of a SpectralGPT encoder on unlabelled scenes (`python pretrain.py`).
+"""Masked pre-training of a family's encoder on unlabelled scenes (`python pretrain.py`).
 
 `pretrain(config, workdir)` reads like `hsic_jax.train.loop.train_and_evaluate`, and its
 stages are the same functions:
@@ -6,24 +6,25 @@ stages are the same functions:
   check     `hsic_jax.train.checks.check_pretrain_config`: every field, before any work
   claim     `hsic_jax.train.workdir.claim`: one experiment and one run per workdir
   data      `hsic_jax.data.pipeline.load_unlabelled`: every pixel of the scene(s), no labels
-  state     `mae_model` (`hsic_jax.models.mae.SpectralMAE`, every parameter trained: method
-            'fft') and `hsic_jax.train.state.create_train_state`, one run per seed
+  state     `mae_model` (the masked autoencoder of `config.model`'s family, its `build_mae`,
+            see `hsic_jax.models`; every parameter trained: method 'fft') and
+            `hsic_jax.train.state.create_train_state`, one run per seed
   train     the loop's own `hsic_jax.train.loop.train` with the 'mae' step
             (`hsic_jax.train.step.mae_train_step`): checkpoints, resume, seeds side by side,
             progress, `metrics.jsonl`
   write     `pretrained/` (a converted checkpoint), reconstructions, results
 
-With `init='pretrained'` it continues from `pretrained_dir` (a conversion of SpectralGPT+
-keeps the official decoder, or an earlier pre-training's `pretrained/`); a decoder the
-checkpoint lacks is drawn fresh.
+With `init='pretrained'` it continues from `pretrained_dir` (a conversion of the family's
+official pre-training checkpoint that keeps its decoder, or an earlier pre-training's
+`pretrained/`); a decoder the checkpoint lacks is drawn fresh.
 
 Outputs in `workdir`: `config.json`, `log.txt`, `pca.npz`, `metrics.jsonl` (`train_loss` per
 epoch), `checkpoints/`, `training_curves.png`, `reconstructions.png` (a few patches of the
 first seed: input, visible tokens, reconstruction), `results.json` (the loss at the first
 and last epoch, the reconstruction loss of the shown patches, timings), and `pretrained/`:
 the first seed's encoder and decoder as a converted checkpoint (`pretrained_seed{N}/` for the
-others), which `init='pretrained'` with `pretrained_dir=WORKDIR/pretrained` fine-tunes with
-any method (`pos_embed='separable'` loads the learnt position tables).
+others; its manifest records the module's `checkpoint_fields()`), which `init='pretrained'`
+with `pretrained_dir=WORKDIR/pretrained` fine-tunes with any method.
 """
 
 import hashlib
@@ -40,7 +41,7 @@ from hsic_jax.data.io import write_json
 from hsic_jax.data.pipeline import Data, load_unlabelled
 from hsic_jax.evaluation.maps import read_metrics, save_reconstructions, save_training_curves
 from hsic_jax.models.converted import load_params, read_manifest, save_converted
-from hsic_jax.models.mae import mae_loss, norm_pix, patchify, unpatchify
+from hsic_jax.models.mae import mae_loss, norm_pix
 from hsic_jax import hosts
 from hsic_jax.train import tasks
 from hsic_jax.train.checks import check_pretrain_config
@@ -55,9 +56,6 @@ from hsic_jax.train.workdir import claim
 log = logging.getLogger(__name__)
 
 OUTPUT = "pretrained"  # the converted checkpoint of the first seed, in the workdir
-# The encoder's architecture, as a converted checkpoint's manifest records it.
-ENCODER_FIELDS = ("img_size", "patch_size", "tubelet", "bands", "width", "depth", "heads",
-                  "mlp_ratio")
 
 
 def pretrain(config: ml_collections.ConfigDict, workdir: str, *, restart: bool = False) -> dict:
@@ -132,23 +130,18 @@ def _run(config: ml_collections.ConfigDict, workdir: str, clock: Timings) -> dic
 
 def continued_from(config: ml_collections.ConfigDict, module) -> dict | None:
     """With `init='pretrained'`: the encoder (and decoder, when the checkpoint keeps one) of
-    `config.pretrained_dir`, refused when its architecture is not the configured one."""
+    `config.pretrained_dir`, refused when it cannot start `module` (the family's masked
+    autoencoder: its `checkpoint_mismatch`)."""
     if config.init == "random":
         return None
-    manifest = read_manifest(config.pretrained_dir, "spectralgpt")
-    wrong = [f"{k}={manifest['model'].get(k)!r} (the config's: {getattr(module, k)!r})"
-             for k in ENCODER_FIELDS if manifest["model"].get(k) != getattr(module, k)]
-    if wrong:
-        raise ValueError(f"{config.pretrained_dir} holds an encoder with {', '.join(wrong)}; "
-                         "set config.model and config.data to that architecture")
-    if manifest["model"].get("pos_embed") != "separable":
-        raise ValueError(f"{config.pretrained_dir} holds a joint position table, not the "
-                         "separable ones pre-training learns: convert the checkpoint again with "
-                         "--pos-embed separable")
+    manifest = read_manifest(config.pretrained_dir, config.model.name)
+    problem = module.checkpoint_mismatch(manifest["model"])
+    if problem:
+        raise ValueError(f"{config.pretrained_dir} holds {problem}")
     params = load_params(config.pretrained_dir)
     decoder = manifest.get("decoder")
     fits = decoder is not None and all(
-        decoder[k] == getattr(module, f"decoder_{k}") for k in ("width", "depth", "heads"))
+        decoder[k] == v for k, v in module.checkpoint_fields()["decoder"].items())
     if not fits:
         log.warning("%s has %s; the decoder starts fresh", config.pretrained_dir,
                     "no decoder" if decoder is None else f"another decoder ({decoder})")
@@ -169,16 +162,15 @@ def reconstructions(tuned: TunedModel, params: dict, data: Data, geo: Geometry, 
     @jax.jit
     def run(params, x):
         pred, mask = tuned.apply(params, x, rngs={"mask": jax.random.key(config.seed)})
-        target = patchify(x, module.patch_size, module.tubelet)
+        target = module.patchify(x)
         if config.pretrain.norm_pix_loss:  # back to the patch's own scale
             mean = target.mean(-1, keepdims=True)
             std = jnp.sqrt(target.var(-1, keepdims=True, ddof=1) + 1e-6)
             loss, pred = mae_loss(pred, norm_pix(target), mask), pred * std + mean
         else:
             loss = mae_loss(pred, target, mask)
-        grid = lambda t: unpatchify(t, module.img_size, module.patch_size, module.tubelet)
-        hidden = grid(jnp.broadcast_to(mask[..., None], pred.shape)) > 0
-        return (x, hidden, grid(pred)), loss
+        hidden = module.unpatchify(jnp.broadcast_to(mask[..., None], pred.shape)) > 0
+        return (x, hidden, module.unpatchify(pred)), loss
 
     shown, loss = run(params, x)
     return jax.tree.map(np.asarray, shown), float(loss)
@@ -191,12 +183,11 @@ def save_encoder(out_dir: str, config, module, params: dict, workdir: str) -> No
     digest = hashlib.sha256()
     for leaf in jax.tree.leaves(arrays):
         digest.update(np.ascontiguousarray(leaf).tobytes())
-    model = {k: getattr(module, k) for k in ENCODER_FIELDS}
+    fields = module.checkpoint_fields()
     save_converted(out_dir, arrays, {
-        "family": "spectralgpt", "source": f"pre-trained by hsic-jax in {workdir}",
-        "source_sha256": digest.hexdigest(), "model": {**model, "pos_embed": "separable"},
-        "decoder": {"width": module.decoder_width, "depth": module.decoder_depth,
-                    "heads": module.decoder_heads},
+        "family": config.model.name, "source": f"pre-trained by hsic-jax in {workdir}",
+        "source_sha256": digest.hexdigest(), "model": fields["model"],
+        "decoder": fields["decoder"],
         "pretraining": {"dataset": config.data.name, "extra_cubes": list(config.pretrain.extra_cubes),
                         "epochs": config.epochs, "mask_ratio": config.pretrain.mask_ratio,
                         "pca": config.data.pca, "normalize": config.data.normalize},

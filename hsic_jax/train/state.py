@@ -28,9 +28,8 @@ import optax
 from hsic_jax.adapters.methods import method_from_config
 from hsic_jax.adapters.tuned import TunedModel, example_input
 from hsic_jax.data.scenes import SCENES
-from hsic_jax.models import family, spectralgpt
-from hsic_jax.models.mae import mae_from_config
-from hsic_jax.models.converted import load_params, read_manifest
+from hsic_jax.models import family, mae_family
+from hsic_jax.models.converted import load_params, manifest_family, read_manifest
 from hsic_jax.train.optimizer import layer_decay_scales, make_optimizer, make_schedule
 from hsic_jax.train import sweep
 from hsic_jax.train.partition import split
@@ -46,12 +45,14 @@ def tuned_model(config: ml_collections.ConfigDict, *, num_classes: int, bands: i
 
 
 def mae_model(config: ml_collections.ConfigDict, bands: int) -> TunedModel:
-    """The `SpectralMAE` of `config.model` and `config.pretrain` (masked pre-training,
-    `hsic_jax.train.pretrain`), every parameter trained."""
-    module = mae_from_config(config.model, config.pretrain.decoder,
-                             input_size=config.data.input_size, bands=bands,
-                             mask_ratio=config.pretrain.mask_ratio)
-    return TunedModel.create(module, method_from_config(config.method), spectralgpt.ADAPTABLE)
+    """The masked autoencoder of `config.model`'s family (its `build_mae`) with
+    `config.pretrain`'s decoder and mask ratio, on `(input_size, input_size, bands)` inputs
+    (masked pre-training, `hsic_jax.train.pretrain`), every parameter trained (method 'fft')."""
+    fam = mae_family(config.model.name)
+    module = fam.build_mae(config.model, config.pretrain.decoder,
+                           input_size=config.data.input_size, bands=bands,
+                           mask_ratio=config.pretrain.mask_ratio)
+    return TunedModel.create(module, method_from_config(config.method), fam.ADAPTABLE)
 
 
 def config_classes(config: ml_collections.ConfigDict) -> int:
@@ -172,7 +173,7 @@ def pretrained_backbone(config: ml_collections.ConfigDict, module) -> dict | Non
     if config.init == "random":
         return None
     manifest = read_manifest(config.pretrained_dir, config.model.name)
-    converted = manifest.get("family", "spectralgpt")
+    converted = manifest_family(manifest)
     if converted != config.model.name:
         raise ValueError(f"{config.pretrained_dir} holds a {converted} checkpoint, not a "
                          f"{config.model.name} one: set --config.model.name={converted} or "

@@ -26,7 +26,7 @@ from hsic_jax.adapters.methods import FROZEN
 from hsic_jax.adapters.tuned import TunedModel
 from hsic_jax.data.augment import augment, mix_batch
 from hsic_jax.data.patches import extract_patches, resize_patches
-from hsic_jax.models.mae import mae_loss, norm_pix, patchify
+from hsic_jax.models.mae import mae_loss, norm_pix
 from hsic_jax.train.partition import combine
 
 
@@ -155,15 +155,16 @@ def mae_train_step(state: dict, frozen: dict, padded: jax.Array, coords: jax.Arr
                    labels: jax.Array, valid: jax.Array, seed: jax.Array, hp: dict, *,
                    tuned: TunedModel, optimizer, geo: Geometry, batch_size: int,
                    steps_per_epoch: int, augment_cfg: dict, norm_pix_loss: bool) -> tuple[dict, dict]:
-    """One optimizer step of masked pre-training (`hsic_jax.models.mae`) of one seed: the batch
-    as `train_step` draws it from the pixels `coords` (`labels` unused), each input's tokens
-    masked at random, the loss `mae_loss` on the hidden tokens against their pixels
-    (normalised per token with `norm_pix_loss`). Returns the new state and `{'loss'}`."""
+    """One optimizer step of masked pre-training of one seed: the batch as `train_step` draws it
+    from the pixels `coords` (`labels` unused), each input's tokens masked at random by the
+    family's masked autoencoder `tuned.module` (`build_mae`, `hsic_jax.models`), the loss
+    `mae_loss` on the hidden tokens against their pixels (`tuned.module.patchify`, normalised
+    per token with `norm_pix_loss`). Returns the new state and `{'loss'}`."""
     x, _, _, _, key = _batch(state["step"], padded, coords, labels, valid, seed, hp, geo=geo,
                           batch_size=batch_size, steps_per_epoch=steps_per_epoch,
                           augment_cfg=augment_cfg)
     dropout_key, mask_key = jax.random.split(key)
-    target = patchify(x, tuned.module.patch_size, tuned.module.tubelet)
+    target = tuned.module.patchify(x)
     if norm_pix_loss:
         target = norm_pix(target)
 

@@ -12,7 +12,8 @@ outside this module and the families' own branches on the kind.
   CLASSICAL  scikit-learn baselines on single pixels' spectra, fitted once
              (`hsic_jax.train.classical`): no gradient steps, no parameters before the fit
   MAE        masked pre-training of an encoder on unlabelled pixels (`hsic_jax.train.pretrain`,
-             `step.mae_train_step`): a train step, nothing to predict
+             `step.mae_train_step`) of a family that offers a masked autoencoder (`build_mae`,
+             `hsic_jax.models`): a train step, nothing to predict
 
 A new shape is a `Task` subclass here, with its entry in `TASKS`, and the family that trains in
 it.
@@ -149,8 +150,7 @@ class MAETask(Task):
             module = mae_model(config, config_bands(config)).module
             if module.num_visible < 1:
                 raise ValueError(f"config.pretrain.mask_ratio={config.pretrain.mask_ratio} "
-                                 f"hides every one of the "
-                                 f"{module.num_tokens[0] * module.num_tokens[1]} tokens; lower it")
+                                 f"hides every one of the {module.num_tokens} tokens; lower it")
 
     def step_functions(self, config, setup, geo: step.Geometry):
         return (functools.partial(step.mae_train_step, tuned=setup.tuned,
