@@ -304,9 +304,9 @@ class SpeMamba(_Branch):
         return x.reshape(n * h * w, self.token_num, c // self.token_num)
 
 
-class Block(nn.Module):
-    """One official block: `BothMamba` (spatial and spectral branches fused by the softmax of a
-    learnt pair), or a SpaMamba or SpeMamba alone (`mamba_type`)."""
+class _BlockSettings(nn.Module):
+    """What every block is built with (`Block`), and so what the `Encoder` that builds them
+    takes."""
 
     mamba_type: str
     token_num: int
@@ -314,6 +314,12 @@ class Block(nn.Module):
     use_residual: bool
     use_att: bool
     mamba: Mapping
+
+
+class Block(_BlockSettings):
+    """One official block: `BothMamba` (spatial and spectral branches fused by the softmax of a
+    learnt pair), or a SpaMamba or SpeMamba alone (`mamba_type`)."""
+
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -364,18 +370,12 @@ def resize_bilinear_aligned(x, height: int, width: int):
     return x[:, :, lo] * (1 - frac) + x[:, :, hi] * frac
 
 
-class Encoder(nn.Module):
+class Encoder(_BlockSettings):
     """Stem, the three blocks with their poolings, and `cls_head` up to its classifier:
     `(N, H, W, B) -> (N, ⌊⌊H/2⌋/2⌋, ⌊⌊W/2⌋/2⌋, 128)`."""
 
     bands: int
     hidden_dim: int
-    token_num: int
-    group_num: int
-    mamba_type: str
-    use_residual: bool
-    use_att: bool
-    mamba: Mapping
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -436,9 +436,10 @@ class MambaHSI(nn.Module):
             x = x[:, :1, :1]
         mamba = dict(d_state=self.d_state, d_conv=self.d_conv, expand=self.expand,
                      scan_chunk=self.scan_chunk)
-        feats = Encoder(self.bands, self.hidden_dim, self.token_num, self.group_num,
-                        self.mamba_type, self.use_residual, self.use_att, mamba, self.dtype,
-                        name="backbone")(x)
+        feats = Encoder(mamba_type=self.mamba_type, token_num=self.token_num,
+                        group_num=self.group_num, use_residual=self.use_residual,
+                        use_att=self.use_att, mamba=mamba, bands=self.bands,
+                        hidden_dim=self.hidden_dim, dtype=self.dtype, name="backbone")(x)
         logits = _dense(self.num_classes, HEAD_DIM, "head", self.dtype)(feats)
         return resize_bilinear_aligned(logits.astype(jnp.float32), height, width)
 
