@@ -15,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+import multihost
 import numpy as np
 import pytest
 
@@ -262,23 +263,11 @@ def test_an_adapter_export_on_its_base_classifies_as_its_run(lora_run, cube, tmp
 def test_two_processes_write_their_bands_and_a_vrt_of_the_one_map(workdir, cube, tmp_path):
     """`--distributed` over 2 processes × 2 devices (gloo on the CPU): each process writes its
     band of rows, process 0 a VRT that reads as the one-process map, georeferenced."""
-    import socket
-
     src = write_tif(tmp_path / "ip.tif", cube[:100, :90].astype(np.uint16), crs=CRS,
                     transform=TRANSFORM)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "hsic_jax.predict", str(workdir), "--cube", str(src), "--out",
-         str(tmp_path / "out"), "--tile", "30", "--distributed", f"--coordinator=127.0.0.1:{port}",
-         "--num_processes=2", f"--process_id={i}"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-3000:]
+    multihost.wait(multihost.launch(
+        [sys.executable, "-m", "hsic_jax.predict", workdir, "--cube", src, "--out",
+         tmp_path / "out", "--tile", "30"], ROOT))
     out = tmp_path / "out"
     assert {"classification.part0.tif", "classification.part1.tif", "classification.vrt",
             "confidence.vrt", "classification.png"} <= set(os.listdir(out))

@@ -9,12 +9,12 @@ processes (`jax.distributed`, gloo collectives on the CPU).
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import multihost
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,18 +88,7 @@ def test_four_seeds_on_four_devices_match_single_seed_and_multi_process_runs(tmp
         assert single["oa"] == pytest.approx(oas[seed], abs=2e-3)
 
     # The same four seeds over two processes of two devices each (multi-host, on one machine).
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
-    procs = [subprocess.Popen(
-        command(tmp_path / "hosts", "--config.num_seeds=4", *args, "--distributed",
-                f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"),
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for i in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-3000:]
+    multihost.wait(multihost.launch(command(tmp_path / "hosts", "--config.num_seeds=4", *args),
+                                    ROOT))
     hosts = results(tmp_path / "hosts")
     assert [s["oa"] for s in hosts["seeds"]] == oas
