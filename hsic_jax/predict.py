@@ -294,9 +294,9 @@ class Predictor:
                                  jax.device_put(np.broadcast_to(coords, (n, *coords.shape)),
                                                 device))
 
-        bar = progress(iter(plan), f"predict {cube.shape[0]} × {cube.shape[1]} pixels",
-                       len(plan))
-        tiling.classify_tiles(cube, list(bar), prepare, classify, write, devices=devices,
+        tiling.classify_tiles(cube, progress(plan, f"predict {cube.shape[0]} × "
+                                              f"{cube.shape[1]} pixels", len(plan)),
+                              prepare, classify, write, devices=devices,
                               batch=None if self.whole_scene else batch)
         return {"devices": len(devices), "tiles": len(plan)}
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -135,14 +135,14 @@ def frame_inputs(prepared: jax.Array, missing: jax.Array, row_ok: jax.Array,
     return jnp.where(keep[..., None], prepared, 0.0)
 
 
-def classify_tiles(cube: Cube, tiles: Sequence[Tile], prepare: Callable, classify: Callable,
-                   write: Callable, *, devices: Sequence[jax.Device], batch: int | None,
-                   on_done: Callable[[int], None] | None = None) -> None:
+def classify_tiles(cube: Cube, tiles: Iterable[Tile], prepare: Callable, classify: Callable,
+                   write: Callable, *, devices: Sequence[jax.Device],
+                   batch: int | None) -> None:
     """Classify every tile (module docstring).
 
     Args:
       cube: the scene, read frame by frame.
-      tiles: from `plan`.
+      tiles: from `plan` (any iterable: a progress bar over them).
       prepare: `prepare(raw (F, G, B) on a device) -> (F, G, C)` or `(S, F, G, C)` the
         model's channels (each seed's preprocessing).
       classify: `classify(device, frame, coords (N, 2)) -> (classes (N,), confidence (N,))`,
@@ -151,7 +151,6 @@ def classify_tiles(cube: Cube, tiles: Sequence[Tile], prepare: Callable, classif
         `NODATA_CLASS` / `NODATA_CONFIDENCE` on the pixels without data.
       devices: where the tiles go, round-robin.
       batch: pixels per `classify` call (None: the whole core at once).
-      on_done: called with the number of the core's pixels after each tile.
     """
     nodata = np.float32(np.nan if cube.nodata is None else cube.nodata)
     pending = collections.deque()
@@ -169,12 +168,12 @@ def classify_tiles(cube: Cube, tiles: Sequence[Tile], prepare: Callable, classif
                 for s in range(0, len(coords), step)]
         pending.append((tile, todo, outs))
         if len(pending) > len(devices):
-            _finish(*pending.popleft(), write, on_done)
+            _finish(*pending.popleft(), write)
     while pending:
-        _finish(*pending.popleft(), write, on_done)
+        _finish(*pending.popleft(), write)
 
 
-def _finish(tile: Tile, todo: np.ndarray, outs, write: Callable, on_done) -> None:
+def _finish(tile: Tile, todo: np.ndarray, outs, write: Callable) -> None:
     """Fetch a tile's predictions and hand its maps to `write`."""
     h, w = tile.core_shape
     classes = np.full(h * w, NODATA_CLASS, np.int32)
@@ -186,8 +185,6 @@ def _finish(tile: Tile, todo: np.ndarray, outs, write: Callable, on_done) -> Non
         confidence[todo[done:done + n]] = np.asarray(prob)[:n]
         done += n
     write(tile, classes.reshape(h, w), confidence.reshape(h, w))
-    if on_done is not None:
-        on_done(h * w)
 
 
 def _pad_rows(a: np.ndarray, n: int) -> np.ndarray:
