@@ -279,3 +279,24 @@ def test_two_processes_write_their_bands_and_a_vrt_of_the_one_map(workdir, cube,
     with rasterio.open(out / "classification.vrt") as ds:
         assert json.loads(ds.tags()["CLASS_NAMES"])[0] == "Alfalfa" and ds.colormap(1)[1]
     assert json.loads((out / "prediction.json").read_text())["processes"] == 2
+
+
+@pytest.mark.slow
+def test_a_whole_scene_model_predicts_tile_by_tile_with_its_halo(cube, tmp_path):
+    """A tiny MambaHSI run (2 whole-scene epochs): the whole scene at once gives the run's own
+    map; tiles whose frames cover the scene (halo ≥ the scene) give it too; a small halo
+    gives a map of the same classes' range, differing near the tiles' edges."""
+    workdir = tmp_path / "mamba"
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"),
+                           f"--config={ROOT / 'configs/indian_pines_mambahsi.py'}",
+                           f"--workdir={workdir}", "--config.epochs=2",
+                           "--config.model.hidden_dim=16", "--config.data.data_dir="],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    predictor = Predictor.from_workdir(str(workdir))
+    assert predictor.whole_scene
+    whole, confidence = predictor(cube, tile=None)
+    np.testing.assert_array_equal(whole, read(workdir / "classification_map.tif")[0])
+    np.testing.assert_array_equal(predictor(cube, tile=50, halo=100)[0], whole)
+    tiled, _ = predictor(cube, tile=50, halo=0)
+    assert tiled.min() >= 1 and tiled.max() <= 16 and not np.array_equal(tiled, whole)

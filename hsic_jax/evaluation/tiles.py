@@ -163,7 +163,7 @@ def classify_tiles(cube: Cube, tiles: Iterable[Tile], prepare: Callable, classif
         (top, left), (h, w) = tile.core_in_frame, tile.core_shape
         todo = np.flatnonzero(~np.asarray(missing)[top:top + h, left:left + w].ravel())
         coords = tile.coords[todo]
-        step = batch or max(len(coords), 1)
+        step = batch or h * w  # one shape per core shape, whatever the nodata
         outs = [classify(device, frame, _pad_rows(coords[s:s + step], step))
                 for s in range(0, len(coords), step)]
         pending.append((tile, todo, outs))
