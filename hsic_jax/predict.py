@@ -303,8 +303,10 @@ class Predictor:
     def _check_cube(self, cube: Cube) -> None:
         """Refuse a cube this model cannot classify."""
         if cube.shape[2] != self.bands:
+            hint = (f"; its first axis has {self.bands}: a band-first (B, H, W) array? save it "
+                    "as (H, W, B)" if cube.shape[0] == self.bands else "")
             raise PredictError(f"{cube.path}: {cube.shape[2]} bands, but the run in "
-                               f"{self.source} was trained on {self.bands}")
+                               f"{self.source} was trained on {self.bands}{hint}")
         window = self.config.data.neighborhood
         if not self.whole_scene and min(cube.shape[:2]) < window:
             raise PredictError(f"{cube.path}: {cube.shape[0]} × {cube.shape[1]} pixels, "

@@ -37,13 +37,14 @@ def mat73(path):
     return path
 
 
-@pytest.mark.parametrize("make", ["tif", "envi", "npy", "mat73", "mat5", "npz"])
+@pytest.mark.parametrize("make", ["tif", "envi", "envi_header", "npy", "mat73", "mat5", "npz"])
 def test_every_format_reads_windows_of_the_cube(tmp_path, make):
     path = {
         "tif": lambda: rasterio_file(tmp_path / "c.tif", "GTiff", tiled=True, blockxsize=16,
                                      blockysize=16, crs="EPSG:32633", transform=TRANSFORM,
                                      nodata=0),
         "envi": lambda: rasterio_file(tmp_path / "c.img", "ENVI"),
+        "envi_header": lambda: rasterio_file(tmp_path / "c.img", "ENVI").with_suffix(".hdr"),
         "npy": lambda: (np.save(tmp_path / "c.npy", CUBE), tmp_path / "c.npy")[1],
         "mat73": lambda: mat73(tmp_path / "c.mat"),
         "mat5": lambda: (scipy.io.savemat(tmp_path / "c.mat", {"cube": CUBE, "gt": CUBE[..., 0]}),
@@ -91,3 +92,6 @@ def test_unreadable_files_are_named(tmp_path):
     with pytest.raises(DataError, match=r"c.npy: a .npy file holds one cube; --cube-key 'x'"):
         np.save(tmp_path / "c.npy", CUBE)
         open_cube(tmp_path / "c.npy", "x")
+    (tmp_path / "lone.hdr").write_text("ENVI\n")
+    with pytest.raises(DataError, match=r"lone.hdr: an ENVI header without its data file"):
+        open_cube(tmp_path / "lone.hdr")

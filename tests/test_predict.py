@@ -161,6 +161,11 @@ def test_bad_inputs_get_one_line_naming_the_file(workdir, cube, tmp_path):
     bands = write_tif(tmp_path / "bands.tif", cube[:20, :20, :150].astype(np.uint16))
     assert error_of(workdir, "--cube", bands, "--out", out) == (
         f"error: {bands}: 150 bands, but the run in {workdir} was trained on 200")
+    band_first = tmp_path / "band_first.npy"
+    np.save(band_first, np.moveaxis(cube[:30, :40], -1, 0))
+    assert error_of(workdir, "--cube", band_first, "--out", out) == (
+        f"error: {band_first}: 40 bands, but the run in {workdir} was trained on 200; its "
+        "first axis has 200: a band-first (B, H, W) array? save it as (H, W, B)")
     small = write_tif(tmp_path / "small.tif", cube[:5, :5].astype(np.uint16))
     assert error_of(workdir, "--cube", small, "--out", out) == (
         f"error: {small}: 5 × 5 pixels, smaller than the run's 7 × 7 neighbourhood")

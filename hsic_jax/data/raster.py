@@ -94,7 +94,19 @@ def open_cube(path: str | os.PathLike, key: str | None = None) -> Cube:
     if ext in (".mat", ".npz"):
         name, array = pick_array(path, read_arrays(path), key, ndim=3)
         return array_cube(f"{path}[{name}]" if name else path, array)
-    return _rasterio(path)
+    return _rasterio(_envi_data(path) if ext == ".hdr" else path)
+
+
+def _envi_data(header: str) -> str:
+    """The data file an ENVI header describes (GDAL opens the data file, not the header)."""
+    stem = os.path.splitext(header)[0]
+    for candidate in (stem, *(stem + e for e in (".img", ".dat", ".bsq", ".bil", ".bip",
+                                                  ".raw"))):
+        if os.path.isfile(candidate):
+            return candidate
+    raise DataError(f"{header}: an ENVI header without its data file beside it (looked for "
+                    f"{os.path.basename(stem)} with no extension or .img, .dat, .bsq, .bil, "
+                    ".bip, .raw)")
 
 
 def array_cube(path: str, array: np.ndarray) -> Cube:
