@@ -204,7 +204,7 @@ class MapWriter:
         if like is not None and like.crs is not None:
             profile["crs"] = like.crs
         if like is not None and like.transform is not None:
-            profile["transform"] = like.transform * Affine.translation(0, row_offset)
+            profile["transform"] = like.transform @ Affine.translation(0, row_offset)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
