@@ -305,3 +305,26 @@ def test_a_whole_scene_model_predicts_tile_by_tile_with_its_halo(cube, tmp_path)
     np.testing.assert_array_equal(predictor(cube, tile=50, halo=100)[0], whole)
     tiled, _ = predictor(cube, tile=50, halo=0)
     assert tiled.min() >= 1 and tiled.max() <= 16 and not np.array_equal(tiled, whole)
+
+
+@pytest.mark.slow
+def test_seeds_with_their_own_preprocessing_each_use_theirs(cube, tmp_path):
+    """`data.fit_on='train'`: every seed's PCA and normalisation are fitted on its training
+    pixels (`pca_seed{N}.npz`, `normalization_seed{N}.npz`); predicting seed 0 alone gives its
+    run's map, and the ensemble uses each seed's own."""
+    workdir = tmp_path / "fit_on_train"
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"),
+                           f"--config={ROOT / 'configs/demo.py'}", f"--workdir={workdir}",
+                           *TINY, "--config.data.fit_on=train"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {"normalization_seed0.npz", "normalization_seed1.npz"} <= set(os.listdir(workdir))
+    seed0 = Predictor.from_workdir(str(workdir), seed=0)
+    assert len(seed0.preprocessing) == 1
+    np.testing.assert_array_equal(seed0(cube, tile=None)[0],
+                                  read(workdir / "classification_map.tif")[0])
+    both = Predictor.from_workdir(str(workdir))
+    assert len(both.preprocessing) == 2 and not np.array_equal(
+        both.preprocessing[0].normalization.shift, both.preprocessing[1].normalization.shift)
+    classes, confidence = both(cube, tile=60)
+    assert classes.min() >= 1 and np.all(confidence >= 1 / 16)
