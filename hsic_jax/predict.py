@@ -216,6 +216,7 @@ class Predictor:
             raise PredictError(f"--out {dst}: refused by process 0 (see its output)")
         t0 = time.perf_counter()
         suffix = "" if count == 1 else f".part{index}"
+        _check_tiling(tile, halo, batch)
         with rasterio_env(), open_cube(src, cube_key) as cube:
             self._check_cube(cube)
             rows = _band(cube.shape[0], tile, count, index)
@@ -275,6 +276,7 @@ class Predictor:
              ) -> dict:
         """Classify `cube` tile by tile (those whose rows start in `rows`: all by default)
         into `write`; returns the devices and the number of tiles."""
+        _check_tiling(tile, halo, batch)
         self._check_cube(cube)
         devices = list(devices or jax.local_devices())
         plan = [t for t in tiling.plan(cube.shape[:2], tile, radius=self.radius,
@@ -313,6 +315,15 @@ class Predictor:
                                f"smaller than the run's {window} × {window} neighbourhood")
 
 
+def _check_tiling(tile: int | None, halo: int, batch: int) -> None:
+    """Refuse a tile, halo or batch size that cannot be (naming the flag)."""
+    for flag, value, low, what in (("--tile", tile, 1, "pixels a side, or None: the whole "
+                                    "scene at once"), ("--halo", halo, 0, "pixels"),
+                                   ("--batch", batch, 1, "pixels a model call")):
+        if value is not None and value < low:
+            raise PredictError(f"{flag} {value}: expected at least {low} ({what})")
+
+
 def rasterio_env():
     """GDAL's block cache capped (`GDAL_CACHE_MB`), so that memory stays flat however large
     the cube: GDAL's default is 5 % of the machine's memory."""
@@ -341,7 +352,7 @@ def _finished_run(workdir: str) -> tuple[ml_collections.ConfigDict, list[str]]:
         raise PredictError(f"{workdir}: no such workdir")
     if not os.path.isfile(config_path):
         raise PredictError(f"{workdir}: not a run's workdir (no config.json); give the "
-                           "--workdir a run.py command trained")
+                           "--workdir of a finished run.py command")
     if not os.path.isfile(results_path):
         raise PredictError(f"{workdir}: the run has not finished (no results.json); rerun "
                            "its run.py command to complete it")
@@ -367,8 +378,7 @@ def _task(config, source: str) -> tasks.Task:
 
 def _tuned(config, class_names: Sequence[str], preprocessing: Preprocessing):
     """The run's model, on its preprocessing's channels."""
-    return tuned_model(config, num_classes=len(class_names),
-                       bands=preprocessing.normalization.shift.shape[0])
+    return tuned_model(config, num_classes=len(class_names), bands=preprocessing.channels)
 
 
 def _preprocessing(workdir: str, config, seeds: Sequence[int]) -> tuple[Preprocessing, ...]:
@@ -443,8 +453,8 @@ def _write_vrt(dst: str, name: str, shape: tuple[int, int], bands: list[tuple[in
 
 
 def _checked_out(dst: str) -> int:
-    """`hosts.GO` when `_check_out(dst)` passes; else logs why and returns `hosts.REFUSED`
-    to the other processes before raising."""
+    """`hosts.GO` when `_check_out(dst)` passes; else tells the other processes
+    `hosts.REFUSED` and raises."""
     try:
         _check_out(dst)
     except PredictError:
@@ -513,12 +523,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--num_processes", type=int, default=None)
     p.add_argument("--process_id", type=int, default=None)
     args = p.parse_args(argv)
-    cli.prepare()
-    if args.distributed:
-        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     if (args.workdir is None) == (args.adapters is None) or (args.adapters is None) != (
             args.base is None):
         p.error("give a WORKDIR, or --base CKPT_DIR --adapters DIR")
+    if args.seed is not None and args.adapters is not None:
+        p.error("--seed picks a seed of a WORKDIR; an adapter export holds one")
+    cli.prepare()
+    if args.distributed:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     try:
         predictor = (Predictor.from_workdir(args.workdir, seed=args.seed) if args.workdir
                      else Predictor.from_adapters(args.base, args.adapters))

@@ -23,7 +23,7 @@ rasterio = pytest.importorskip("rasterio")
 from rasterio.transform import from_origin  # noqa: E402
 
 from hsic_jax.data.scenes import load_scene  # noqa: E402
-from hsic_jax.predict import Predictor, main  # noqa: E402
+from hsic_jax.predict import Predictor, PredictError, main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config.optim.warmup_epochs=1", "--config.model.width=24", "--config.model.depth=1",
@@ -328,3 +328,22 @@ def test_seeds_with_their_own_preprocessing_each_use_theirs(cube, tmp_path):
         both.preprocessing[0].normalization.shift, both.preprocessing[1].normalization.shift)
     classes, confidence = both(cube, tile=60)
     assert classes.min() >= 1 and np.all(confidence >= 1 / 16)
+
+
+@pytest.mark.slow
+def test_tiling_flags_that_cannot_be_are_refused_naming_the_flag(workdir, cube, tmp_path):
+    src = write_tif(tmp_path / "ip.tif", cube[:20, :20].astype(np.uint16))
+    out = tmp_path / "out"
+    for flag, value, want in (("--tile", 0, "--tile 0: expected at least 1 (pixels a side, or "
+                                              "None: the whole scene at once)"),
+                              ("--halo", -1, "--halo -1: expected at least 0 (pixels)"),
+                              ("--batch", 0, "--batch 0: expected at least 1 (pixels a model "
+                                             "call)")):
+        assert error_of(workdir, "--cube", src, "--out", out, flag, value) == f"error: {want}"
+    assert not out.exists() or not os.listdir(out)
+    with pytest.raises(PredictError, match=r"^--tile -3: expected at least 1"):
+        Predictor.from_workdir(str(workdir), seed=0)(cube[:20, :20], tile=-3)
+    with pytest.raises(SystemExit) as e:  # argparse: usage and the message, exit status 2
+        main(["--base", str(tmp_path), "--adapters", str(tmp_path), "--seed", "1", "--cube",
+              str(src), "--out", str(out)])
+    assert e.value.code == 2

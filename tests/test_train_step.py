@@ -12,7 +12,7 @@ import pytest
 from hsic_jax.adapters.methods import method_from_config
 from hsic_jax.adapters.tuned import Target, TunedModel, example_input
 from hsic_jax.train.optimizer import make_optimizer
-from hsic_jax.train.step import epoch_order, scene_predict, scene_train_step
+from hsic_jax.train.step import classes as to_classes, epoch_order, scene_logits, scene_train_step
 
 
 def test_epoch_order_puts_each_valid_index_once_before_the_padding():
@@ -97,7 +97,8 @@ def test_scene_training_fits_the_training_pixels_and_predict_reads_the_scene_map
         state, metrics = step(state)
     assert float(metrics["accuracy"]) == pytest.approx(1.0)
 
-    classes, confidence = scene_predict(state["params"], {}, scene, coords, tuned=tuned)
+    classes, confidence = to_classes(scene_logits(state["params"], {}, scene, coords,
+                                                  tuned=tuned))
     logits = np.asarray(tuned.apply(state["params"], scene[None]))[0]
     np.testing.assert_array_equal(classes, logits.argmax(-1)[coords[:, 0], coords[:, 1]])
     np.testing.assert_array_equal(classes, y)

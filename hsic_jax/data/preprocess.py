@@ -287,6 +287,11 @@ class Preprocessing:
         """B, the bands of the spectra it takes."""
         return (self.normalization.shift if self.pca is None else self.pca.mean).shape[0]
 
+    @property
+    def channels(self) -> int:
+        """C, the model input's channels it gives."""
+        return self.normalization.shift.shape[0]
+
     def save(self, workdir: str, suffix: str = "") -> None:
         """`pca{suffix}.npz` (with a PCA) and `normalization{suffix}.npz` in `workdir`."""
         if self.pca is not None:

@@ -32,10 +32,11 @@ input window.
 
 Outputs in `workdir`: `config.json`, `log.txt`, `split_seed{N}.json`, `pca.npz` and
 `normalization.npz` (or `pca_seed{N}.npz`, `normalization_seed{N}.npz` with `fit_on='train'`:
-the fitted preprocessing, which `hsic_jax.predict` applies to new cubes), `metrics.jsonl`, `checkpoints/`, `results.json`,
-`classification_map.png` and `confidence_map.png` (and `.tif` twins, with the input's
-georeference for a GeoTIFF scene), `training_curves.png`, `adapters/` (only the trainable
-subtrees + head, see `hsic_jax.adapters.export`), and for a sweep `sweep.png` (OA against
+the fitted preprocessing, which `hsic_jax.predict` applies to new cubes), `metrics.jsonl`,
+`checkpoints/`, `results.json`, `classification_map.png` and `confidence_map.png` (and `.tif`
+twins, with the input's georeference for a GeoTIFF scene), `training_curves.png`, `adapters/`
+(only the trainable subtrees + head and the preprocessing, see `hsic_jax.adapters.export`),
+and for a sweep `sweep.png` (OA against
 the swept values). `results.json` has `timings` (seconds of compilation, data, init,
 training, evaluation, map, in all) and `compiles` (XLA compilations of the run).
 """

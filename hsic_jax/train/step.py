@@ -6,13 +6,15 @@ seeds share (`jax.vmap(..., in_axes=None)`: a frozen layer's matmul runs once ov
 seed's rows) and which gets no gradient. The steps of each task shape of gradient-trained
 families (`hsic_jax.train.tasks` binds their settings):
 
-  'patch'  `train_step` / `predict`: batches are built inside the step from the padded scene
+  'patch'  `train_step` / `pixel_logits`: batches are built inside the step from the padded scene
            on the device, one neighbourhood per pixel; the step's indices come from a
            permutation that depends only on `(seed key, epoch)`, so a resumed run draws the
            same batches as an uninterrupted one.
-  'scene'  `scene_train_step` / `scene_predict`: the whole scene is one input, one step per
+  'scene'  `scene_train_step` / `scene_logits`: the whole scene is one input, one step per
            epoch, the loss is the mean over the training pixels of the per-pixel logits.
   'mae'    `mae_train_step`: masked pre-training of an encoder, batches as 'patch'.
+
+`classes` turns logits into the predicted classes and their confidence.
 """
 
 import dataclasses
@@ -225,18 +227,6 @@ def classes(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Predicted classes `(N,)` in 0..C-1 and their softmax probabilities `(N,)` (the
     confidence) of logits `(N, C)`."""
     return jnp.argmax(logits, axis=-1), jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
-
-
-def predict(params: dict, frozen: dict, padded: jax.Array, coords: jax.Array, *,
-            tuned: TunedModel, geo: Geometry) -> tuple[jax.Array, jax.Array]:
-    """`classes` of `pixel_logits`."""
-    return classes(pixel_logits(params, frozen, padded, coords, tuned=tuned, geo=geo))
-
-
-def scene_predict(params: dict, frozen: dict, scene: jax.Array, coords: jax.Array, *,
-                  tuned: TunedModel) -> tuple[jax.Array, jax.Array]:
-    """`classes` of `scene_logits`."""
-    return classes(scene_logits(params, frozen, scene, coords, tuned=tuned))
 
 
 # XLA:CPU fuses a transformer block's backward matmuls and their elementwise neighbours into one

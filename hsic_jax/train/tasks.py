@@ -5,10 +5,11 @@ resolves it, once per run, into one of the objects below, which the stages are h
 outside this module and the families' own branches on the kind.
 
   PATCH      one input per labelled pixel, its neighbourhood resized to the input size; the
-             module returns one row of logits per input (`step.train_step` / `step.predict`)
+             module returns one row of logits per input (`step.train_step` /
+             `step.pixel_logits`)
   SCENE      the whole scene is one input `(1, H, W, B)` of any H, W; per-pixel logits, the
              loss masked to the training pixels, one step per epoch, evaluation one forward
-             (`step.scene_train_step` / `step.scene_predict`)
+             (`step.scene_train_step` / `step.scene_logits`)
   CLASSICAL  scikit-learn baselines on single pixels' spectra, fitted once
              (`hsic_jax.train.classical`): no gradient steps, no parameters before the fit
   MAE        masked pre-training of an encoder on unlabelled pixels (`hsic_jax.train.pretrain`,
@@ -80,16 +81,17 @@ class Task:
                                   augment_cfg=dict(config.augment), drop_last=config.drop_last),
                 self.predict_function(setup.tuned, geo))
 
+    def logits_function(self, tuned, geo: step.Geometry):
+        """`logits(params, frozen, cube, coords) -> (N, C)` of one seed."""
+        return functools.partial(step.pixel_logits, tuned=tuned, geo=geo)
+
     def predict_function(self, tuned, geo: step.Geometry):
         """`predict(params, frozen, cube, coords) -> (classes (N,), confidence (N,))` of one
-        seed: the run's evaluation and map, and a new cube's (`hsic_jax.predict`)."""
-        return functools.partial(step.predict, tuned=tuned, geo=geo)
-
-
-    def logits_function(self, tuned, geo: step.Geometry):
-        """`logits(params, frozen, cube, coords) -> (N, C)` of one seed (prediction of new
-        imagery, `hsic_jax.predict`)."""
-        return functools.partial(step.pixel_logits, tuned=tuned, geo=geo)
+        seed (`step.classes` of `logits_function`): the run's evaluation and map, and a new
+        cube's (`hsic_jax.predict`)."""
+        logits = self.logits_function(tuned, geo)
+        return lambda params, frozen, cube, coords: step.classes(
+            logits(params, frozen, cube, coords))
 
 
 class SceneTask(Task):
@@ -116,9 +118,6 @@ class SceneTask(Task):
         return (functools.partial(step.scene_train_step, tuned=setup.tuned,
                                   optimizer=setup.optimizer),
                 self.predict_function(setup.tuned, geo))
-
-    def predict_function(self, tuned, geo: step.Geometry):
-        return functools.partial(step.scene_predict, tuned=tuned)
 
     def logits_function(self, tuned, geo: step.Geometry):
         return functools.partial(step.scene_logits, tuned=tuned)
