@@ -317,8 +317,8 @@ class Predictor:
 
 def _check_tiling(tile: int | None, halo: int, batch: int) -> None:
     """Refuse a tile, halo or batch size that cannot be (naming the flag)."""
-    for flag, value, low, what in (("--tile", tile, 1, "pixels a side, or None: the whole "
-                                    "scene at once"), ("--halo", halo, 0, "pixels"),
+    for flag, value, low, what in (("--tile", tile, 1, "pixels a side"),
+                                   ("--halo", halo, 0, "pixels"),
                                    ("--batch", batch, 1, "pixels a model call")):
         if value is not None and value < low:
             raise PredictError(f"{flag} {value}: expected at least {low} ({what})")

@@ -334,8 +334,7 @@ def test_seeds_with_their_own_preprocessing_each_use_theirs(cube, tmp_path):
 def test_tiling_flags_that_cannot_be_are_refused_naming_the_flag(workdir, cube, tmp_path):
     src = write_tif(tmp_path / "ip.tif", cube[:20, :20].astype(np.uint16))
     out = tmp_path / "out"
-    for flag, value, want in (("--tile", 0, "--tile 0: expected at least 1 (pixels a side, or "
-                                              "None: the whole scene at once)"),
+    for flag, value, want in (("--tile", 0, "--tile 0: expected at least 1 (pixels a side)"),
                               ("--halo", -1, "--halo -1: expected at least 0 (pixels)"),
                               ("--batch", 0, "--batch 0: expected at least 1 (pixels a model "
                                              "call)")):
