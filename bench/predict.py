@@ -84,7 +84,9 @@ def worker(spec: dict) -> dict:
                                    batch=spec["batch"])
             seconds = time.perf_counter() - t0
     pixels = spec["size"] ** 2
-    return {**{k: spec[k] for k in ("size", "tile", "batch", "in_memory")},
+    m = predictor.config.model
+    model = f"{m.name} {m.get('width', '')}w {m.get('depth', '')}d".replace(" w d", "")
+    return {**{k: spec[k] for k in ("size", "tile", "batch", "in_memory")}, "model": model,
             "devices": len(devices), "platform": devices[0].platform, "seconds": seconds,
             "pixels_per_second": pixels / seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -110,10 +112,10 @@ def machine() -> dict:
 
 
 def table(records: list[dict]) -> str:
-    rows = ["| size | source | devices | platform | tile | batch | pixels/s | s | peak RSS MB |",
-            "|---:|---|---:|---|---:|---:|---:|---:|---:|"]
+    rows = ["| model | size | source | devices | platform | tile | batch | pixels/s | s | "
+            "peak RSS MB |", "|---|---:|---|---:|---|---:|---:|---:|---:|---:|"]
     for r in records:
-        rows.append(f"| {r['size']}² | {'array' if r['in_memory'] else 'GeoTIFF'} | "
+        rows.append(f"| {r.get('model', 'demo')} | {r['size']}² | {'array' if r['in_memory'] else 'GeoTIFF'} | "
                     f"{r['devices']} | {r['platform']} | {r['tile']} | {r['batch']} | "
                     f"{r['pixels_per_second']:.0f} | {r['seconds']:.1f} | "
                     f"{r['peak_rss_mb']:.0f} |")

@@ -16,6 +16,10 @@ window, so memory stays flat in the scene's area. The stitched map of a patch mo
 the whole scene's bit for bit; a whole-scene model (MambaHSI) sees each tile with `--halo`
 pixels around it.
 
+The cube must have the run's bands: their number, and, when both the run's scene file and
+the cube name their bands (GDAL band descriptions, e.g. wavelengths; the run keeps them in
+`bands.json`), the same names in the same order (`--ignore-band-names`: the number only).
+
 Outputs in DIR, each written under a temporary name and renamed when complete (a killed run
 leaves `*.partial.*` files, which the rerun replaces):
   classification.tif  uint8 (uint16 past 254 classes) classes 1..C, 0 where the cube has no
@@ -185,8 +189,8 @@ class Predictor:
                  batch: int = EVAL_BATCH, devices: Sequence[jax.Device] | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Classes `(H, W)` in 1..C (0: no data) and confidence `(H, W)` of an `(H, W, B)`
-        array, tile by tile (`tile=None`: the whole scene at once), `batch` pixels a call
-        (the run's own, `EVAL_BATCH`, gives its map bit for bit)."""
+        array (or an open `Cube`), tile by tile (`tile=None`: the whole scene at once),
+        `batch` pixels a call (the run's own, `EVAL_BATCH`, gives its map bit for bit)."""
         source = cube if isinstance(cube, Cube) else array_cube("<array>", np.asarray(cube))
         classes = np.zeros(source.shape[:2], self.class_dtype)
         confidence = np.zeros(source.shape[:2], np.float32)
@@ -203,9 +207,11 @@ class Predictor:
 
     def predict_file(self, src: str, dst: str, *, cube_key: str | None = None,
                      tile: int | None = TILE, halo: int = HALO, batch: int = EVAL_BATCH,
-                     devices: Sequence[jax.Device] | None = None) -> dict:
+                     devices: Sequence[jax.Device] | None = None,
+                     ignore_band_names: bool = False) -> dict:
         """Classify the cube in file `src` into the folder `dst` (module docstring); returns
-        what `prediction.json` records.
+        what `prediction.json` records. When both the run and `src` name their bands, the
+        names must agree band by band (`ignore_band_names`: check the count only).
 
         Under `jax.distributed` every process takes its own band of tile rows on its own
         devices and writes it as `classification.part{I}.tif` / `confidence.part{I}.tif`;
@@ -219,6 +225,7 @@ class Predictor:
         _check_tiling(tile, halo, batch)
         with rasterio_env(), open_cube(src, cube_key) as cube:
             self._check_cube(cube)
+            checked_by = self._check_band_names(cube, ignore_band_names)
             rows = _band(cube.shape[0], tile, count, index)
             maps = self._writers(dst, suffix, cube, rows) if rows[1] > rows[0] else []
 
@@ -249,7 +256,7 @@ class Predictor:
         record = {"workdir": self.source, "cube": os.path.abspath(src),
                   "shape": list(cube.shape), "maps": list(maps), "seeds": list(self.seeds),
                   "ensemble": len(self.seeds) > 1, "class_names": list(self.class_names),
-                  "tile": tile, "batch": batch, "halo": halo if self.whole_scene else None,
+                  "bands_checked_by": checked_by, "tile": tile, "batch": batch, "halo": halo if self.whole_scene else None,
                   "georeferenced": cube.crs is not None, **counts, "processes": count,
                   "seconds": round(seconds, 3),
                   "pixels_per_second": round(cube.shape[0] * cube.shape[1] / seconds, 1)}
@@ -301,6 +308,21 @@ class Predictor:
                               prepare, classify, write, devices=devices,
                               batch=None if self.whole_scene else batch)
         return {"devices": len(devices), "tiles": len(plan)}
+
+    def _check_band_names(self, cube: Cube, ignore: bool) -> str:
+        """Refuse a cube whose band names differ from the run's; returns what the bands were
+        checked by: 'name' (both named them), else 'count'."""
+        ours = self.preprocessing[0].band_names
+        if ignore or ours is None or cube.band_names is None:
+            return "count"
+        theirs = cube.band_names
+        if theirs != ours:
+            i = next(i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b)
+            what = ("the run's bands in another order" if sorted(theirs) == sorted(ours) else
+                    "named otherwise; if they are the same bands, pass --ignore-band-names")
+            raise PredictError(f"{cube.path}: band {i + 1} is {theirs[i]!r}, but the run in "
+                               f"{self.source} was trained with {ours[i]!r} there ({what})")
+        return "name"
 
     def _check_cube(self, cube: Cube) -> None:
         """Refuse a cube this model cannot classify."""
@@ -512,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--adapters", default=None, help="an adapter export (WORKDIR/adapters)")
     p.add_argument("--seed", type=int, default=None, help="one seed's model (default: every "
                    "seed's, probabilities averaged)")
+    p.add_argument("--ignore-band-names", action="store_true", help="check the cube's bands "
+                   "by count only, not by the names the run's and the cube's files give them")
     p.add_argument("--tile", type=int, default=TILE, help="core pixels a side of a tile")
     p.add_argument("--halo", type=int, default=HALO, help="whole-scene models: pixels of "
                    "context around each tile")
@@ -535,7 +559,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         predictor = (Predictor.from_workdir(args.workdir, seed=args.seed) if args.workdir
                      else Predictor.from_adapters(args.base, args.adapters))
         record = predictor.predict_file(args.cube, args.out, cube_key=args.cube_key,
-                                        tile=args.tile, halo=args.halo, batch=args.batch)
+                                        tile=args.tile, halo=args.halo, batch=args.batch,
+                                        ignore_band_names=args.ignore_band_names)
     except ValueError as e:
         sys.exit(f"error: {cli.one_line(e, args.out)}")
     except OSError as e:

@@ -1,5 +1,7 @@
 """PCA (against scikit-learn) and normalisation (against explicit formulas)."""
 
+import re
+
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA as SklearnPCA
@@ -108,6 +110,23 @@ def test_prepare(cube, pca):
     np.testing.assert_array_equal(np.asarray(reused), np.asarray(out))
     raw, none = prepare(cube[..., :12], pca_components=None, normalization="minmax")
     assert none.pca is None and raw.shape == (145, 145, 12) and float(raw.max()) == 1.0
+
+
+def test_band_names_travel_with_the_preprocessing_and_a_bad_bands_file_is_named(cube, tmp_path):
+    """Names saved as `bands.json` load back; none saved load as None; a file of another
+    length than the bands is refused naming it and the count."""
+    _, fitted = prepare(cube, pca_components=12, normalization="zscore")
+    (tmp_path / "plain").mkdir()
+    fitted.save(str(tmp_path / "plain"))
+    assert Preprocessing.load(str(tmp_path / "plain")).band_names is None
+    assert not (tmp_path / "plain" / "bands.json").exists()
+    names = tuple(f"{400 + 10 * b} nm" for b in range(200))
+    fitted.replace(band_names=names).save(str(tmp_path), "_seed3")
+    assert Preprocessing.load(str(tmp_path), "_seed3").band_names == names
+    (tmp_path / "bands.json").write_text('{"band_names": ["a", "b"]}')
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'bands.json'}: band_names is "
+                                                  "not a list of 200 names")):
+        Preprocessing.load(str(tmp_path), "_seed3")
 
 
 @pytest.mark.parametrize("mode", NORMALIZATIONS)

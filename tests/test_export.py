@@ -158,7 +158,7 @@ def export_lora(params, path: str) -> dict:
 
 @pytest.mark.parametrize("files, match", [
     ({"notes.txt": b"mine"}, r"exp holds notes.txt, which is not part of an adapter export \(only "
-                             r"adapters.npz, manifest.json, pca.npz, normalization.npz are replaced\); move "
+                             r"adapters.npz, manifest.json, pca.npz, normalization.npz, bands.json are replaced\); move "
                              r"it out of the folder"),
     ({"manifest.json": b'{"format": "hsic-jax-converted/1"}'},
      r"exp/manifest.json is not the manifest of an adapter export; move it out of the folder"),

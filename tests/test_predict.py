@@ -196,6 +196,64 @@ def test_bad_inputs_get_one_line_naming_the_file(workdir, cube, tmp_path):
 
 
 @pytest.mark.slow
+def test_band_names_of_the_training_file_must_match_the_cubes(tmp_path):
+    """A run trained on a GeoTIFF whose bands are named (GDAL descriptions) keeps the names
+    (`bands.json`, also in its adapter export); a cube naming them alike is checked by name, one
+    with the bands reordered or named otherwise is refused naming the first band that differs
+    (`--ignore-band-names`: by count), and one without names by count."""
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 4, (24, 30)).astype(np.uint8)
+    cube = (100 * (rng.normal(size=(24, 30, 14)) + gt[..., None]) + 1000).astype(np.uint16)
+    names = [f"{450 + 25 * b} nm" for b in range(14)]
+
+    def described(path, order, labels):
+        write_tif(path, cube[..., order])
+        with rasterio.open(path, "r+") as ds:
+            for b, name in enumerate(labels, start=1):
+                ds.set_band_description(b, name)
+        return path
+
+    train = described(tmp_path / "train.tif", slice(None), names)
+    np.save(tmp_path / "gt.npy", gt)
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), f"--config={ROOT / 'configs/demo.py'}",
+         f"--workdir={run}", "--config.data.name=files", f"--config.data.cube_path={train}",
+         f"--config.data.gt_path={tmp_path / 'gt.npy'}", "--config.data.train_per_class=20",
+         *TINY[:-1]],
+        capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for where in (run, run / "adapters"):
+        assert json.loads((where / "bands.json").read_text()) == {"band_names": names}
+
+    same = predict_cli(run, "--cube", train, "--out", tmp_path / "same")
+    assert same.returncode == 0, same.stderr[-3000:]
+    record = json.loads((tmp_path / "same" / "prediction.json").read_text())
+    assert record["bands_checked_by"] == "name"
+    np.testing.assert_array_equal(read(tmp_path / "same" / "classification.tif")[0],
+                                  read(run / "classification_map.tif")[0])
+
+    order = np.r_[1, 0, 2:14]  # two bands swapped, labelled as they now are
+    swapped = described(tmp_path / "swapped.tif", order, [names[b] for b in order])
+    assert error_of(run, "--cube", swapped, "--out", tmp_path / "o1") == (
+        f"error: {swapped}: band 1 is '475 nm', but the run in {run} was trained with '450 nm' "
+        "there (the run's bands in another order)")
+    other = described(tmp_path / "other.tif", slice(None), [f"B{b}" for b in range(14)])
+    assert error_of(run, "--cube", other, "--out", tmp_path / "o2") == (
+        f"error: {other}: band 1 is 'B0', but the run in {run} was trained with '450 nm' there "
+        "(named otherwise; if they are the same bands, pass --ignore-band-names)")
+    proc = predict_cli(run, "--cube", other, "--out", tmp_path / "o3", "--ignore-band-names")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "o3" / "prediction.json").read_text())[
+        "bands_checked_by"] == "count"
+    unnamed = write_tif(tmp_path / "unnamed.tif", cube)
+    proc = predict_cli(run, "--cube", unnamed, "--out", tmp_path / "o4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "o4" / "prediction.json").read_text())[
+        "bands_checked_by"] == "count"
+
+
+@pytest.mark.slow
 def test_a_killed_prediction_leaves_no_output_and_a_rerun_completes_it(workdir, cube,
                                                                         tmp_path):
     src = write_tif(tmp_path / "ip.tif", cube.astype(np.uint16))

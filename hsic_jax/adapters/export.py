@@ -1,7 +1,7 @@
 """Export and load only what a method trains (merging adapters into the base kernels is
 `TunedModel.merge`).
 
-An export is a folder with two files (and, from a run, the two of its preprocessing), each
+An export is a folder with two files (and, from a run, those of its preprocessing), each
 written atomically (temporary file in the folder, then `os.replace`):
 
   adapters.npz   every trainable leaf of the method (adapter factors, head, BitFit biases;
@@ -12,8 +12,9 @@ written atomically (temporary file in the folder, then `os.replace`):
                  or a corrupted npz is detected on load); from a run, its config (`run`),
                  which with the preprocessing lets `hsic_jax.predict` classify new cubes
                  with the export on its base
-  pca.npz, normalization.npz   the run's fitted preprocessing
-                 (`hsic_jax.data.preprocess.Preprocessing`)
+  pca.npz, normalization.npz, bands.json
+                 the run's fitted preprocessing and, when its scene's file named them, its
+                 band names (`hsic_jax.data.preprocess.Preprocessing`)
 
 Exporting replaces only those files of an earlier export: a folder that holds anything
 else (or a manifest.json that is not an export's) is refused, naming the file. Loading onto
@@ -33,7 +34,7 @@ import numpy as np
 from hsic_jax.adapters.methods import FROZEN, path_name
 from hsic_jax.adapters.tuned import TunedModel
 from hsic_jax.data.io import atomic_write
-from hsic_jax.data.preprocess import Preprocessing
+from hsic_jax.data.preprocess import BANDS_FILE, Preprocessing
 
 FORMAT = "hsic-jax-adapters/2"
 # Format 1 stored KronA factors in the transposed (Flax in × out) reading of the paper's
@@ -41,7 +42,7 @@ FORMAT = "hsic-jax-adapters/2"
 _KRONA_TRANSPOSED = "hsic-jax-adapters/1"
 WEIGHTS = "adapters.npz"
 MANIFEST = "manifest.json"
-PREPROCESSING = ("pca.npz", "normalization.npz")  # a run's, `Preprocessing.save`
+PREPROCESSING = ("pca.npz", "normalization.npz", BANDS_FILE)  # a run's, `Preprocessing.save`
 
 
 def _copy_tree(tree):

@@ -93,6 +93,7 @@ def load_data(cfg: Mapping, seeds: Sequence[int], whole_scene: bool = False) -> 
         prepared = [prepare(scene.cube, pca_components=cfg["pca"], normalization=cfg["normalize"],
                             fit_pixels=split.train) for split in splits]
         fits, cubes = [fit for _, fit in prepared], np.stack([padded(c) for c, _ in prepared])
+    fits = [fit.replace(band_names=scene.band_names) for fit in fits]
     return Data(
         scene=scene, splits=splits, preprocessing=fits, padded=cubes,
         **{part: _stack_pixels([(getattr(s, part), getattr(s, f"{part}_labels")) for s in splits])

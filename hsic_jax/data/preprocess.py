@@ -10,6 +10,7 @@ practice, `data.fit_on = 'scene'`), or on given pixels only, e.g. the training p
 
 from __future__ import annotations
 
+import json
 import os
 
 import flax.struct
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsic_jax.data.io import DataError, atomic_write
+from hsic_jax.data.io import DataError, atomic_write, write_json
 
 # BigEarthNet-S2 12-band statistics used by SpectralGPT's fine-tuning (bands B1, B2, B3, B4, B5, B6,
 # B7, B8, B8A, B9, B11, B12), see docs/spectralgpt.md section 3.
@@ -29,6 +30,7 @@ BIGEARTHNET_STD = (
     633.15169573, 650.2842772, 712.12507725, 965.23119807, 948.9819932, 1108.06650639,
     1258.36394548, 1233.1492281, 1364.38688993, 472.37967789, 1310.36996126, 1087.6020813,
 )
+BANDS_FILE = "bands.json"  # a run's band names, `Preprocessing.save`
 NORMALIZATIONS = ("bigearthnet", "minmax", "zscore", "stretch", "none")
 
 STRETCH_PERCENTILES = (2.0, 98.0)  # MambaHSI's ImageStretching
@@ -272,10 +274,12 @@ def _apply_stretch(cube: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.A
 @flax.struct.dataclass
 class Preprocessing:
     """What turns a scene's spectra into a model's input channels, fitted once: the PCA (None:
-    the bands as they are) and the normalisation."""
+    the bands as they are) and the normalisation; and the names of the bands it takes, when the
+    scene's file named them (None: known by count only)."""
 
     pca: PCA | None
     normalization: Normalization
+    band_names: tuple[str, ...] | None = flax.struct.field(pytree_node=False, default=None)
 
     def apply(self, cube) -> jax.Array:
         """(H, W, B) spectra -> (H, W, C) float32 model inputs, pixel by pixel."""
@@ -293,17 +297,39 @@ class Preprocessing:
         return self.normalization.shift.shape[0]
 
     def save(self, workdir: str, suffix: str = "") -> None:
-        """`pca{suffix}.npz` (with a PCA) and `normalization{suffix}.npz` in `workdir`."""
+        """`pca{suffix}.npz` (with a PCA) and `normalization{suffix}.npz` in `workdir`, and
+        `bands.json` (the band names, the same for every seed) when there are names."""
         if self.pca is not None:
             self.pca.save(os.path.join(workdir, f"pca{suffix}.npz"))
         self.normalization.save(os.path.join(workdir, f"normalization{suffix}.npz"))
+        if self.band_names is not None:
+            write_json(os.path.join(workdir, BANDS_FILE), {"band_names": list(self.band_names)})
 
     @classmethod
     def load(cls, workdir: str, suffix: str = "") -> Preprocessing:
-        """What `save` wrote (a run without `pca{suffix}.npz` had no PCA)."""
+        """What `save` wrote (a run without `pca{suffix}.npz` had no PCA, one without
+        `bands.json` no band names)."""
         pca = os.path.join(workdir, f"pca{suffix}.npz")
-        return cls(PCA.load(pca) if os.path.exists(pca) else None,
-                   Normalization.load(os.path.join(workdir, f"normalization{suffix}.npz")))
+        fitted = cls(PCA.load(pca) if os.path.exists(pca) else None,
+                     Normalization.load(os.path.join(workdir, f"normalization{suffix}.npz")))
+        return fitted.replace(band_names=_read_band_names(os.path.join(workdir, BANDS_FILE),
+                                                          fitted.bands))
+
+
+def _read_band_names(path: str, bands: int) -> tuple[str, ...] | None:
+    """The B names of a `bands.json` (None when there is no such file)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            names = json.load(f)["band_names"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a bands file ({e!r}); expected {{\"band_names\": [...]}}")
+    if not isinstance(names, list) or len(names) != bands or not all(
+            isinstance(n, str) for n in names):
+        raise DataError(f"{path}: band_names is not a list of {bands} names (the preprocessing "
+                        f"takes {bands} bands)")
+    return tuple(names)
 
 
 def prepare(cube, *, pca_components: int | None = 12, normalization: str = "bigearthnet",

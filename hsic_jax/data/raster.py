@@ -97,6 +97,15 @@ def open_cube(path: str | os.PathLike, key: str | None = None) -> Cube:
     return _rasterio(_envi_data(path) if ext == ".hdr" else path)
 
 
+def band_names(path: str | os.PathLike) -> tuple[str, ...] | None:
+    """The band names (GDAL band descriptions, e.g. wavelengths) stored in a raster file; None
+    when it stores none, or is an array format (.npy, .mat, .npz), which has no place for them."""
+    if os.path.splitext(os.fspath(path))[1].lower() not in RASTERIO_EXTENSIONS:
+        return None
+    with open_cube(path) as cube:
+        return cube.band_names
+
+
 def _envi_data(header: str) -> str:
     """The data file an ENVI header describes (GDAL opens the data file, not the header)."""
     stem = os.path.splitext(header)[0]

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from hsic_jax.data.io import DataError, GeoRef, pick_array, read_arrays, read_class_names, read_georef
+from hsic_jax.data.raster import band_names
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,8 @@ class Scene:
       train_gt, test_gt: (H, W) int32 given training and test maps (same coding as `gt`; disjoint;
         `gt` is their union), or None.
       georef: the georeferencing of a GeoTIFF cube, for an (H, W) raster; None for other inputs.
+      band_names: B names of the cube's bands (a raster file's band descriptions, e.g.
+        wavelengths), or None when the file stores none.
     """
 
     name: str
@@ -243,6 +246,7 @@ class Scene:
     train_gt: np.ndarray | None = None
     test_gt: np.ndarray | None = None
     georef: GeoRef | None = None
+    band_names: tuple[str, ...] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -328,6 +332,7 @@ class _Raw(NamedTuple):
     cube_source: str
     gt_source: str
     georef: GeoRef | None = None
+    band_names: tuple[str, ...] | None = None
 
     @property
     def source(self) -> str:
@@ -386,13 +391,15 @@ def _from_files(name, spec, data_dir, paths, keys) -> _Raw:
         if (train is None) != (test is None):
             have, lack = ("training", "test") if test is None else ("test", "training")
             raise DataError(f"{name}: found a {have} map ({(train or test)[2]}) but no {lack} map")
+    described = dict(georef=read_georef(cube[1]), band_names=band_names(cube[1]))
     if train is not None:
         gt_source = f"train: {train[2]}; test: {test[2]}"
-        return _Raw(cube[0], _union(train, test), train[0], test[0], cube[2], gt_source, read_georef(cube[1]))
+        return _Raw(cube[0], _union(train, test), train[0], test[0], cube[2], gt_source,
+                    **described)
     gt = find("gt", 2)
     if gt is None:
         raise DataError(_missing(name, spec, data_dir, "gt", paths["gt"]))
-    return _Raw(cube[0], gt[0], None, None, cube[2], gt[2], read_georef(cube[1]))
+    return _Raw(cube[0], gt[0], None, None, cube[2], gt[2], **described)
 
 
 def _missing(name, spec, data_dir, role, path) -> str:
@@ -432,7 +439,7 @@ def _finish(name, spec, raw: _Raw, class_names, label_codes, names_file) -> Scen
         return None if labels is None else lut[labels.astype(np.int64)]
 
     scene = Scene(name, cube, remap(raw.gt), names, codes, raw.source, remap(raw.train), remap(raw.test),
-                  raw.georef)
+                  raw.georef, raw.band_names)
     if spec is not None:
         _compare_published(spec, scene)
     return scene
