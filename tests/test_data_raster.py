@@ -10,18 +10,19 @@ rasterio = pytest.importorskip("rasterio")
 from rasterio.transform import from_origin  # noqa: E402
 
 from hsic_jax.data.io import DataError  # noqa: E402
-from hsic_jax.data.raster import MapWriter, open_cube  # noqa: E402
+from hsic_jax.data.raster import MapWriter, band_names, open_cube  # noqa: E402
 
 CUBE = np.random.default_rng(0).integers(1, 4000, (37, 29, 6)).astype(np.uint16)
 WINDOWS = [(slice(0, 37), slice(0, 29)), (slice(5, 17), slice(3, 28)), (slice(36, 37), slice(0, 1))]
 TRANSFORM = from_origin(300000.0, 5000000.0, 30.0, 30.0)
 
 
-def rasterio_file(path, driver, **extra):
+def rasterio_file(path, driver, descriptions=True, **extra):
     with rasterio.open(path, "w", driver=driver, height=37, width=29, count=6, dtype="uint16",
                        **extra) as ds:
         ds.write(np.moveaxis(CUBE, -1, 0))
-        ds.descriptions = tuple(f"{400 + 10 * b} nm" for b in range(6))
+        if descriptions:
+            ds.descriptions = tuple(f"{400 + 10 * b} nm" for b in range(6))
     return path
 
 
@@ -60,6 +61,24 @@ def test_every_format_reads_windows_of_the_cube(tmp_path, make):
             assert cube.nodata == 0 and cube.band_names[0] == "400 nm"
         if make in ("npy", "mat5", "npz", "mat73"):
             assert cube.crs is None and cube.transform is None and cube.nodata is None
+
+
+def test_an_envi_headers_wavelengths_name_the_bands(tmp_path):
+    """A header as ENVI writes it (`wavelength = {...}`) names the bands by wavelength, which
+    a run keeps and predict compares; array formats name none."""
+    np.moveaxis(CUBE, -1, 0).tofile(tmp_path / "scene.bsq")
+    (tmp_path / "scene.hdr").write_text(
+        "ENVI\nsamples = 29\nlines = 37\nbands = 6\nheader offset = 0\nfile type = ENVI Standard\n"
+        "data type = 12\ninterleave = bsq\nbyte order = 0\nwavelength units = Nanometers\n"
+        "wavelength = {400.5, 410, 420, 430, 440, 450}\n")
+    assert band_names(tmp_path / "scene.hdr") == (
+        "400.5 Nanometers", "410 Nanometers", "420 Nanometers", "430 Nanometers",
+        "440 Nanometers", "450 Nanometers")
+    with open_cube(tmp_path / "scene.hdr") as cube:
+        np.testing.assert_array_equal(cube.read(slice(0, 37), slice(0, 29)), CUBE)
+    np.save(tmp_path / "c.npy", CUBE)
+    assert band_names(tmp_path / "c.npy") is None
+    assert band_names(rasterio_file(tmp_path / "plain.tif", "GTiff", descriptions=False)) is None
 
 
 def test_a_map_is_written_window_by_window_into_a_georeferenced_cog(tmp_path):
