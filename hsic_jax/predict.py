@@ -502,7 +502,7 @@ def _check_out(dst: str) -> None:
 
 def _previews(dst: str, maps: Sequence[str], num_classes: int) -> None:
     """`classification.png` and `confidence.png`, read from the written `maps` (class,
-    confidence) at a reduced resolution."""
+    confidence) at most `PREVIEW` pixels a side, as 8-bit RGB."""
     import rasterio
     from matplotlib import colormaps
     from matplotlib.image import imsave
@@ -511,11 +511,11 @@ def _previews(dst: str, maps: Sequence[str], num_classes: int) -> None:
         with rasterio.open(os.path.join(dst, file)) as ds:
             scale = max(1, -(-max(ds.height, ds.width) // PREVIEW))
             image = ds.read(1, out_shape=(-(-ds.height // scale), -(-ds.width // scale)))
-        if name == "classification":
-            colours = palette(num_classes)
+        if name == "classification":  # 8-bit colours: a preview's memory is 3 bytes a pixel
+            colours = (palette(num_classes) * 255).round().astype(np.uint8)
             rgb = colours[np.clip(image, 0, num_classes)]
         else:
-            rgb = colormaps["viridis"](np.clip(image, 0, 1))[..., :3]
+            rgb = colormaps["viridis"](np.clip(image, 0, 1), bytes=True)[..., :3]
             rgb[image == tiling.NODATA_CONFIDENCE] = 0
         atomic_write(os.path.join(dst, f"{name}.png"),
                      lambda f, rgb=rgb: imsave(f, rgb, format="png"))

@@ -18,11 +18,13 @@ from pathlib import Path
 import multihost
 import numpy as np
 import pytest
+from matplotlib.image import imread
 
 rasterio = pytest.importorskip("rasterio")
 from rasterio.transform import from_origin  # noqa: E402
 
 from hsic_jax.data.scenes import load_scene  # noqa: E402
+from hsic_jax.evaluation.maps import palette  # noqa: E402
 from hsic_jax.predict import Predictor, PredictError, main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +98,8 @@ def test_the_map_of_the_training_scene_is_the_runs_own(workdir, cube, tmp_path):
          "prediction.json"])
     record = json.loads((tmp_path / "out" / "prediction.json").read_text())
     assert record["seeds"] == [0] and record["georeferenced"] and record["tiles"] == 16
+    preview = imread(tmp_path / "out" / "classification.png")[..., :3]  # a 145² scene: full size
+    np.testing.assert_allclose(preview, (palette(16) * 255).round()[classes] / 255, atol=1e-6)
 
 
 @pytest.mark.slow
