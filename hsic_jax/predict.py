@@ -192,6 +192,8 @@ class Predictor:
         array (or an open `Cube`), tile by tile (`tile=None`: the whole scene at once),
         `batch` pixels a call (the run's own, `EVAL_BATCH`, gives its map bit for bit)."""
         source = cube if isinstance(cube, Cube) else array_cube("<array>", np.asarray(cube))
+        _check_tiling(tile, halo, batch)
+        self._check_cube(source)
         classes = np.zeros(source.shape[:2], self.class_dtype)
         confidence = np.zeros(source.shape[:2], np.float32)
 
@@ -256,7 +258,8 @@ class Predictor:
         record = {"workdir": self.source, "cube": os.path.abspath(src),
                   "shape": list(cube.shape), "maps": list(maps), "seeds": list(self.seeds),
                   "ensemble": len(self.seeds) > 1, "class_names": list(self.class_names),
-                  "bands_checked_by": checked_by, "tile": tile, "batch": batch, "halo": halo if self.whole_scene else None,
+                  "bands_checked_by": checked_by, "tile": tile, "batch": batch,
+                  "halo": halo if self.whole_scene else None,
                   "georeferenced": cube.crs is not None, **counts, "processes": count,
                   "seconds": round(seconds, 3),
                   "pixels_per_second": round(cube.shape[0] * cube.shape[1] / seconds, 1)}
@@ -268,7 +271,7 @@ class Predictor:
     def _writers(self, dst: str, suffix: str, cube: Cube, rows: tuple[int, int]):
         """The class and confidence maps of rows `[rows[0], rows[1])` of `cube`."""
         shape = (rows[1] - rows[0], cube.shape[1])
-        colours = (palette(len(self.class_names)) * 255).round().astype(int)
+        colours = _palette_8bit(len(self.class_names)).tolist()
         tags = {"CLASS_NAMES": json.dumps(list(self.class_names)),
                 **{f"CLASS_{k}": n for k, n in enumerate(self.class_names, start=1)}}
         return [MapWriter(os.path.join(dst, f"classification{suffix}.tif"), shape,
@@ -282,9 +285,8 @@ class Predictor:
              devices: Sequence[jax.Device] | None, rows: tuple[int, int] | None = None
              ) -> dict:
         """Classify `cube` tile by tile (those whose rows start in `rows`: all by default)
-        into `write`; returns the devices and the number of tiles."""
-        _check_tiling(tile, halo, batch)
-        self._check_cube(cube)
+        into `write`; returns the devices and the number of tiles (the callers have checked
+        the cube and the tiling)."""
         devices = list(devices or jax.local_devices())
         plan = [t for t in tiling.plan(cube.shape[:2], tile, radius=self.radius,
                                        padding=self.config.data.padding,
@@ -500,6 +502,12 @@ def _check_out(dst: str) -> None:
                            f"{', …' if len(others) > 3 else ''}); give an empty or new folder")
 
 
+def _palette_8bit(num_classes: int) -> np.ndarray:
+    """`(num_classes + 1, 3)` uint8: the maps' palette (`evaluation.maps.palette`) in bytes,
+    as the colour table and the previews show it."""
+    return (palette(num_classes) * 255).round().astype(np.uint8)
+
+
 def _previews(dst: str, maps: Sequence[str], num_classes: int) -> None:
     """`classification.png` and `confidence.png`, read from the written `maps` (class,
     confidence) at most `PREVIEW` pixels a side, as 8-bit RGB."""
@@ -512,8 +520,7 @@ def _previews(dst: str, maps: Sequence[str], num_classes: int) -> None:
             scale = max(1, -(-max(ds.height, ds.width) // PREVIEW))
             image = ds.read(1, out_shape=(-(-ds.height // scale), -(-ds.width // scale)))
         if name == "classification":  # 8-bit colours: a preview's memory is 3 bytes a pixel
-            colours = (palette(num_classes) * 255).round().astype(np.uint8)
-            rgb = colours[np.clip(image, 0, num_classes)]
+            rgb = _palette_8bit(num_classes)[np.clip(image, 0, num_classes)]
         else:
             rgb = colormaps["viridis"](np.clip(image, 0, 1), bytes=True)[..., :3]
             rgb[image == tiling.NODATA_CONFIDENCE] = 0

@@ -324,7 +324,8 @@ def _read_band_names(path: str, bands: int) -> tuple[str, ...] | None:
         with open(path) as f:
             names = json.load(f)["band_names"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a bands file ({e!r}); expected {{\"band_names\": [...]}}")
+        raise DataError(f"{path}: not a bands file ({e!r}); expected "
+                        "{\"band_names\": [...]}") from e
     if not isinstance(names, list) or len(names) != bands or not all(
             isinstance(n, str) for n in names):
         raise DataError(f"{path}: band_names is not a list of {bands} names (the preprocessing "
