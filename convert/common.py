@@ -95,12 +95,21 @@ def run(args: argparse.Namespace, family: str, convert: Callable[[], tuple[dict,
     return 0
 
 
+def import_torch():
+    """PyTorch, the converter's own dependency, or a one-line refusal saying how to get it."""
+    try:
+        import torch
+    except ImportError as e:
+        raise ConversionError("the converter needs PyTorch, which this environment lacks: "
+                              "pip install -e '.[convert]'") from e
+    return torch
+
+
 def read_checkpoint(path: str) -> Mapping:
     """The dict `torch.load` finds in the file at `path`, loaded with `weights_only=True`,
     allow-listing only `argparse.Namespace` (official scripts pickle their `args` beside the
     weights), never a blanket unsafe load."""
-    import torch  # the converter's own dependency (pip install 'hsic-jax[convert]')
-
+    torch = import_torch()
     if not os.path.isfile(path):
         raise ConversionError(f"{path}: no such file")
     logging.getLogger(__name__).info("reading %s (%.1f MB)", path, os.path.getsize(path) / 1e6)
@@ -119,8 +128,7 @@ def load_state_dict(path: str, wrappers: Sequence[str] = ("state_dict", "model")
     """The state_dict of the file at `path` as float32 numpy arrays: bare (as official scripts
     save `net.state_dict()`), or under the first of `wrappers` the file has; a `module.` prefix
     (torch DataParallel) on every key is stripped."""
-    import torch
-
+    torch = import_torch()
     ckpt = read_checkpoint(path)
     if not all(torch.is_tensor(v) for v in ckpt.values()):
         inner = next((k for k in wrappers if isinstance(ckpt.get(k), Mapping)), None)

@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from convert.common import ConversionError, io_arguments, read_checkpoint, run, unflatten
+from convert.common import (ConversionError, import_torch, io_arguments, read_checkpoint, run,
+                            unflatten)
 from hsic_jax.models.posemb import resample_grid, resample_joint
 from hsic_jax.models.spectralgpt import VARIANTS, SpectralMAE, check_geometry, model_from_config
 
@@ -106,8 +107,7 @@ def flax_path(key: str) -> tuple[str, Callable] | None:
 def load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict]:
     """`checkpoint['model']` of a `.pth` file as float32 numpy arrays, and its `args` as a dict
     (read by `convert.common.read_checkpoint`)."""
-    import torch  # the converter's own dependency (pip install 'hsic-jax[convert]')
-
+    torch = import_torch()
     ckpt = read_checkpoint(path)
     if "model" not in ckpt:
         raise ConversionError(f"{path} has no 'model' entry (top-level keys: {sorted(ckpt)[:8]}); "

@@ -291,3 +291,17 @@ def test_help_documents_every_flag():
     for flag in ("--checkpoint", "--out", "--replace", "--img-size", "--bands", "--num-classes",
                  "--pos-embed", "--heads", "--decoder-heads", "--seed"):
         assert flag in out
+
+
+def test_without_pytorch_the_converter_says_how_to_get_it(tmp_path):
+    """An install without the `convert` extra: one line naming the extra, not a traceback, and
+    nothing written."""
+    code = ("import sys; sys.modules['torch'] = None; from convert.__main__ import main; "
+            f"sys.exit(main(['spectralgpt', '--checkpoint', 'SpectralGPT+.pth', '--out', "
+            f"{str(tmp_path / 'out')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == ("error: the converter needs PyTorch, which this environment "
+                                   "lacks: pip install -e '.[convert]'")
+    assert not (tmp_path / "out").exists()
