@@ -42,6 +42,30 @@ def io_arguments(parser: argparse.ArgumentParser, checkpoint_help: str,
                              "complete")
 
 
+def head_arguments(parser: argparse.ArgumentParser, head: str) -> None:
+    """`--num-classes` (default: the rows of the checkpoint's classifier `head`) and `--seed`,
+    as the classifiers' converters take them."""
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help="classes of the head; a head of another size is replaced by a "
+                             f"fresh one (default: the checkpoint's {head})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of a head initialised fresh")
+
+
+def head_classes(sd: Mapping[str, np.ndarray], head: str, path: str,
+                 num_classes: int | None) -> tuple[int | None, int]:
+    """`(the checkpoint's classes, the classes to build)`: the rows of the classifier's weight
+    `head` (None: the checkpoint has none), and `num_classes` (`--num-classes`), by default
+    the checkpoint's."""
+    ckpt_classes = int(sd[head].shape[0]) if head in sd else None
+    if num_classes is not None and num_classes < 1:
+        raise ConversionError(f"--num-classes {num_classes}: expected an integer >= 1")
+    if num_classes is None:
+        if ckpt_classes is None:
+            raise ConversionError(f"{path} has no classifier ({head}): pass --num-classes")
+        num_classes = ckpt_classes
+    return ckpt_classes, num_classes
+
+
 def check_out(out: str, checkpoint: str | Sequence[str], replace: bool) -> None:
     """Refuse an `--out` that is or holds the current folder or the checkpoint (or any of the
     checkpoints), then one that `check_out_dir` refuses (not empty and no earlier conversion,

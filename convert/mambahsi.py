@@ -42,7 +42,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from convert.common import ConversionError, io_arguments, load_state_dict, map_one_to_one, run
+from convert.common import (ConversionError, head_arguments, head_classes, io_arguments,
+                            load_state_dict, map_one_to_one, run)
 from hsic_jax.models.mambahsi import (MAMBA_TYPES, NUM_BLOCKS, check_geometry,
                                       model_from_config)
 
@@ -199,13 +200,7 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, group_num: int = OFFICIA
     """
     arch = infer_architecture(sd, path, group_num=group_num, use_residual=use_residual,
                               mamba_type=mamba_type)
-    ckpt_classes = sd[HEAD].shape[0] if HEAD in sd else None
-    if num_classes is not None and num_classes < 1:
-        raise ConversionError(f"--num-classes {num_classes}: expected an integer >= 1")
-    if num_classes is None:
-        if ckpt_classes is None:
-            raise ConversionError(f"{path} has no classifier ({HEAD}): pass --num-classes")
-        num_classes = int(ckpt_classes)
+    ckpt_classes, num_classes = head_classes(sd, HEAD, path, num_classes)
     config = dict(num_classes=num_classes, **arch)
     model = model_from_config(config)
     return map_one_to_one(
@@ -230,10 +225,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mamba-type", choices=MAMBA_TYPES, default=None,
                    help="the official mamba_type (default: from the keys; needed only for a "
                         "single-branch model whose spectral Mamba has one token)")
-    p.add_argument("--num-classes", type=int, default=None,
-                   help="classes of the head; a head of another size is replaced by a fresh one "
-                        "(default: the checkpoint's cls_head.3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of a head initialised fresh")
+    head_arguments(p, "cls_head.3")
     return p.parse_args(argv)
 
 

@@ -43,7 +43,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from convert.common import ConversionError, io_arguments, load_state_dict, map_one_to_one, run
+from convert.common import (ConversionError, head_arguments, head_classes, io_arguments,
+                            load_state_dict, map_one_to_one, run)
 from hsic_jax.models.spectralformer import MODES, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralformer")
@@ -200,13 +201,7 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, mode: str, patches: int 
     """
     arch = infer_architecture(sd, path, mode=mode, patches=patches, band_patches=band_patches,
                               heads=heads)
-    ckpt_classes = sd["mlp_head.1.weight"].shape[0] if "mlp_head.1.weight" in sd else None
-    if num_classes is not None and num_classes < 1:
-        raise ConversionError(f"--num-classes {num_classes}: expected an integer >= 1")
-    if num_classes is None:
-        if ckpt_classes is None:
-            raise ConversionError(f"{path} has no classifier (mlp_head.1.weight): pass --num-classes")
-        num_classes = ckpt_classes
+    ckpt_classes, num_classes = head_classes(sd, "mlp_head.1.weight", path, num_classes)
     config = dict(num_classes=num_classes, **arch)
     model = model_from_config(config)
     return map_one_to_one(
@@ -237,11 +232,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=None,
                    help=f"attention heads, not stored in the weights (default: {OFFICIAL_HEADS}, "
                         "the official demo's; dim_head = q width / heads)")
-    p.add_argument("--num-classes", type=int, default=None,
-                   help="classes of the head; a head of another size is replaced by a fresh one "
-                        "(default: the checkpoint's mlp_head)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of a head initialised fresh")
+    head_arguments(p, "mlp_head")
     return p.parse_args(argv)
 
 

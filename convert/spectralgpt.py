@@ -29,8 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from convert.common import (ConversionError, import_torch, io_arguments, read_checkpoint, run,
-                            unflatten)
+from convert.common import (ConversionError, head_classes, import_torch, io_arguments,
+                            read_checkpoint, run, unflatten)
 from hsic_jax.models.posemb import resample_grid, resample_joint
 from hsic_jax.models.spectralgpt import VARIANTS, SpectralMAE, check_geometry, model_from_config
 
@@ -222,10 +222,7 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
             f"({known[0] * arch['tubelet']} bands in tubelets of {arch['tubelet']}); "
             f"--bands {bands} gives {groups}")
 
-    if num_classes is None:
-        if "head.weight" not in sd:
-            raise ConversionError(f"{path} has no classification head: pass --num-classes")
-        num_classes = sd["head.weight"].shape[0]
+    num_classes = head_classes(sd, "head.weight", path, num_classes)[1]
     config = dict(num_classes=num_classes, img_size=img_size, bands=bands, pos_embed=pos_embed,
                   **arch)
     log.info("mapping %d tensors onto the model", len(sd))

@@ -126,7 +126,13 @@ def test_unknown_key(tmp_path, capsys, state_dict):
 def test_head_required_for_headless_checkpoint(tmp_path, capsys, state_dict):
     del state_dict["head.weight"], state_dict["head.bias"]
     code, err = run(tmp_path, capsys, state_dict)
-    assert code == 2 and "--num-classes" in err
+    assert code == 2 and "--num-classes" in err and "head.weight" in err
+
+
+@pytest.mark.parametrize("classes", ["0", "-3"])
+def test_num_classes_below_one_is_refused(tmp_path, capsys, state_dict, classes):
+    code, err = run(tmp_path, capsys, state_dict, "--num-classes", classes)
+    assert code == 2 and f"--num-classes {classes}: expected an integer >= 1" in err
 
 
 def test_reinitialised_keys_are_listed(tmp_path, capsys, state_dict, caplog):
