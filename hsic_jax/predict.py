@@ -350,10 +350,11 @@ def _check_tiling(tile: int | None, halo: int, batch: int) -> None:
 
 def rasterio_env():
     """GDAL's block cache capped (`GDAL_CACHE_MB`), so that memory stays flat however large
-    the cube: GDAL's default is 5 % of the machine's memory."""
+    the cube: GDAL's default is 5 % of the machine's memory. (rasterio passes an integer
+    GDAL_CACHEMAX to GDAL as bytes.)"""
     import rasterio
 
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20)
 
 
 def _ensemble(logits: Callable) -> Callable:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 import jax
@@ -107,32 +108,36 @@ def _axis(n: int, t: int, radius: int, padding: str, halo: int | None):
 
 
 def read_frame(cube: Cube, tile: Tile) -> np.ndarray:
-    """The raw `(F, G, B)` frame of `tile` (rows and columns of -1 hold the first pixel's
-    spectra; `frame_inputs` zeroes them)."""
+    """The raw `(F, G, B)` frame of `tile`, C-contiguous (rows and columns of -1 hold the
+    first pixel's spectra; `frame_inputs` zeroes them). An interior tile's frame is the window
+    itself, read once and not copied again."""
     rows, cols = tile.frame_rows[tile.frame_rows >= 0], tile.frame_cols[tile.frame_cols >= 0]
     block = cube.read(slice(int(rows.min()), int(rows.max()) + 1),
                       slice(int(cols.min()), int(cols.max()) + 1))
     r = np.where(tile.frame_rows >= 0, tile.frame_rows - rows.min(), 0)
     c = np.where(tile.frame_cols >= 0, tile.frame_cols - cols.min(), 0)
-    return block[r][:, c]
+    if _is_range(r, block.shape[0]) and _is_range(c, block.shape[1]):
+        return np.ascontiguousarray(block)
+    return block[np.ix_(r, c)]
 
 
-@jax.jit
-def nodata_mask(raw: jax.Array, nodata: jax.Array) -> jax.Array:
-    """`(F, G)` bool: the pixels of a raw `(F, G, B)` frame without data: every band equal to
-    `nodata` (NaN: none), any band NaN, or every band 0."""
-    raw = raw.astype(jnp.float32)
-    return (jnp.all(raw == nodata, axis=-1) | jnp.any(jnp.isnan(raw), axis=-1)
-            | jnp.all(raw == 0, axis=-1))
+def _is_range(index: np.ndarray, n: int) -> bool:
+    """`index` is `0, 1, …, n - 1`."""
+    return len(index) == n and bool(np.all(index == np.arange(n)))
 
 
-@jax.jit
-def frame_inputs(prepared: jax.Array, missing: jax.Array, row_ok: jax.Array,
-                 col_ok: jax.Array) -> jax.Array:
-    """The model's `(F, G, C)` input frame: the preprocessed frame, zero on the pixels without
-    data (`missing`) and on the padding rows and columns (not `row_ok` / `col_ok`)."""
+def frame_inputs(prepare: Callable, raw: jax.Array, nodata: jax.Array, row_ok: jax.Array,
+                 col_ok: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The model's input frame `(F, G, C)` (or `(S, F, G, C)`) of a raw `(F, G, B)` frame,
+    and the `(F, G)` mask of its pixels without data: every band equal to `nodata` (NaN:
+    none), any band NaN, or every band 0. The input is `prepare(raw)`, zero on the pixels
+    without data and on the padding rows and columns (not `row_ok` / `col_ok`). Traced inside
+    `classify_tiles`' one program per frame."""
+    values = raw.astype(jnp.float32)
+    missing = (jnp.all(values == nodata, axis=-1) | jnp.any(jnp.isnan(values), axis=-1)
+               | jnp.all(values == 0, axis=-1))
     keep = row_ok[:, None] & col_ok[None, :] & ~missing
-    return jnp.where(keep[..., None], prepared, 0.0)
+    return jnp.where(keep[..., None], prepare(raw), 0.0), missing
 
 
 def classify_tiles(cube: Cube, tiles: Iterable[Tile], prepare: Callable, classify: Callable,
@@ -153,13 +158,12 @@ def classify_tiles(cube: Cube, tiles: Iterable[Tile], prepare: Callable, classif
       batch: pixels per `classify` call (None: the whole core at once).
     """
     nodata = np.float32(np.nan if cube.nodata is None else cube.nodata)
+    inputs = jax.jit(functools.partial(frame_inputs, prepare))  # raw, temporaries freed inside
     pending = collections.deque()
     for i, tile in enumerate(tiles):
         device = devices[i % len(devices)]
-        raw = jax.device_put(read_frame(cube, tile), device)
-        missing = nodata_mask(raw, nodata)
-        frame = frame_inputs(prepare(raw), missing, jnp.asarray(tile.frame_rows >= 0),
-                             jnp.asarray(tile.frame_cols >= 0))
+        frame, missing = inputs(jax.device_put(read_frame(cube, tile), device), nodata,
+                                tile.frame_rows >= 0, tile.frame_cols >= 0)
         (top, left), (h, w) = tile.core_in_frame, tile.core_shape
         todo = np.flatnonzero(~np.asarray(missing)[top:top + h, left:left + w].ravel())
         coords = tile.coords[todo]
