@@ -408,3 +408,22 @@ def test_tiling_flags_that_cannot_be_are_refused_naming_the_flag(workdir, cube, 
         main(["--base", str(tmp_path), "--adapters", str(tmp_path), "--seed", "1", "--cube",
               str(src), "--out", str(out)])
     assert e.value.code == 2
+
+
+def test_gdal_block_cache_is_capped_at_its_megabytes():
+    """The cache GDAL really gets is `GDAL_CACHE_MB` megabytes (an integer GDAL_CACHEMAX is
+    bytes to rasterio: 256 was once 256 bytes, no cache at all), asked of GDAL itself."""
+    import ctypes
+    import glob
+
+    import rasterio
+
+    from hsic_jax.predict import GDAL_CACHE_MB, rasterio_env
+
+    found = glob.glob(os.path.join(os.path.dirname(rasterio.__file__) + ".libs", "libgdal*"))
+    if not found:
+        pytest.skip("a rasterio build without its own libgdal beside it")
+    gdal = ctypes.CDLL(found[0])
+    gdal.GDALGetCacheMax64.restype = ctypes.c_int64
+    with rasterio_env():
+        assert gdal.GDALGetCacheMax64() == GDAL_CACHE_MB * 2**20
