@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -295,10 +296,6 @@ class Predictor:
         placed = {d: jax.device_put((self.params, self.frozen), d) for d in devices}
         n = len(self.seeds)
 
-        def prepare(raw):
-            frames = jnp.stack([p.apply(raw) for p in self.preprocessing])
-            return jnp.broadcast_to(frames, (n, *frames.shape[1:]))
-
         def classify(device, frame, coords):
             params, frozen = placed[device]
             return self.classify(params, frozen, frame,
@@ -307,9 +304,21 @@ class Predictor:
 
         tiling.classify_tiles(cube, progress(plan, f"predict {cube.shape[0]} × "
                                               f"{cube.shape[1]} pixels", len(plan)),
-                              prepare, classify, write, devices=devices,
+                              self._prepare, classify, write, devices=devices,
                               batch=None if self.whole_scene else batch)
         return {"devices": len(devices), "tiles": len(plan)}
+
+    @functools.cached_property
+    def _prepare(self) -> Callable:
+        """`prepare(raw (F, G, B)) -> (S, F, G, C)`: each seed's input frame (one function per
+        predictor, so that its frame program compiles once)."""
+        n = len(self.seeds)
+
+        def prepare(raw):
+            frames = jnp.stack([p.apply(raw) for p in self.preprocessing])
+            return jnp.broadcast_to(frames, (n, *frames.shape[1:]))
+
+        return prepare
 
     def _check_band_names(self, cube: Cube, ignore: bool) -> str:
         """Refuse a cube whose band names differ from the run's; returns what the bands were

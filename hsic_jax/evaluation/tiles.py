@@ -126,13 +126,15 @@ def _is_range(index: np.ndarray, n: int) -> bool:
     return len(index) == n and bool(np.all(index == np.arange(n)))
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def frame_inputs(prepare: Callable, raw: jax.Array, nodata: jax.Array, row_ok: jax.Array,
                  col_ok: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The model's input frame `(F, G, C)` (or `(S, F, G, C)`) of a raw `(F, G, B)` frame,
     and the `(F, G)` mask of its pixels without data: every band equal to `nodata` (NaN:
     none), any band NaN, or every band 0. The input is `prepare(raw)`, zero on the pixels
-    without data and on the padding rows and columns (not `row_ok` / `col_ok`). Traced inside
-    `classify_tiles`' one program per frame."""
+    without data and on the padding rows and columns (not `row_ok` / `col_ok`). One program
+    per frame shape and `prepare` (the same function object: compiled once), its temporaries
+    freed inside it."""
     values = raw.astype(jnp.float32)
     missing = (jnp.all(values == nodata, axis=-1) | jnp.any(jnp.isnan(values), axis=-1)
                | jnp.all(values == 0, axis=-1))
@@ -158,12 +160,11 @@ def classify_tiles(cube: Cube, tiles: Iterable[Tile], prepare: Callable, classif
       batch: pixels per `classify` call (None: the whole core at once).
     """
     nodata = np.float32(np.nan if cube.nodata is None else cube.nodata)
-    inputs = jax.jit(functools.partial(frame_inputs, prepare))  # raw, temporaries freed inside
     pending = collections.deque()
     for i, tile in enumerate(tiles):
         device = devices[i % len(devices)]
-        frame, missing = inputs(jax.device_put(read_frame(cube, tile), device), nodata,
-                                tile.frame_rows >= 0, tile.frame_cols >= 0)
+        frame, missing = frame_inputs(prepare, jax.device_put(read_frame(cube, tile), device),
+                                      nodata, tile.frame_rows >= 0, tile.frame_cols >= 0)
         (top, left), (h, w) = tile.core_in_frame, tile.core_shape
         todo = np.flatnonzero(~np.asarray(missing)[top:top + h, left:left + w].ravel())
         coords = tile.coords[todo]
