@@ -68,12 +68,13 @@ class SceneSpec:
     test_keys: tuple[str, ...] = ()
     downloads: tuple[Download, ...] = ()
 
+    instructions: str = ""
+
     @property
     def display_name(self) -> str:
         """The scene's name in reports and tables: its title without the details in
         parentheses ('Indian Pines')."""
         return self.title.split(" (")[0]
-    instructions: str = ""
 
     @property
     def label_codes(self) -> tuple[int, ...]:
@@ -85,6 +86,17 @@ class SceneSpec:
 
 
 _GIC = "https://www.ehu.eus/ccwintco/index.php/Hyperspectral_Remote_Sensing_Scenes"
+_GIC_UPLOADS = "https://www.ehu.eus/ccwintco/uploads/"
+
+
+def _gic(cube: str, cube_key: str, cube_upload: str, gt: str, gt_key: str, gt_upload: str,
+         note: str = "") -> dict:
+    """The file fields of a scene the GIC group (UPV/EHU) publishes: a cube and a ground-truth
+    `.mat` file of one array each, downloaded from `_GIC_UPLOADS` + their upload paths."""
+    return dict(cube_files=(cube,), cube_keys=(cube_key,), gt_files=(gt,), gt_keys=(gt_key,),
+                downloads=(Download(cube, _GIC_UPLOADS + cube_upload),
+                           Download(gt, _GIC_UPLOADS + gt_upload)),
+                instructions=f"Public (GIC, UPV/EHU): {_GIC}{note}")
 
 SCENES: dict[str, SceneSpec] = {
     s.name: s
@@ -103,15 +115,9 @@ SCENES: dict[str, SceneSpec] = {
             paper_train_per_class=(15, 50, 50, 50, 50, 50, 15, 50, 15, 50, 50, 50, 50, 50, 50, 50),
             paper_patch_size=15,
             paper_normalization="bigearthnet",
-            cube_files=("Indian_pines_corrected.mat",),
-            cube_keys=("indian_pines_corrected",),
-            gt_files=("Indian_pines_gt.mat",),
-            gt_keys=("indian_pines_gt",),
-            downloads=(
-                Download("Indian_pines_corrected.mat", "https://www.ehu.eus/ccwintco/uploads/6/67/Indian_pines_corrected.mat"),
-                Download("Indian_pines_gt.mat", "https://www.ehu.eus/ccwintco/uploads/c/c4/Indian_pines_gt.mat"),
-            ),
-            instructions=f"Public (GIC, UPV/EHU): {_GIC}. Also bundled in the tensorly package (used when absent).",
+            **_gic("Indian_pines_corrected.mat", "indian_pines_corrected", "6/67/Indian_pines_corrected.mat",
+                   "Indian_pines_gt.mat", "indian_pines_gt", "c/c4/Indian_pines_gt.mat",
+                   note=". Also bundled in the tensorly package (used when absent)."),
         ),
         SceneSpec(
             name="pavia_university",
@@ -126,15 +132,8 @@ SCENES: dict[str, SceneSpec] = {
             paper_train_per_class=(548, 540, 392, 524, 265, 532, 375, 514, 231),
             paper_patch_size=9,
             paper_normalization="bigearthnet",
-            cube_files=("PaviaU.mat",),
-            cube_keys=("paviaU",),
-            gt_files=("PaviaU_gt.mat",),
-            gt_keys=("paviaU_gt",),
-            downloads=(
-                Download("PaviaU.mat", "https://www.ehu.eus/ccwintco/uploads/e/ee/PaviaU.mat"),
-                Download("PaviaU_gt.mat", "https://www.ehu.eus/ccwintco/uploads/5/50/PaviaU_gt.mat"),
-            ),
-            instructions=f"Public (GIC, UPV/EHU): {_GIC}",
+            **_gic("PaviaU.mat", "paviaU", "e/ee/PaviaU.mat",
+                   "PaviaU_gt.mat", "paviaU_gt", "5/50/PaviaU_gt.mat"),
         ),
         SceneSpec(
             name="houston2013",
@@ -181,15 +180,8 @@ SCENES: dict[str, SceneSpec] = {
             paper_train_per_class=(30,) * 14,
             paper_patch_size=9,
             paper_normalization="bigearthnet",
-            cube_files=("Botswana.mat",),
-            cube_keys=("Botswana",),
-            gt_files=("Botswana_gt.mat",),
-            gt_keys=("Botswana_gt",),
-            downloads=(
-                Download("Botswana.mat", "https://www.ehu.eus/ccwintco/uploads/7/72/Botswana.mat"),
-                Download("Botswana_gt.mat", "https://www.ehu.eus/ccwintco/uploads/5/58/Botswana_gt.mat"),
-            ),
-            instructions=f"Public (GIC, UPV/EHU): {_GIC}",
+            **_gic("Botswana.mat", "Botswana", "7/72/Botswana.mat",
+                   "Botswana_gt.mat", "Botswana_gt", "5/58/Botswana_gt.mat"),
         ),
         SceneSpec(
             name="whu_hi_longkou",
