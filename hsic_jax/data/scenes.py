@@ -67,7 +67,6 @@ class SceneSpec:
     test_files: tuple[str, ...] = ()
     test_keys: tuple[str, ...] = ()
     downloads: tuple[Download, ...] = ()
-
     instructions: str = ""
 
     @property
@@ -97,6 +96,7 @@ def _gic(cube: str, cube_key: str, cube_upload: str, gt: str, gt_key: str, gt_up
                 downloads=(Download(cube, _GIC_UPLOADS + cube_upload),
                            Download(gt, _GIC_UPLOADS + gt_upload)),
                 instructions=f"Public (GIC, UPV/EHU): {_GIC}{note}")
+
 
 SCENES: dict[str, SceneSpec] = {
     s.name: s
