@@ -237,12 +237,14 @@ def main(argv=None) -> int:
                        group_num=args.group_num, use_residual=not args.no_residual,
                        mamba_type=args.mamba_type, num_classes=args.num_classes, seed=args.seed)
 
-    def notes(report):
-        cfg = report["model"]
-        return [f"input: a whole scene (1, H, W, {cfg['bands']}) of per-band 2-98 % stretched, "
-                f"8-bit quantised bands / 255 -> per-pixel logits (1, H, W, {cfg['num_classes']})"]
+    return run(args, "mambahsi", make, log, _notes)
 
-    return run(args, "mambahsi", make, log, notes)
+
+def _notes(report: dict) -> list[str]:
+    """What the converted model takes and gives, for the log."""
+    cfg = report["model"]
+    return [f"input: a whole scene (1, H, W, {cfg['bands']}) of per-band 2-98 % stretched, "
+            f"8-bit quantised bands / 255 -> per-pixel logits (1, H, W, {cfg['num_classes']})"]
 
 
 if __name__ == "__main__":

@@ -244,12 +244,14 @@ def main(argv=None) -> int:
                        patches=args.patches, band_patches=args.band_patches, heads=args.heads,
                        num_classes=args.num_classes, seed=args.seed)
 
-    def notes(report):
-        cfg = report["model"]
-        return [f"input: (N, {cfg['patches']}, {cfg['patches']}, {cfg['bands']}) per-band min-max "
-                f"normalised neighbourhoods -> (N, {cfg['num_classes']}) logits"]
+    return run(args, "spectralformer", make, log, _notes)
 
-    return run(args, "spectralformer", make, log, notes)
+
+def _notes(report: dict) -> list[str]:
+    """What the converted model takes and gives, for the log."""
+    cfg = report["model"]
+    return [f"input: (N, {cfg['patches']}, {cfg['patches']}, {cfg['bands']}) per-band min-max "
+            f"normalised neighbourhoods -> (N, {cfg['num_classes']}) logits"]
 
 
 if __name__ == "__main__":

@@ -55,42 +55,45 @@ def _conv3d(w):  # (D, 1, t, p, p) -> (t, p, p, 1, D)
     return np.asarray(w).transpose(2, 3, 4, 1, 0)
 
 
+def _weight_and_bias(torch_layer: str, flax_layer: str, weight: Callable = _linear,
+                     flax_weight: str = "kernel") -> tuple[tuple[str, str, Callable], ...]:
+    """The two entries of a torch layer with a weight and a bias (a `Linear` by default):
+    `{torch_layer}.weight` / `.bias` onto `{flax_layer}/{flax_weight}` / `/bias`."""
+    return ((torch_layer + r"\.weight", f"{flax_layer}/{flax_weight}", weight),
+            (torch_layer + r"\.bias", flax_layer + "/bias", _same))
+
+
+def _layer_norm(torch_layer: str, flax_layer: str) -> tuple[tuple[str, str, Callable], ...]:
+    """A torch `LayerNorm`'s weight and bias onto the Flax `LayerNorm`'s scale and bias."""
+    return _weight_and_bias(torch_layer, flax_layer, _same, "scale")
+
+
 def _blocks_and_norm(torch_prefix: str, flax_prefix: str) -> tuple[tuple[str, str, Callable], ...]:
     """The entries of a stack of `Block`s and the norm after it (the encoder's and the MAE
     decoder's are the same layout): torch `{torch_prefix}blocks.i.…` and `{torch_prefix}norm.…`
     onto `{flax_prefix}/block_i/…` and `{flax_prefix}/norm/…`."""
-    t, f = re.escape(torch_prefix), flax_prefix
-    return (
-        (t + r"blocks\.(\d+)\.(norm1|norm2)\.weight", f + "/block_{0}/{1}/scale", _same),
-        (t + r"blocks\.(\d+)\.(norm1|norm2)\.bias", f + "/block_{0}/{1}/bias", _same),
-        (t + r"blocks\.(\d+)\.attn\.(q|k|v|proj)\.weight", f + "/block_{0}/attn/{1}/kernel", _linear),
-        (t + r"blocks\.(\d+)\.attn\.(q|k|v|proj)\.bias", f + "/block_{0}/attn/{1}/bias", _same),
-        (t + r"blocks\.(\d+)\.mlp\.(fc1|fc2)\.weight", f + "/block_{0}/mlp/{1}/kernel", _linear),
-        (t + r"blocks\.(\d+)\.mlp\.(fc1|fc2)\.bias", f + "/block_{0}/mlp/{1}/bias", _same),
-        (t + r"norm\.weight", f + "/norm/scale", _same),
-        (t + r"norm\.bias", f + "/norm/bias", _same),
-    )
+    t, f = re.escape(torch_prefix) + r"blocks\.(\d+)\.", flax_prefix + "/block_{0}/"
+    return (*_layer_norm(t + "(norm1|norm2)", f + "{1}"),
+            *_weight_and_bias(t + r"attn\.(q|k|v|proj)", f + "attn/{1}"),
+            *_weight_and_bias(t + r"mlp\.(fc1|fc2)", f + "mlp/{1}"),
+            *_layer_norm(re.escape(torch_prefix) + "norm", flax_prefix + "/norm"))
 
 
 # (torch key pattern, Flax path template, transform). Groups of the pattern fill the template.
 KEY_MAP: tuple[tuple[str, str, Callable], ...] = (
-    (r"patch_embed\.proj\.weight", "backbone/patch_embed/kernel", _conv3d),
-    (r"patch_embed\.proj\.bias", "backbone/patch_embed/bias", _same),
+    *_weight_and_bias(r"patch_embed\.proj", "backbone/patch_embed", _conv3d),
     (r"(pos_embed|pos_embed_spatial|pos_embed_temporal)", "backbone/{0}", _same),
     *_blocks_and_norm("", "backbone"),
-    (r"head\.weight", "head/kernel", _linear),
-    (r"head\.bias", "head/bias", _same),
+    *_weight_and_bias("head", "head"),
 )
 
 # The official MAE decoder (sep_pos_embed=True, cls_embed=False) onto `SpectralMAE`'s `decoder`.
 DECODER_MAP: tuple[tuple[str, str, Callable], ...] = (
     (r"mask_token", "decoder/mask_token", _same),
-    (r"decoder_embed\.weight", "decoder/embed/kernel", _linear),
-    (r"decoder_embed\.bias", "decoder/embed/bias", _same),
+    *_weight_and_bias("decoder_embed", "decoder/embed"),
     (r"decoder_(pos_embed_spatial|pos_embed_temporal)", "decoder/{0}", _same),
     *_blocks_and_norm("decoder_", "decoder"),
-    (r"decoder_pred\.weight", "decoder/pred/kernel", _linear),
-    (r"decoder_pred\.bias", "decoder/pred/bias", _same),
+    *_weight_and_bias("decoder_pred", "decoder/pred"),
 )
 
 
