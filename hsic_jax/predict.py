@@ -304,21 +304,23 @@ class Predictor:
 
         tiling.classify_tiles(cube, progress(plan, f"predict {cube.shape[0]} × "
                                               f"{cube.shape[1]} pixels", len(plan)),
-                              self._prepare, classify, write, devices=devices,
+                              self._frame_inputs, classify, write, devices=devices,
                               batch=None if self.whole_scene else batch)
         return {"devices": len(devices), "tiles": len(plan)}
 
     @functools.cached_property
-    def _prepare(self) -> Callable:
-        """`prepare(raw (F, G, B)) -> (S, F, G, C)`: each seed's input frame (one function per
-        predictor, so that its frame program compiles once)."""
-        n = len(self.seeds)
+    def _frame_inputs(self) -> Callable:
+        """`tiles.frame_inputs` of this predictor's preprocessing, jitted: `(raw (F, G, B),
+        nodata, row_ok (F,), col_ok (G,)) -> ((S, F, G, C) each seed's input frame, (F, G)
+        no-data mask)`. Compiled once per frame shape, and freed with the predictor (the
+        function holds the preprocessing, not the predictor)."""
+        preprocessing, n = self.preprocessing, len(self.seeds)
 
         def prepare(raw):
-            frames = jnp.stack([p.apply(raw) for p in self.preprocessing])
+            frames = jnp.stack([p.apply(raw) for p in preprocessing])
             return jnp.broadcast_to(frames, (n, *frames.shape[1:]))
 
-        return prepare
+        return jax.jit(functools.partial(tiling.frame_inputs, prepare))
 
     def _check_band_names(self, cube: Cube, ignore: bool) -> str:
         """Refuse a cube whose band names differ from the run's; returns what the bands were

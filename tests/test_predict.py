@@ -5,6 +5,7 @@ it) is the model; Indian Pines itself, written as a georeferenced GeoTIFF, is th
 so that the predicted map can be held against the run's own `classification_map.tif`.
 """
 
+import gc
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
+import weakref
 from pathlib import Path
 
 import multihost
@@ -118,6 +120,20 @@ def test_tiles_stitch_into_the_whole_scenes_map_bit_for_bit(workdir, cube, tmp_p
     np.testing.assert_array_equal(read(out / "classification.tif")[0], whole[0])
     one = Predictor.from_workdir(str(workdir), seed=1)
     assert one.seeds == (1,) and not np.array_equal(one(cube, tile=None)[1], whole[1])
+
+
+def test_a_predictor_compiles_its_frame_program_once_and_is_freed_when_dropped(workdir, cube):
+    """Repeated predictions reuse one compiled frame program; jax's caches do not keep a
+    dropped predictor (its parameters) alive."""
+    predictor = Predictor.from_workdir(str(workdir))
+    first = predictor(cube[:20, :30], tile=None)
+    for got, want in zip(predictor(cube[:20, :30], tile=None), first):
+        np.testing.assert_array_equal(got, want)
+    assert predictor._frame_inputs._cache_size() == 1
+    dropped = weakref.ref(predictor)
+    del predictor
+    gc.collect()
+    assert dropped() is None
 
 
 @pytest.mark.slow

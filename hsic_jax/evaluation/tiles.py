@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 from collections.abc import Callable, Iterable, Sequence
 
 import jax
@@ -126,15 +125,14 @@ def _is_range(index: np.ndarray, n: int) -> bool:
     return len(index) == n and bool(np.all(index == np.arange(n)))
 
 
-@functools.partial(jax.jit, static_argnums=0)
 def frame_inputs(prepare: Callable, raw: jax.Array, nodata: jax.Array, row_ok: jax.Array,
                  col_ok: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The model's input frame `(F, G, C)` (or `(S, F, G, C)`) of a raw `(F, G, B)` frame,
     and the `(F, G)` mask of its pixels without data: every band equal to `nodata` (NaN:
     none), any band NaN, or every band 0. The input is `prepare(raw)`, zero on the pixels
-    without data and on the padding rows and columns (not `row_ok` / `col_ok`). One program
-    per frame shape and `prepare` (the same function object: compiled once), its temporaries
-    freed inside it."""
+    without data and on the padding rows and columns (not `row_ok` / `col_ok`). Jitted by the
+    caller with its `prepare` bound (`classify_tiles`' `inputs`): one program per frame
+    shape, its temporaries freed inside it."""
     values = raw.astype(jnp.float32)
     missing = (jnp.all(values == nodata, axis=-1) | jnp.any(jnp.isnan(values), axis=-1)
                | jnp.all(values == 0, axis=-1))
@@ -142,7 +140,7 @@ def frame_inputs(prepare: Callable, raw: jax.Array, nodata: jax.Array, row_ok: j
     return jnp.where(keep[..., None], prepare(raw), 0.0), missing
 
 
-def classify_tiles(cube: Cube, tiles: Iterable[Tile], prepare: Callable, classify: Callable,
+def classify_tiles(cube: Cube, tiles: Iterable[Tile], inputs: Callable, classify: Callable,
                    write: Callable, *, devices: Sequence[jax.Device],
                    batch: int | None) -> None:
     """Classify every tile (module docstring).
@@ -150,8 +148,8 @@ def classify_tiles(cube: Cube, tiles: Iterable[Tile], prepare: Callable, classif
     Args:
       cube: the scene, read frame by frame.
       tiles: from `plan` (any iterable: a progress bar over them).
-      prepare: `prepare(raw (F, G, B) on a device) -> (F, G, C)` or `(S, F, G, C)` the
-        model's channels (each seed's preprocessing).
+      inputs: `frame_inputs` with the caller's `prepare` bound, jitted:
+        `inputs(raw, nodata, row_ok, col_ok) -> (frame, missing)`.
       classify: `classify(device, frame, coords (N, 2)) -> (classes (N,), confidence (N,))`,
         classes 0..C-1, dispatched without waiting.
       write: `write(tile, classes (h, w), confidence (h, w))`, classes 1..C and
@@ -163,8 +161,8 @@ def classify_tiles(cube: Cube, tiles: Iterable[Tile], prepare: Callable, classif
     pending = collections.deque()
     for i, tile in enumerate(tiles):
         device = devices[i % len(devices)]
-        frame, missing = frame_inputs(prepare, jax.device_put(read_frame(cube, tile), device),
-                                      nodata, tile.frame_rows >= 0, tile.frame_cols >= 0)
+        frame, missing = inputs(jax.device_put(read_frame(cube, tile), device), nodata,
+                                tile.frame_rows >= 0, tile.frame_cols >= 0)
         (top, left), (h, w) = tile.core_in_frame, tile.core_shape
         todo = np.flatnonzero(~np.asarray(missing)[top:top + h, left:left + w].ravel())
         coords = tile.coords[todo]
