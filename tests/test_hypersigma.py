@@ -27,9 +27,10 @@ from hsic_jax.adapters.tuned import TunedModel, find_sites
 from hsic_jax.count import count, load_config
 from hsic_jax.data.scenes import SCENES
 from hsic_jax.models import FAMILIES, family
-from hsic_jax.models.hypersigma import (ADAPTABLE, HyperSIGMA, adaptive_pool_matrix, build,
-                                        grid_sample_zeros, layer_index, model_from_config,
-                                        pretrained_mismatch, unused_shapes)
+from hsic_jax.models.hypersigma import (_TORCH_KERNEL, ADAPTABLE, HyperSIGMA, PatchEmbed,
+                                        _uniform, adaptive_pool_matrix, build, grid_sample_zeros,
+                                        layer_index, model_from_config, pretrained_mismatch,
+                                        unused_shapes)
 from hsic_jax.train.checks import check_config
 from hsic_jax.train.partition import combine, split
 from hsic_jax.train.state import create_train_state, pretrained_backbone, tuned_model
@@ -102,6 +103,23 @@ def test_band_pooling_equals_adaptive_avg_pool():
     x = np.random.RandomState(1).randn(4, 30).astype(np.float32)
     want = torch.nn.AdaptiveAvgPool1d(100)(torch.from_numpy(x)[None])[0].numpy()
     np.testing.assert_allclose(x @ adaptive_pool_matrix(30, 100), want, rtol=1e-6, atol=1e-6)
+
+
+def test_patch_embedding_is_the_official_convolution():
+    """Patchify + one matmul: the parameters (names, shapes, initial values) and the tokens of
+    a stride-p 'VALID' convolution, on an image that is not a multiple of p."""
+    import flax.linen as nn
+
+    x = jnp.asarray(np.random.RandomState(3).randn(2, 9, 9, 5), jnp.float32)
+    conv = nn.Conv(8, (2, 2), strides=(2, 2), padding="VALID", kernel_init=_TORCH_KERNEL,
+                   bias_init=_uniform(2 * 2 * 5))
+    ours = PatchEmbed(8, 2)
+    params = ours.init(jax.random.key(0), x)
+    want = conv.init(jax.random.key(0), x)
+    jax.tree.map(np.testing.assert_array_equal, params, want)
+    tokens = ours.apply(params, x)
+    assert tokens.shape == (2, 16, 8)
+    np.testing.assert_allclose(tokens, conv.apply(want, x).reshape(2, 16, 8), rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------- parity

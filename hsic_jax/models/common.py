@@ -1,13 +1,14 @@
 """What the model families share: their config fields as module keyword arguments, the input
 shape check, how a converted checkpoint's architecture differs from the configured one, the
-pre-norm transformer block (`pre_norm_block`) and the matmul of their dense layers
-(`dense_dot_general`)."""
+pre-norm transformer block (`pre_norm_block`), the exact GELU (`gelu`) and the matmul of their
+dense layers (`dense_dot_general`)."""
 
 from collections.abc import Callable, Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -67,6 +68,13 @@ def pre_norm_block(x: jax.Array, attn: nn.Module, mlp: nn.Module,
     drop = nn.Dropout(drop_path, broadcast_dims=(1, 2), deterministic=not train)
     x = x + drop(attn(norm("norm1")(x)))
     return x + drop(mlp(norm("norm2")(x)))
+
+
+def gelu(x: jax.Array) -> jax.Array:
+    """Exact GELU as torch computes it, `x · Φ(x)` through erf: on XLA's CPU backend about 8 %
+    of SpectralGPT's demo step faster than `nn.gelu(approximate=False)`, which goes through
+    erfc (the two differ by rounding only)."""
+    return 0.5 * x * (1.0 + jax.lax.erf(x * np.sqrt(0.5).astype(x.dtype)))
 
 
 @jax.custom_vjp

@@ -103,8 +103,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
-from hsic_jax.models.common import (architecture_mismatch, check_input, config_fix, module_fields,
-                                    pre_norm_block)
+from hsic_jax.models.common import (architecture_mismatch, check_input, config_fix,
+                                    dense_dot_general, gelu, matmul, module_fields, pre_norm_block)
 
 # Width, depth, heads, attention interval and fused blocks of the official model sizes
 # (`SSFusionFramework(model_size=...)`); the spectral ViT's feature is block out_indices[0].
@@ -166,13 +166,15 @@ def _vit_dense(features: int, name: str, dtype, use_bias: bool = True, rescale: 
     `fix_init_weight` of proj and fc2), zero bias."""
     init = _VIT_INIT if rescale == 1.0 else (
         lambda key, shape, dtype=jnp.float32: _VIT_INIT(key, shape, dtype) / rescale)
-    return nn.Dense(features, use_bias=use_bias, kernel_init=init, dtype=dtype, name=name)
+    return nn.Dense(features, use_bias=use_bias, kernel_init=init, dtype=dtype,
+                    dot_general=dense_dot_general, name=name)
 
 
 def _torch_dense(features: int, fan_in: int, name: str, dtype, use_bias: bool = True):
     """A Linear (or 1 × 1 convolution) with torch's default init."""
     return nn.Dense(features, use_bias=use_bias, kernel_init=_TORCH_KERNEL,
-                    bias_init=_uniform(fan_in), dtype=dtype, name=name)
+                    bias_init=_uniform(fan_in), dtype=dtype, dot_general=dense_dot_general,
+                    name=name)
 
 
 def _layer_norm(name: str, dtype) -> nn.LayerNorm:
@@ -260,6 +262,32 @@ class SampleAttention(nn.Module):
         return _vit_dense(d, "proj", self.dtype, rescale=self.rescale)(o)
 
 
+class PatchEmbed(nn.Module):
+    """The official patch embedding, a `p × p` convolution of stride `p` (padding 'VALID': the
+    last rows and columns of an image that is not a multiple of `p` are dropped): `(N, H, W, C)
+    -> (N, (H // p)·(W // p), D)`, token = row·(W // p) + col.
+
+    Its parameters are the convolution's (`kernel` `(p, p, C, D)`, `bias` `(D,)`, torch's
+    default init), but the forward cuts the patches out (a reshape and one transpose) and
+    multiplies them by the kernel seen as `(p²·C, D)`: one matmul, whose weight gradient is a
+    plain `xᵀ @ dy` (as SpectralGPT's `TubeletEmbed`)."""
+
+    width: int
+    patch_size: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        n, h, w, c = x.shape
+        p, gh, gw = self.patch_size, h // self.patch_size, w // self.patch_size
+        kernel = self.param("kernel", _TORCH_KERNEL, (p, p, c, self.width))
+        bias = self.param("bias", _uniform(p * p * c), (self.width,))
+        x = x[:, :gh * p, :gw * p].reshape(n, gh, p, gw, p, c).transpose(0, 1, 3, 2, 4, 5)
+        x = x.reshape(n, gh * gw, p * p * c).astype(self.dtype)
+        return matmul(x, kernel.reshape(p * p * c, self.width).astype(self.dtype)) + bias.astype(
+            self.dtype)
+
+
 class Attention(nn.Module):
     """Full multi-head self-attention with the official fused `qkv`, `(B, N, D) -> (B, N, D)`."""
 
@@ -284,7 +312,7 @@ class Mlp(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        h = nn.gelu(_vit_dense(self.hidden, "fc1", self.dtype)(x), approximate=False)
+        h = gelu(_vit_dense(self.hidden, "fc1", self.dtype)(x))
         return _vit_dense(x.shape[-1], "fc2", self.dtype, rescale=self.rescale)(h)
 
 
@@ -446,11 +474,8 @@ class Backbone(nn.Module):
         x = x.astype(self.dtype)
 
         # Spatial ViT: patch tokens, position table, blocks, the FPN of the four out_indices.
-        tokens = nn.Conv(d, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
-                         kernel_init=_TORCH_KERNEL, bias_init=_uniform(self.bands * p * p),
-                         name="spat_patch_embed")(x)
-        gh, gw = tokens.shape[1:3]
-        h = tokens.reshape(n, gh * gw, d)
+        h = PatchEmbed(d, p, self.dtype, name="spat_patch_embed")(x)  # (N, gh·gw, D)
+        gh, gw = self.img_size // p, self.img_size // p
         h = h + self.param("spat_pos_embed", _VIT_INIT, (1, gh * gw, d)).astype(h.dtype)
         maps = []
         for i in range(self.depth):

@@ -72,7 +72,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
-from hsic_jax.models.common import architecture_mismatch, config_fix, module_fields
+from hsic_jax.models.common import architecture_mismatch, config_fix, dense_dot_general, module_fields
 
 DISPLAY_NAME = "MambaHSI"  # in reports and tables
 REPORT_ORDER = 2  # its place among the families in reports (the paper's columns)
@@ -111,7 +111,8 @@ def _dense(features: int, fan_in: int, name: str, dtype, use_bias: bool = True) 
     """A torch-initialised Linear (or 1 × 1 convolution) as a Flax Dense."""
     bound = 1.0 / math.sqrt(fan_in)
     return nn.Dense(features, use_bias=use_bias, kernel_init=_uniform(bound),
-                    bias_init=_uniform(bound), dtype=dtype, name=name)
+                    bias_init=_uniform(bound), dtype=dtype, dot_general=dense_dot_general,
+                    name=name)
 
 
 def _group_norm(groups: int, name: str, dtype) -> nn.GroupNorm:

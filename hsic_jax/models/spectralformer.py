@@ -48,7 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
-from hsic_jax.models.common import architecture_mismatch, check_input, config_fix, module_fields
+from hsic_jax.models.common import (architecture_mismatch, check_input, config_fix,
+                                    dense_dot_general, gelu, module_fields)
 
 MODES = ("CAF", "ViT")
 
@@ -78,7 +79,8 @@ def _bias_init(fan_in: int):
 
 def _dense(features: int, fan_in: int, name: str, dtype, use_bias: bool = True) -> nn.Dense:
     return nn.Dense(features, use_bias=use_bias, kernel_init=_KERNEL_INIT,
-                    bias_init=_bias_init(fan_in), dtype=dtype, name=name)
+                    bias_init=_bias_init(fan_in), dtype=dtype, dot_general=dense_dot_general,
+                    name=name)
 
 
 def _layer_norm(name: str, dtype) -> nn.LayerNorm:
@@ -134,7 +136,7 @@ class FeedForward(nn.Module):
     def __call__(self, x, train: bool = False):
         d = x.shape[-1]
         drop = nn.Dropout(self.dropout, deterministic=not train)
-        h = drop(nn.gelu(_dense(self.hidden, d, "fc1", self.dtype)(x), approximate=False))
+        h = drop(gelu(_dense(self.hidden, d, "fc1", self.dtype)(x)))
         return drop(_dense(d, self.hidden, "fc2", self.dtype)(h))
 
 

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsic_jax.adapters.tuned import Target
-from hsic_jax.models.common import (architecture_mismatch, check_input, dense_dot_general,
+from hsic_jax.models.common import (architecture_mismatch, check_input, dense_dot_general, gelu,
                                     matmul, module_fields, pre_norm_block)
 from hsic_jax.models.mae import random_masking
 
@@ -102,10 +102,7 @@ class Mlp(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        h = dense(self.hidden, "fc1", self.dtype)(x)
-        # Exact GELU as torch computes it, through erf: on XLA's CPU backend about 8 % of the
-        # demo's step faster than `nn.gelu(approximate=False)`, which goes through erfc.
-        h = 0.5 * h * (1.0 + jax.lax.erf(h * np.sqrt(0.5).astype(h.dtype)))
+        h = gelu(dense(self.hidden, "fc1", self.dtype)(x))
         return dense(x.shape[-1], "fc2", self.dtype)(h)
 
 
