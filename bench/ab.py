@@ -72,8 +72,11 @@ def main(argv=None) -> None:
     command = argv[split + 1:]
     with tempfile.TemporaryDirectory() as tmp:
         base_tree = os.path.join(tmp, "base")
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", base_tree, args.base],
-                       cwd=ROOT, check=True)
+        added = subprocess.run(["git", "worktree", "add", "--detach", "-q", base_tree, args.base],
+                               cwd=ROOT, capture_output=True, text=True)
+        if added.returncode:
+            raise SystemExit(f"error: --base {args.base}: not a revision of {ROOT} "
+                             f"({added.stderr.strip().splitlines()[-1]})")
         try:
             runs = {"base": [], "new": []}
             for i in range(args.rounds):
