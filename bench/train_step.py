@@ -2,7 +2,7 @@
 
     python bench/train_step.py                                  # small encoder, CPU-sized
     python bench/train_step.py --variant base --batch 64        # the paper's ViT-B step (GPU)
-    python bench/train_step.py --config configs/indian_pines_hypersigma.py --methods fft
+    python bench/train_step.py --config configs/indian_pines_hypersigma.py --methods fft --batch 8
     python bench/train_step.py --config configs/indian_pines_mambahsi.py --methods fft
 
 Every method runs the same step as `run.py` (on-device patches, augmentation, forward,
@@ -11,7 +11,8 @@ random weights, so no data or checkpoint is needed. Without `--config` the model
 SpectralGPT encoder on the paper's Indian Pines setting; with it, any experiment config's
 model, data geometry and recipe (the method replaced by each of `--methods`), on a synthetic
 scene of the config's scene size, in its family's task shape (a whole-scene model's step is
-one epoch). Writes `bench/results/train_step.json` (or `--out`) and prints a table.
+one epoch; HyperSIGMA's ViT-B needs about 15 GB at `--batch 8`, 64 GB at the default 64).
+Writes `bench/results/train_step.json` (or `--out`) and prints a table.
 """
 
 import argparse
