@@ -17,6 +17,7 @@ Writes `bench/results/train_step.json` (or `--out`) and prints a table.
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import statistics
@@ -108,9 +109,8 @@ def _one_run(cube, coords, labels, valid, seed: int, hp: dict) -> tuple:
 def bench_config(method_name: str, args) -> dict:
     """The step of `args.config`'s experiment with `method_name`, random weights, synthetic scene."""
     config = load_config(args.config)
-    if method_name != config.method.name:  # the paper's settings of the method on this scene
-        config.method = importlib.import_module(f"configs.{config.data.name}").get_config(
-            method_name).method
+    if method_name != config.method.name:
+        config.method = method_config(config, method_name)
     config.init = "random"
     config.batch_size = args.batch
     task = tasks.of(config.model.name)
@@ -133,6 +133,15 @@ def bench_config(method_name: str, args) -> dict:
     return _time(method_name, program, state,
                  (frozen, *_one_run(cube, coords, ys, np.ones(n, bool), 1, setup.hp)), per_step,
                  args)
+
+
+def method_config(config, method_name: str):
+    """The settings of `method_name` for `config`'s model on its scene: its family's config
+    module's (`configs/<family>.py`, e.g. MambaHSI's targets) or, for SpectralGPT, the scene's."""
+    family = f"configs.{config.model.name}"
+    if importlib.util.find_spec(family):
+        return importlib.import_module(family).get_config(config.data.name, method_name).method
+    return importlib.import_module(f"configs.{config.data.name}").get_config(method_name).method
 
 
 def _time(method_name: str, step, state, inputs, samples: int, args) -> dict:

@@ -69,3 +69,17 @@ def test_ab_compares_a_base_revision_with_the_working_tree(tmp_path):
     assert "| fft | 600.0 [600.0–600.0] | 200.0 [200.0–200.0] | 3.00× |" in proc.stdout
     worktrees = subprocess.run(git + ["worktree", "list"], capture_output=True, text=True).stdout
     assert len(worktrees.strip().splitlines()) == 1  # the base's worktree is removed
+
+
+def test_train_step_bench_takes_a_methods_settings_from_the_configs_family():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import train_step
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    from configs import mambahsi
+    from hsic_jax.count import load_config
+    config = load_config(str(ROOT / "configs/indian_pines_mambahsi.py"))
+    assert tuple(train_step.method_config(config, "lora").targets) == mambahsi.TARGETS
+    config = load_config(str(ROOT / "configs/indian_pines_fft.py"))
+    assert tuple(train_step.method_config(config, "lora").targets) == ("q", "v")
