@@ -258,11 +258,16 @@ def hlo_categories(hlo: str) -> dict[str, str | None]:
     return out
 
 
+# A YNNPACK fusion's backend config (`"kind":"__ynn_fusion"`), not an operand's name: a loop
+# fusion that reads a YNNPACK fusion's output is not one.
+YNN_FUSION = re.compile(r'"kind":\s*"[^"]*ynn')
+
+
 def _hlo_category(name: str, opcode: str, line: str) -> str | None:
     if opcode in ("while", "call", "conditional", "parameter", "get-tuple-element", "tuple",
                   "bitcast", "constant", "after-all", "opt-barrier"):
         return None
-    if opcode == "fusion" and "ynn" in line:
+    if opcode == "fusion" and YNN_FUSION.search(line):
         return "matmul (YNNPACK)"
     if opcode == "dot" or (opcode == "fusion" and "dot" in name):
         return "matmul (Eigen)"

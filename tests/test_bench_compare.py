@@ -67,7 +67,7 @@ ENTRY %main.1 (p: f32[8,8]) -> f32[8,8] {
   %p = f32[8,8]{1,0} parameter(0)
   %ynn_fusion.3 = f32[8,8]{1,0} fusion(%p, %p), kind=kCustom, calls=%f, backend_config={"fusion_backend_config":{"kind":"__ynn_fusion"}}
   %dot.1 = f32[8,8]{1,0} dot(%p, %p), lhs_contracting_dims={0}, rhs_contracting_dims={0}
-  %copy_bitcast_fusion.2 = f32[8,8]{0,1} fusion(%p), kind=kLoop, calls=%g
+  %copy_bitcast_fusion.2 = f32[8,8]{0,1} fusion(%p, %ynn_fusion.3), kind=kLoop, calls=%g
   %multiply_add_fusion = f32[8,8]{1,0} fusion(%p), kind=kLoop, calls=%h
   %convolution.4 = f32[8,8]{1,0} convolution(%p, %p), dim_labels=b0f_0io->b0f
   %w = (f32[8,8], s32[]) while(%t), condition=%c, body=%b
