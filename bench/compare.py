@@ -787,7 +787,7 @@ class JaxBench:
         from hsic_jax.evaluation.predict import EVAL_BATCH, classify_scene
         from hsic_jax.train.state import create_train_state, tuned_model
         from hsic_jax.train import tasks
-        from hsic_jax.train.step import Geometry
+        from hsic_jax.train.step import Geometry, predict_compiler_options
         jax = self.jax
         if not hasattr(self, "predict_fn"):  # as the loop builds it, for one seed
             config = self.config("fft")
@@ -795,7 +795,8 @@ class JaxBench:
             setup, state, frozen = create_train_state(config, tuned, [0], steps_per_epoch=10)
             geo = Geometry(NEIGHBORHOOD, self.shape["input_size"])
             seeds = jax.jit(jax.vmap(tasks.PATCH.step_functions(config, setup, geo)[1],
-                                     in_axes=(0, None, 0, 0)))
+                                     in_axes=(0, None, 0, 0)),
+                            compiler_options=predict_compiler_options())
             self.params = state["params"]
             self.predict_fn = lambda params, cube, coords: seeds(params, frozen, cube, coords)
         r = NEIGHBORHOOD // 2

@@ -71,7 +71,7 @@ from hsic_jax.train import sweep as sweeps
 from hsic_jax.train.partition import split
 from hsic_jax.train.state import (create_train_state, init_params, pretrained_backbone,
                                   tuned_model)
-from hsic_jax.train.step import Geometry
+from hsic_jax.train.step import Geometry, predict_compiler_options
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,8 @@ class Predictor:
                source) -> Predictor:
         geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
         if len(seeds) == 1:  # the run's own prediction function: its map, bit for bit
-            one = jax.jit(jax.vmap(task.predict_function(tuned, geo), in_axes=(0, None, 0, 0)))
+            one = jax.jit(jax.vmap(task.predict_function(tuned, geo), in_axes=(0, None, 0, 0)),
+                          compiler_options=predict_compiler_options())
             classify = lambda *args: jax.tree.map(lambda x: x[0], one(*args))
         else:
             classify = _ensemble(task.logits_function(tuned, geo))
@@ -372,7 +373,7 @@ def _ensemble(logits: Callable) -> Callable:
     """`classify` of several seeds: their softmax probabilities averaged."""
     per_seed = jax.vmap(logits, in_axes=(0, None, 0, 0))
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=predict_compiler_options())
     def classify(params, frozen, frames, coords):
         probs = jax.nn.softmax(per_seed(params, frozen, frames, coords), axis=-1).mean(0)
         return jnp.argmax(probs, axis=-1), jnp.max(probs, axis=-1)
