@@ -4,7 +4,8 @@ weight gradient as a strided convolution was half of the FFT step), every dot of
 inside a YNNPACK fusion (XLA:CPU's fast matmul library; a dot left to the generic Eigen thunk ran
 at less than half its speed), and a frozen backbone computes no weight gradient: a PEFT step's
 dot FLOPs are 2/3 of FFT's (forward and input gradient, against forward, input and weight
-gradient). Structural checks, no timing."""
+gradient); a prediction program runs each dot as its own YNNPACK fusion. Structural checks,
+no timing."""
 
 import re
 
@@ -16,16 +17,15 @@ import pytest
 from configs import base
 from hsic_jax.train import loop, tasks
 from hsic_jax.train.state import create_train_state, tuned_model
-from hsic_jax.train.step import Geometry, compiler_options
+from hsic_jax.train.step import Geometry, compiler_options, predict_compiler_options
 
 WIDTH, DEPTH, HEADS, INPUT, BATCH, NEIGHBORHOOD, BANDS, CLASSES = 192, 2, 3, 32, 64, 15, 12, 16
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's HLO")
 
 
-def _program(method: str):
-    """`(jitted epoch program, abstract arguments)` of `method` at the cpu-small shape, one seed,
-    one step per epoch: `loop.epoch_program` with the run's compiler options, as `run.py`."""
+def _setup(method: str):
+    """`(config, setup, state, frozen)` of `method` at the cpu-small shape, one seed."""
     config = base.get_config("indian_pines", method)
     config.model.update(dict(variant=None, width=WIDTH, depth=DEPTH, heads=HEADS, tubelet=3,
                              drop_path=0.0))
@@ -33,7 +33,13 @@ def _program(method: str):
     if method.startswith("krona"):
         config.method.a_shape, config.method.b_shape = (WIDTH // 2, 2), (2, WIDTH // 2)
     tuned = tuned_model(config, num_classes=CLASSES, bands=BANDS)
-    setup, state, frozen = create_train_state(config, tuned, [0], steps_per_epoch=1)
+    return (config, *create_train_state(config, tuned, [0], steps_per_epoch=1))
+
+
+def _program(method: str):
+    """`(jitted epoch program, abstract arguments)` of `method` at the cpu-small shape, one seed,
+    one step per epoch: `loop.epoch_program` with the run's compiler options, as `run.py`."""
+    config, setup, state, frozen = _setup(method)
     step = tasks.PATCH.step_functions(config, setup, Geometry(NEIGHBORHOOD, INPUT))[0]
     program = loop.epoch_program(step, 1, compiler_options(setup.labels))
     pixels, side = BATCH, 32 + NEIGHBORHOOD - 1
@@ -60,12 +66,18 @@ def _model_dots_outside_ynn(hlo: str) -> list[str]:
     """The dot instructions of the model (its forward and backward, not the input resize) that
     are not inside a computation called by a YNNPACK fusion."""
     comps = _computations(hlo)
+    ynn = _ynn_computations(comps)
+    return [line[:160] for name, lines in comps.items() if name not in ynn for line in lines
+            if re.search(r"\bdot\(", line) and "SpectralGPT" in line]
+
+
+def _ynn_computations(comps: dict[str, list[str]]) -> set[str]:
+    """The names of the computations that YNNPACK fusions call."""
     ynn = {m.group(1).lstrip("%") for lines in comps.values() for line in lines
            if re.search(r'"kind":\s*"[^"]*ynn', line)  # its backend config, not an operand
            for m in [re.search(r"calls=(%?[\w.\-]+)", line)] if m}
     assert ynn, "no YNNPACK fusion at all: has XLA:CPU renamed them?"
-    return [line[:160] for name, lines in comps.items() if name not in ynn for line in lines
-            if re.search(r"\bdot\(", line) and "SpectralGPT" in line]
+    return ynn
 
 
 def _dot_flops(program, args) -> float:
@@ -107,3 +119,26 @@ def test_peft_step_computes_no_frozen_weight_gradient(method):
     adapters' and the head's own small dots on top), within 5 %."""
     ratio = _dot_flops(*_program(method)) / _dot_flops(*_program("fft"))
     assert ratio == pytest.approx(2 / 3, rel=0.05)
+
+
+def test_prediction_runs_each_model_dot_in_its_own_ynnpack_fusion():
+    """The run's and `hsic_jax.predict`'s prediction programs compile with
+    `predict_compiler_options` (a forward pass is faster with one dot per YNNPACK fusion): the
+    option must still reach XLA:CPU under that name, or the compiled program shows it."""
+    config, setup, state, frozen = _setup("krona_plus")
+    predict = jax.jit(jax.vmap(tasks.PATCH.step_functions(
+        config, setup, Geometry(NEIGHBORHOOD, INPUT))[1], in_axes=(0, None, 0, 0)),
+        compiler_options=predict_compiler_options())
+    side = 32 + NEIGHBORHOOD - 1
+    args = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), (
+        state["params"], frozen, jnp.zeros((1, side, side, BANDS)),
+        np.zeros((1, BATCH, 2), np.int32)))
+    hlo = predict.lower(*args).compile().as_text()
+    comps = _computations(hlo)
+    fusions = [[m.group(1) for line in comps[name]
+                for m in [re.match(r"(?:ROOT )?%?[\w.\-]+ = \S+ ([a-z][\w\-]*)\(", line)] if m
+                and m.group(1) not in ("parameter", "bitcast")]
+               for name in _ynn_computations(comps)]
+    # XLA's default fusion puts LayerNorm's and softmax's reductions beside the dots.
+    assert fusions and all(ops == ["dot"] for ops in fusions), fusions
+    assert _model_dots_outside_ynn(hlo) == []
