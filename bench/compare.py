@@ -787,16 +787,14 @@ class JaxBench:
         from hsic_jax.evaluation.predict import EVAL_BATCH, classify_scene
         from hsic_jax.train.state import create_train_state, tuned_model
         from hsic_jax.train import tasks
-        from hsic_jax.train.step import Geometry, predict_compiler_options
+        from hsic_jax.train.step import Geometry, seeds_predict_program
         jax = self.jax
         if not hasattr(self, "predict_fn"):  # as the loop builds it, for one seed
             config = self.config("fft")
             tuned = tuned_model(config, num_classes=16, bands=12)
             setup, state, frozen = create_train_state(config, tuned, [0], steps_per_epoch=10)
             geo = Geometry(NEIGHBORHOOD, self.shape["input_size"])
-            seeds = jax.jit(jax.vmap(tasks.PATCH.step_functions(config, setup, geo)[1],
-                                     in_axes=(0, None, 0, 0)),
-                            compiler_options=predict_compiler_options())
+            seeds = seeds_predict_program(tasks.PATCH.step_functions(config, setup, geo)[1])
             self.params = state["params"]
             self.predict_fn = lambda params, cube, coords: seeds(params, frozen, cube, coords)
         r = NEIGHBORHOOD // 2

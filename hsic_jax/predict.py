@@ -71,7 +71,7 @@ from hsic_jax.train import sweep as sweeps
 from hsic_jax.train.partition import split
 from hsic_jax.train.state import (create_train_state, init_params, pretrained_backbone,
                                   tuned_model)
-from hsic_jax.train.step import Geometry, predict_compiler_options
+from hsic_jax.train.step import Geometry, predict_compiler_options, seeds_predict_program
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,7 @@ class Predictor:
                source) -> Predictor:
         geo = Geometry(config.data.neighborhood, config.data.input_size, config.data.resize)
         if len(seeds) == 1:  # the run's own prediction function: its map, bit for bit
-            one = jax.jit(jax.vmap(task.predict_function(tuned, geo), in_axes=(0, None, 0, 0)),
-                          compiler_options=predict_compiler_options())
+            one = seeds_predict_program(task.predict_function(tuned, geo))
             classify = lambda *args: jax.tree.map(lambda x: x[0], one(*args))
         else:
             classify = _ensemble(task.logits_function(tuned, geo))

@@ -17,7 +17,7 @@ import pytest
 from configs import base
 from hsic_jax.train import loop, tasks
 from hsic_jax.train.state import create_train_state, tuned_model
-from hsic_jax.train.step import Geometry, compiler_options, predict_compiler_options
+from hsic_jax.train.step import Geometry, compiler_options, seeds_predict_program
 
 WIDTH, DEPTH, HEADS, INPUT, BATCH, NEIGHBORHOOD, BANDS, CLASSES = 192, 2, 3, 32, 64, 15, 12, 16
 
@@ -122,13 +122,12 @@ def test_peft_step_computes_no_frozen_weight_gradient(method):
 
 
 def test_prediction_runs_each_model_dot_in_its_own_ynnpack_fusion():
-    """The run's and `hsic_jax.predict`'s prediction programs compile with
-    `predict_compiler_options` (a forward pass is faster with one dot per YNNPACK fusion): the
-    option must still reach XLA:CPU under that name, or the compiled program shows it."""
+    """The run's and `hsic_jax.predict`'s prediction program (`seeds_predict_program`) compiles
+    with `predict_compiler_options` (a forward pass is faster with one dot per YNNPACK fusion):
+    the option must still reach XLA:CPU under that name, or the compiled program shows it."""
     config, setup, state, frozen = _setup("krona_plus")
-    predict = jax.jit(jax.vmap(tasks.PATCH.step_functions(
-        config, setup, Geometry(NEIGHBORHOOD, INPUT))[1], in_axes=(0, None, 0, 0)),
-        compiler_options=predict_compiler_options())
+    predict = seeds_predict_program(
+        tasks.PATCH.step_functions(config, setup, Geometry(NEIGHBORHOOD, INPUT))[1])
     side = 32 + NEIGHBORHOOD - 1
     args = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), (
         state["params"], frozen, jnp.zeros((1, side, side, BANDS)),

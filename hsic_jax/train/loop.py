@@ -69,7 +69,7 @@ from hsic_jax.train import sweep as sweeps
 from hsic_jax.train.checks import check_config
 from hsic_jax.train.state import TrainSetup, create_train_state, pretrained_backbone, tuned_model
 from hsic_jax.train.partition import combine
-from hsic_jax.train.step import Geometry, compiler_options, predict_compiler_options
+from hsic_jax.train.step import Geometry, compiler_options, seeds_predict_program
 from hsic_jax.train.timings import Timings
 from hsic_jax.train.workdir import WorkdirError, claim
 
@@ -195,8 +195,7 @@ def _place(run: Run, task: tasks.Task, runs: Data, setup: TrainSetup, hp: dict, 
              f" × {len(run.points)} grid points: {len(run.run_seeds)} runs"
              if len(run.points) > 1 else "")
     padded, frozen = hosts.to_global(runs.padded, per_seed), hosts.to_global(frozen, replicated)
-    predict_seeds = jax.jit(jax.vmap(predict, in_axes=(0, None, 0, 0)),
-                            compiler_options=predict_compiler_options())
+    predict_seeds = seeds_predict_program(predict)
 
     def predict_fn(params, cube, coords):
         return predict_seeds(params, frozen, cube, coords)

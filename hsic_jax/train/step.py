@@ -19,6 +19,7 @@ families (`hsic_jax.train.tasks` binds their settings):
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -241,6 +242,14 @@ def predict_compiler_options() -> dict | None:
     fusion; otherwise XLA's defaults (None). The run's test predictions and map and
     `hsic_jax.predict` compile with the same options, so their classes agree bit for bit."""
     return _FROZEN_BACKBONE_CPU if jax.default_backend() == "cpu" else None
+
+
+def seeds_predict_program(predict: Callable) -> Callable:
+    """`predict(params, frozen, cube, coords)` of one run, vmapped over the runs' leading axis
+    of `params`, `cube` and `coords` and jitted with `predict_compiler_options`: the one program
+    the loop's test predictions and map and `hsic_jax.predict` of a single run compile."""
+    return jax.jit(jax.vmap(predict, in_axes=(0, None, 0, 0)),
+                   compiler_options=predict_compiler_options())
 
 
 def compiler_options(labels) -> dict | None:
