@@ -50,7 +50,10 @@ has the worker's system CPU time and minor page faults per step (`sys_ms_per_ste
 
 `--what calibrate` (with step): the matmul peak of each framework (a timed `n × n @ n × n`
 in the step's dtype, into `machine`), the same for the step's MLP matmuls (`step_matmuls`:
-forward and weight gradient, as `step_shapes`), and the JAX step's input preparation alone.
+forward and weight gradient, as `step_shapes`), and the JAX step's input preparation alone;
+the table then sets each method's step against the peak (`ceiling_table`): the least time its
+FLOPs can take, the JAX/PyTorch ratio that would give, and the share of the peak each
+framework's step reaches.
 
 `--what map`: the full-scene map of a 550 × 400 scene and of 2× (550 × 800) and 4×
 (1100 × 800) its area: the project's `classify_scene` (jitted `predict`, 256 pixels a batch)
@@ -415,6 +418,33 @@ def step_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def ceiling_table(records: list[dict], machine: dict) -> str:
+    """One row per method with JAX's FLOPs and both frameworks' eager steps: at the matmul peak
+    P (GFLOP/s, the larger of the frameworks' square matmuls in `machine`) the step can take no
+    less than `floor` = FLOPs / P; the JAX/PyTorch ratio that floor would give (`ceiling`), and
+    the share of P each framework's step reaches now (FLOPs / step time / P). '' without a
+    peak."""
+    peaks = [machine[k]["gflops"] for k in ("jax_matmul", "torch_matmul") if k in machine]
+    if not peaks:
+        return ""
+    peak = max(peaks)
+    by = {(r["framework"], r["mode"], r["method"]): r for r in records
+          if r["kind"] == "train_step" and "median_ms" in r}
+    lines = [f"| method | GFLOP/step | floor ms at {peak:.0f} GFLOP/s | torch eager ms | "
+             "ceiling jax/torch | jax share of peak | torch share of peak |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for (framework, mode, method), j in by.items():
+        t = by.get(("torch", "eager", method))
+        if framework != "jax" or not (t and j.get("gflop_per_step")):
+            continue
+        gflop = j["gflop_per_step"]
+        floor_ms = 1000 * gflop / peak
+        lines.append(f"| {method} | {gflop:.1f} | {floor_ms:.0f} | {t['median_ms']:.0f} | "
+                     f"{t['median_ms'] / floor_ms:.2f}× | {floor_ms / j['median_ms']:.0%} | "
+                     f"{floor_ms / t['median_ms']:.0%} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def _ms(r: dict | None) -> str:
     return f"{r['median_ms']:.1f} [{r['q1_ms']:.0f}–{r['q3_ms']:.0f}]" if r else "–"
 
@@ -494,6 +524,10 @@ def tables(records: list[dict], machine: dict, shape: dict, args) -> str:
             n = next(machine[f"{f}_matmul"]["n"] for f in ("jax", "torch")
                      if f"{f}_matmul" in machine)
             out += ["", f"Matmul peak (GFLOP/s, {n}² square): {', '.join(peaks)}"]
+            ceiling = ceiling_table(records, machine)
+            if ceiling:
+                out += ["", "What the matmul peak allows (the faster framework's square peak; "
+                        "a step's FLOPs can run no faster):", "", ceiling]
         if "step_shapes" in machine.get("jax_matmul", {}) and "torch_matmul" in machine:
             out.append("The step's MLP matmuls (GFLOP/s): " + "; ".join(
                 f"{j['name']} {'×'.join(map(str, j['mkn']))}: jax {j['gflops']:.0f}, torch "

@@ -10,7 +10,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from compare import CATEGORIES, hlo_categories, torch_category  # noqa: E402
+from compare import CATEGORIES, ceiling_table, hlo_categories, torch_category  # noqa: E402
 from torch_spectralgpt import KronaLinear  # noqa: E402
 
 
@@ -59,6 +59,21 @@ def test_profile_mode_splits_each_step_into_categories(tmp_path):
     assert records["jax"]["categories_ms"]["matmul (YNNPACK)"] > 0
     assert records["torch"]["categories_ms"]["matmul (MKL / oneDNN)"] > 0
     assert "| matmul (YNNPACK) |" in doc["table"] and "| fft jax | fft torch |" in doc["table"]
+
+
+def test_ceiling_table_sets_each_step_against_the_matmul_peak():
+    def step(framework, method, ms, **extra):
+        return {"kind": "train_step", "framework": framework, "mode": "eager" if framework ==
+                "torch" else "jit", "method": method, "median_ms": ms, **extra}
+    records = [step("jax", "fft", 500.0, gflop_per_step=70.0), step("torch", "fft", 560.0),
+               step("jax", "lora", 300.0, gflop_per_step=40.0)]  # no torch row: no line
+    machine = {"jax_matmul": {"gflops": 180.0}, "torch_matmul": {"gflops": 200.0}}
+    rows = ceiling_table(records, machine).splitlines()
+    assert "floor ms at 200 GFLOP/s" in rows[0] and len(rows) == 3
+    # 70 GFLOP at 200 GFLOP/s take ≥ 350 ms: JAX can be at most 560 / 350 = 1.60× PyTorch;
+    # now at 350 / 500 = 70 % of the peak, PyTorch at 350 / 560 = 62 %.
+    assert rows[2] == "| fft | 70.0 | 350 | 560 | 1.60× | 70% | 62% |"
+    assert ceiling_table(records, {}) == ""
 
 
 def test_hlo_and_torch_ops_fall_in_their_categories():
