@@ -72,6 +72,16 @@ instruction's category read from the optimized HLO: `hlo_categories`) and from
 `torch.profiler` (each op's self time over `--steps` steps: `torch_category`), with the
 system CPU time and minor page faults of the same steps. Records of kind 'profile'. The
 categories overlap with the page faults' system time, which is spent inside the ops.
+With `--against OLD.json` (a run with profile records, e.g. the committed
+`bench/results/compare_cpu-small.json`) the profile is also a regression check, in ratios only
+(`profile_check`): each JAX category, its whole step and its system time as a share of PyTorch's
+step on the same shapes in the same run, now and in OLD; a share that grew by more than
+`--tolerance` (default 0.05, i.e. 5 % of PyTorch's step) is a regression, and the script exits
+with status 1 after writing its files. A machine uniformly faster or slower than OLD's moves both
+frameworks alike and so no share.
+
+    python bench/compare.py --what profile --against bench/results/compare_cpu-small.json \
+        --out /tmp/profile.json
 
 `--what memory`: the bytes of a run's train state at ViT-B (the paper's shapes) for 1, 2, 4
 and 8 seeds, from `jax.eval_shape` over `create_train_state` (nothing is allocated).
@@ -507,6 +517,58 @@ def profile_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def profile_check(records: list[dict], baseline: list[dict], tolerance: float) -> list[dict]:
+    """Per method profiled both now (`records`) and in `baseline` (an earlier run's records),
+    per JAX category (`CATEGORIES`), its whole step and its system time: the JAX time as a share
+    of PyTorch's step (each run against itself), both shares, and `regressed` when the share
+    grew by more than `tolerance`."""
+    def shares(recs):
+        by = {(r["method"], r["framework"]): r for r in recs if r["kind"] == "profile"}
+        out = {}
+        for (method, framework), j in by.items():
+            t = by.get((method, "torch"))
+            if framework != "jax" or t is None:
+                continue
+            items = {**j["categories_ms"], "step (wall)": j["wall_ms"],
+                     "system CPU time (page faults)": j["sys_ms"]}
+            out[method] = {k: v / t["wall_ms"] for k, v in items.items()}
+        return out
+
+    now, then = shares(records), shares(baseline)
+    rows = []
+    for method in (m for m in now if m in then):
+        for what, share in now[method].items():
+            if what in then[method]:
+                rows.append({"method": method, "what": what, "base": then[method][what],
+                             "now": share,
+                             "regressed": share - then[method][what] > tolerance})
+    return rows
+
+
+def check_table(rows: list[dict]) -> str:
+    lines = ["| method | JAX's time in | share of PyTorch's step before | now | change | |",
+             "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['what']} | {r['base']:.3f} | {r['now']:.3f} | "
+                     f"{r['now'] - r['base']:+.3f} | {'**regressed**' if r['regressed'] else 'ok'} |")
+    return "\n".join(lines)
+
+
+def load_baseline(path: str, methods) -> list[dict]:
+    """The profile records of `--against` for `methods`; a SystemExit naming the file when it
+    cannot be read or profiled none of them."""
+    try:
+        with open(path) as f:
+            records = json.load(f)["records"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"error: --against {path}: not a bench/compare.py result ({e!r})")
+    found = sorted({r["method"] for r in records if r.get("kind") == "profile"})
+    if not set(found) & set(methods):
+        raise SystemExit(f"error: --against {path} has profile records of {found or 'no method'}"
+                         f"; this run profiles {list(methods)} (run it with --what profile)")
+    return records
+
+
 def tables(records: list[dict], machine: dict, shape: dict, args) -> str:
     tokens = (shape["input_size"] // 8) ** 2 * 4
     out = [f"{args.preset}: {shape['depth']} blocks × {shape['width']}, {tokens} tokens, batch "
@@ -549,6 +611,10 @@ def tables(records: list[dict], machine: dict, shape: dict, args) -> str:
     if any(r["kind"] == "profile" for r in records):
         out += ["", f"Where a step's time goes, one core each, steady state, ms per step over "
                 f"{args.steps} steps (page faults: per step):", "", profile_table(records)]
+        if args.against:
+            out += ["", f"Regression check against {args.against} (JAX's time as a share of "
+                    f"PyTorch's step in the same run; tolerance +{args.tolerance}):", "",
+                    check_table(args.check)]
     if any(r["kind"] == "map" for r in records):
         out += ["", "Full-scene map (256 pixels a batch):", "", map_table(records)]
     if any(r["kind"] == "state_memory" for r in records):
@@ -577,12 +643,20 @@ def main(argv=None):
     p.add_argument("--parallel-setup", action="store_true",
                    help="build and compile every worker's step at once (a faster start; "
                         "their compile_s overlap)")
+    p.add_argument("--against", metavar="OLD.json", default=None,
+                   help="with --what profile: check each JAX category against this earlier "
+                        "run's, as a share of PyTorch's step (exit status 1 on a regression)")
+    p.add_argument("--tolerance", type=float, default=0.05,
+                   help="how much a share may grow before --against calls it a regression")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         return worker_main(json.loads(args.worker))
     if not args.out:
         p.error("--out FILE.json is required")
+    if args.against and "profile" not in args.what:
+        p.error("--against checks a profile: add profile to --what")
+    baseline = load_baseline(args.against, args.methods) if args.against else None
     preset = dict(PRESETS[args.preset])
     for k in preset:
         if getattr(args, k, None) is not None:
@@ -609,15 +683,23 @@ def main(argv=None):
         if r.get("mode") == "eager" and "threads" in r:
             machine["torch_threads"] = r["threads"]
     machine["loadavg_end"] = os.getloadavg()
+    args.check = profile_check(records, baseline, args.tolerance) if baseline else []
     text = tables(records, machine, shape, args)
     print(text)
     doc = {"preset": args.preset, "shape": shape, "args": {k: v for k, v in vars(args).items()
-                                                           if k != "worker"},
+                                                           if k not in ("worker", "check")},
            "records": records, "machine": machine, "table": text}
+    if args.against:
+        doc["check"] = {"against": args.against, "tolerance": args.tolerance, "rows": args.check}
     from hsic_jax.data.io import atomic_write  # here: the parent imports no framework early
     atomic_write(args.out, lambda f: f.write(json.dumps(doc, indent=2).encode()))
     atomic_write(Path(args.out).with_suffix(".md"), lambda f: f.write((text + "\n").encode()))
     print(f"wrote {args.out}", file=sys.stderr)
+    regressed = [f"{r['method']} {r['what']}" for r in args.check if r["regressed"]]
+    if regressed:
+        print(f"regressed against {args.against}: {'; '.join(regressed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 # ---------------------------------------------------------------- worker side
@@ -968,4 +1050,4 @@ class TorchBench:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import jax
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from compare import CATEGORIES, ceiling_table, hlo_categories, torch_category  # noqa: E402
+from compare import (CATEGORIES, ceiling_table, hlo_categories, load_baseline,  # noqa: E402
+                     profile_check, torch_category)
 from torch_spectralgpt import KronaLinear  # noqa: E402
 
 
@@ -41,14 +43,62 @@ def test_compare_runs_both_frameworks_and_writes_the_schema(tmp_path):
     assert out.with_suffix(".md").read_text().strip() == doc["table"]
 
 
+def _profile(method, framework, wall_ms, sys_ms=0.0, categories=None):
+    """A 'profile' record: `categories` (ms by category) over zeros."""
+    ms = {c: 0.0 for c in CATEGORIES} | (categories or {})
+    return {"kind": "profile", "method": method, "framework": framework, "wall_ms": wall_ms,
+            "sys_ms": sys_ms, "categories_ms": ms}
+
+
+def test_profile_check_flags_a_category_that_grew_against_pytorchs_step():
+    def run(scale, conv=0.0):
+        return [_profile("fft", "jax", (900.0 + conv) * scale, 20.0 * scale,
+                         {"matmul (YNNPACK)": 800.0 * scale, "convolution": conv * scale}),
+                _profile("fft", "torch", 1000.0 * scale, 40.0 * scale),
+                _profile("lora", "jax", 600.0 * scale), _profile("lora", "torch", 700.0 * scale)]
+    base = run(1.0)
+    base = [r for r in base if r["method"] == "fft"] + [_profile("lokr", "jax", 1.0),
+                                                         _profile("lokr", "torch", 1.0)]
+    # A machine twice as slow moves both frameworks alike: nothing regressed.
+    rows = profile_check(run(2.0), base, 0.05)
+    assert {r["method"] for r in rows} == {"fft"}  # lora not in the baseline, lokr not now
+    assert not any(r["regressed"] for r in rows)
+    by = {r["what"]: r for r in rows}
+    assert by["matmul (YNNPACK)"]["base"] == by["matmul (YNNPACK)"]["now"] == 0.8
+    assert by["step (wall)"]["now"] == 0.9 and by["system CPU time (page faults)"]["now"] == 0.02
+    # The patch embedding's convolution back at 590 ms of PyTorch's 1,000: that and the step.
+    rows = profile_check(run(1.0, conv=590.0), base, 0.05)
+    assert {r["what"] for r in rows if r["regressed"]} == {"convolution", "step (wall)"}
+
+
+def test_profile_check_refuses_a_baseline_it_cannot_use(tmp_path):
+    bad = tmp_path / "old.json"
+    bad.write_text("{}")
+    with pytest.raises(SystemExit, match="old.json: not a bench/compare.py result"):
+        load_baseline(str(bad), ["fft"])
+    bad.write_text(json.dumps({"records": [_profile("lora", "jax", 1.0)]}))
+    with pytest.raises(SystemExit, match=r"profile records of \['lora'\]; this run profiles \['fft'\]"):
+        load_baseline(str(bad), ["fft"])
+
+
 def test_profile_mode_splits_each_step_into_categories(tmp_path):
     out = tmp_path / "profile.json"
+    # A baseline whose JAX step had no YNNPACK time and huge everything else: with no
+    # tolerance, the check finds the YNNPACK matmuls grown and nothing else.
+    old = tmp_path / "old.json"
+    never = {c: 1e9 for c in CATEGORIES} | {"matmul (YNNPACK)": 0.0}
+    old.write_text(json.dumps({"records": [_profile("fft", "jax", 1e9, 1e9, never),
+                                           _profile("fft", "torch", 1.0)]}))
     proc = subprocess.run(
         [sys.executable, "bench/compare.py", "--preset", "cpu-small", "--depth", "1", "--width",
          "32", "--batch", "4", "--steps", "2", "--methods", "fft", "--what", "profile",
-         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    doc = json.loads(out.read_text())
+         "--against", str(old), "--tolerance", "0", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "regressed against" in proc.stderr and "fft matmul (YNNPACK)" in proc.stderr
+    doc = json.loads(out.read_text())  # written before the exit status
+    assert [r["what"] for r in doc["check"]["rows"] if r["regressed"]] == ["matmul (YNNPACK)"]
+    assert "**regressed**" in doc["table"]
     records = {r["framework"]: r for r in doc["records"] if r["kind"] == "profile"}
     assert set(records) == {"jax", "torch"}
     for r in records.values():
