@@ -76,9 +76,12 @@ With `--against OLD.json` (a run with profile records, e.g. the committed
 `bench/results/compare_cpu-small.json`) the profile is also a regression check, in ratios only
 (`profile_check`): each JAX category, its whole step and its system time as a share of PyTorch's
 step on the same shapes in the same run, now and in OLD; a share that grew by more than
-`--tolerance` (default 0.05, i.e. 5 % of PyTorch's step) is a regression, and the script exits
-with status 1 after writing its files. A machine uniformly faster or slower than OLD's moves both
-frameworks alike and so no share.
+`--tolerance` (default 0.15, i.e. 15 % of PyTorch's step) is a regression, and the script
+exits with status 1 after writing its files. A machine uniformly faster or slower than OLD's
+moves both frameworks alike and so no share; each side is one profiled call, and two runs of the
+same code on the cpu-small shapes differed by up to 0.09 (the linear probe's step), so the
+default catches what the issue's causes cost (the patch embedding's convolution 0.6, the weight
+gradients on Eigen 0.26) and not that noise.
 
     python bench/compare.py --what profile --against bench/results/compare_cpu-small.json \
         --out /tmp/profile.json
@@ -646,7 +649,7 @@ def main(argv=None):
     p.add_argument("--against", metavar="OLD.json", default=None,
                    help="with --what profile: check each JAX category against this earlier "
                         "run's, as a share of PyTorch's step (exit status 1 on a regression)")
-    p.add_argument("--tolerance", type=float, default=0.05,
+    p.add_argument("--tolerance", type=float, default=0.15,
                    help="how much a share may grow before --against calls it a regression")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
