@@ -552,8 +552,9 @@ def check_table(rows: list[dict]) -> str:
     lines = ["| method | JAX's time in | share of PyTorch's step before | now | change | |",
              "|---|---|---:|---:|---:|---|"]
     for r in rows:
+        verdict = "**regressed**" if r["regressed"] else "ok"
         lines.append(f"| {r['method']} | {r['what']} | {r['base']:.3f} | {r['now']:.3f} | "
-                     f"{r['now'] - r['base']:+.3f} | {'**regressed**' if r['regressed'] else 'ok'} |")
+                     f"{r['now'] - r['base']:+.3f} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -572,7 +573,9 @@ def load_baseline(path: str, methods) -> list[dict]:
     return records
 
 
-def tables(records: list[dict], machine: dict, shape: dict, args) -> str:
+def tables(records: list[dict], machine: dict, shape: dict, args,
+           check: list[dict] | None = None) -> str:
+    """The printed tables of a run; `check`: `profile_check`'s rows, with `--against`."""
     tokens = (shape["input_size"] // 8) ** 2 * 4
     out = [f"{args.preset}: {shape['depth']} blocks × {shape['width']}, {tokens} tokens, batch "
            f"{shape['batch']}, {args.dtype} · {machine['cpu']} ({machine['cores']} cores) · "
@@ -614,10 +617,10 @@ def tables(records: list[dict], machine: dict, shape: dict, args) -> str:
     if any(r["kind"] == "profile" for r in records):
         out += ["", f"Where a step's time goes, one core each, steady state, ms per step over "
                 f"{args.steps} steps (page faults: per step):", "", profile_table(records)]
-        if args.against:
+        if check is not None:
             out += ["", f"Regression check against {args.against} (JAX's time as a share of "
                     f"PyTorch's step in the same run; tolerance +{args.tolerance}):", "",
-                    check_table(args.check)]
+                    check_table(check)]
     if any(r["kind"] == "map" for r in records):
         out += ["", "Full-scene map (256 pixels a batch):", "", map_table(records)]
     if any(r["kind"] == "state_memory" for r in records):
@@ -686,19 +689,19 @@ def main(argv=None):
         if r.get("mode") == "eager" and "threads" in r:
             machine["torch_threads"] = r["threads"]
     machine["loadavg_end"] = os.getloadavg()
-    args.check = profile_check(records, baseline, args.tolerance) if baseline else []
-    text = tables(records, machine, shape, args)
+    check = profile_check(records, baseline, args.tolerance) if baseline else None
+    text = tables(records, machine, shape, args, check)
     print(text)
     doc = {"preset": args.preset, "shape": shape, "args": {k: v for k, v in vars(args).items()
-                                                           if k not in ("worker", "check")},
+                                                           if k != "worker"},
            "records": records, "machine": machine, "table": text}
-    if args.against:
-        doc["check"] = {"against": args.against, "tolerance": args.tolerance, "rows": args.check}
+    if check is not None:
+        doc["check"] = {"against": args.against, "tolerance": args.tolerance, "rows": check}
     from hsic_jax.data.io import atomic_write  # here: the parent imports no framework early
     atomic_write(args.out, lambda f: f.write(json.dumps(doc, indent=2).encode()))
     atomic_write(Path(args.out).with_suffix(".md"), lambda f: f.write((text + "\n").encode()))
     print(f"wrote {args.out}", file=sys.stderr)
-    regressed = [f"{r['method']} {r['what']}" for r in args.check if r["regressed"]]
+    regressed = [f"{r['method']} {r['what']}" for r in check or () if r["regressed"]]
     if regressed:
         print(f"regressed against {args.against}: {'; '.join(regressed)}", file=sys.stderr)
         return 1
