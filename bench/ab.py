@@ -10,7 +10,9 @@ process, so that a machine's drift (load, thermals, another process) falls on bo
 The base revision is checked out in a temporary git worktree and run with that tree first on
 `PYTHONPATH`, so its own `hsic_jax` and `configs` are imported. Per key: the median metric
 of each side, its spread (min–max), and the ratio base / new (above 1: the working tree is
-faster, for a time metric). Writes `--out` (JSON: records, rows, machine) and prints the table.
+faster, for a time metric). Writes `--out` (JSON: the base revision and its commit, the
+working tree's commit and whether it held uncommitted changes, records, rows, machine) and
+prints the table.
 """
 
 import argparse
@@ -57,6 +59,17 @@ def table(rows: list[dict], key: str, metric: str, base: str) -> str:
     return "\n".join(lines)
 
 
+def revisions(base: str) -> dict:
+    """What the two sides ran: `base` and its commit, and the working tree's commit with
+    whether it held uncommitted changes to tracked files (a name like HEAD moves on)."""
+    def git(*cmd):
+        out = subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True).stdout
+        return out.strip()
+    return {"base": base, "base_commit": git("rev-parse", "--verify", "-q", f"{base}^{{commit}}"),
+            "new_commit": git("rev-parse", "HEAD"),
+            "new_uncommitted": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if "--" not in argv:
@@ -70,6 +83,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv[:split])
     command = argv[split + 1:]
+    sides = revisions(args.base)
     with tempfile.TemporaryDirectory() as tmp:
         base_tree = os.path.join(tmp, "base")
         added = subprocess.run(["git", "worktree", "add", "--detach", "-q", base_tree, args.base],
@@ -92,7 +106,7 @@ def main(argv=None) -> None:
         from hsic_jax.data.io import write_json
         from hsic_jax.evaluation.results import machine
 
-        write_json(args.out, {"base": args.base, "command": command, "rounds": args.rounds,
+        write_json(args.out, {**sides, "command": command, "rounds": args.rounds,
                               "rows": rows, "runs": runs,
                               "machine": {**machine(), "load": os.getloadavg()[0]},
                               "table": text})

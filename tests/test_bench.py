@@ -66,6 +66,10 @@ def test_ab_compares_a_base_revision_with_the_working_tree(tmp_path):
     assert [(r["method"], r["base"], r["new"], r["ratio"]) for r in doc["rows"]] == [
         ("fft", 600.0, 200.0, 3.0), ("lora", 300.0, 100.0, 3.0)]
     assert len(doc["runs"]["base"]) == len(doc["runs"]["new"]) == 2
+    head = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    # What each side ran, by commit: HEAD named, and the working tree's change to ms.txt.
+    assert (doc["base"], doc["base_commit"], doc["new_commit"], doc["new_uncommitted"]) == (
+        "HEAD", head.strip(), head.strip(), True)
     assert "| fft | 600.0 [600.0–600.0] | 200.0 [200.0–200.0] | 3.00× |" in proc.stdout
     worktrees = subprocess.run(git + ["worktree", "list"], capture_output=True, text=True).stdout
     assert len(worktrees.strip().splitlines()) == 1  # the base's worktree is removed
