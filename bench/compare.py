@@ -564,7 +564,9 @@ def load_baseline(path: str, methods) -> list[dict]:
     try:
         with open(path) as f:
             records = json.load(f)["records"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except OSError as e:
+        raise SystemExit(f"error: --against {path}: cannot read it ({e.strerror})")
+    except (ValueError, KeyError, TypeError) as e:
         raise SystemExit(f"error: --against {path}: not a bench/compare.py result ({e!r})")
     found = sorted({r["method"] for r in records if r.get("kind") == "profile"})
     if not set(found) & set(methods):
@@ -662,6 +664,8 @@ def main(argv=None):
         p.error("--out FILE.json is required")
     if args.against and "profile" not in args.what:
         p.error("--against checks a profile: add profile to --what")
+    if args.tolerance < 0:
+        p.error(f"--tolerance {args.tolerance}: a share of PyTorch's step, ≥ 0")
     baseline = load_baseline(args.against, args.methods) if args.against else None
     preset = dict(PRESETS[args.preset])
     for k in preset:

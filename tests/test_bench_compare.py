@@ -71,6 +71,8 @@ def test_profile_check_flags_a_category_that_grew_against_pytorchs_step():
 
 def test_profile_check_refuses_a_baseline_it_cannot_use(tmp_path):
     bad = tmp_path / "old.json"
+    with pytest.raises(SystemExit, match="old.json: cannot read it"):
+        load_baseline(str(bad), ["fft"])
     bad.write_text("{}")
     with pytest.raises(SystemExit, match="old.json: not a bench/compare.py result"):
         load_baseline(str(bad), ["fft"])
