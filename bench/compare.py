@@ -58,8 +58,10 @@ framework's step reaches.
 `--what map`: the full-scene map of a 550 × 400 scene and of 2× (550 × 800) and 4×
 (1100 × 800) its area: the project's `classify_scene` (jitted `predict`, 256 pixels a batch)
 against the same loop in PyTorch eager (gather, bilinear resize, forward, softmax), pixels/s
-and peak memory after each area (the areas run in increasing order in one worker per
-framework). On a CPU the presets predict only the first rows of each scene (`--map-pixels`,
+and peak memory after each area (one worker per framework). Each of `--rounds` rounds
+predicts every area in increasing order in both frameworks, which goes first alternating;
+the table gives each framework's median pixels/s and the median of the rounds' JAX/PyTorch
+ratios with their range (`map_records`), the peak memory that after the first round's call. On a CPU the presets predict only the first rows of each scene (`--map-pixels`,
 about 2,048 pixels; the whole scene is on the device); `full` says which.
 
 `--what profile`: where a step's time goes, per category (`CATEGORIES`: matmuls by library,
@@ -355,25 +357,55 @@ def _record(spec: dict, args) -> dict:
 
 
 def run_maps(shape: dict, args) -> list[dict]:
-    """Records of the map of each area in both frameworks (areas in increasing order)."""
+    """Records of the map of each area in both frameworks (`map_records`): `args.rounds`
+    rounds, each predicting every area in increasing order in both frameworks, which of the
+    two goes first alternating area by area and round by round."""
     workers = [Worker(dict(kind="map", framework=f, mode=m, method="fft", shape=shape,
                            dtype=args.dtype, torch_threads=args.torch_threads))
                for f, m in (("jax", "jit"), ("torch", "eager"))]
     try:
         pairs = list(zip(workers, [w.reply() for w in workers]))
-        records = []
-        for i, (height, width) in enumerate(AREAS):
-            for w, ready in pairs if i % 2 == 0 else pairs[::-1]:
-                out = w.call("map", height=height, width=width, pixels=args.map_pixels)
-                records.append({"kind": "map", "framework": w.spec["framework"],
-                                "mode": w.spec["mode"], "preset": args.preset,
-                                "scene": [height, width],
-                                "area_x": height * width / (AREAS[0][0] * AREAS[0][1]),
-                                **ready, **out})
-        return records
+        samples = []
+        for r in range(args.rounds):
+            for i, (height, width) in enumerate(AREAS):
+                for w, ready in pairs if (r + i) % 2 == 0 else pairs[::-1]:
+                    out = w.call("map", height=height, width=width, pixels=args.map_pixels)
+                    samples.append({"kind": "map", "framework": w.spec["framework"],
+                                    "mode": w.spec["mode"], "preset": args.preset,
+                                    "scene": [height, width],
+                                    "area_x": height * width / (AREAS[0][0] * AREAS[0][1]),
+                                    "round": r, **ready, **out})
+            _log(f"map round {r + 1}/{args.rounds}")
+        return map_records(samples)
     finally:
         for w in workers:
             w.close()
+
+
+def map_records(samples: list[dict]) -> list[dict]:
+    """One record per area and framework from the rounds' `samples` (one per round, area and
+    framework, each with its `round`): the first round's sample (its peak memory is that
+    after the areas up to this one, in increasing order) with `pixels_per_s` the median over
+    the rounds, `pixels_per_s_rounds`, and on the JAX record `jax_over_torch`, the median of
+    the rounds' JAX/PyTorch ratios (each round's two samples ran side by side in time, so a
+    change of the machine's load between rounds moves both)."""
+    by = {}
+    for s in samples:
+        by.setdefault((tuple(s["scene"]), s["framework"]), {})[s["round"]] = s
+    records = []
+    for (scene, framework), rounds in by.items():
+        first = rounds[min(rounds)]
+        speeds = [rounds[r]["pixels_per_s"] for r in sorted(rounds)]
+        rec = {k: v for k, v in first.items() if k not in ("round", "seconds")}
+        rec.update(pixels_per_s=statistics.median(speeds), pixels_per_s_rounds=speeds,
+                   rounds=len(speeds))
+        torch_rounds = by.get((scene, "torch"), {})
+        if framework == "jax" and torch_rounds:
+            ratios = [rounds[r]["pixels_per_s"] / torch_rounds[r]["pixels_per_s"]
+                      for r in sorted(rounds) if r in torch_rounds]
+            rec.update(jax_over_torch=statistics.median(ratios), jax_over_torch_rounds=ratios)
+        records.append(rec)
+    return records
 
 
 def run_memory(args) -> list[dict]:
@@ -475,15 +507,17 @@ def _ratio(r: dict | None, base: dict | None) -> str:
 
 def map_table(records: list[dict]) -> str:
     rows = [r for r in records if r["kind"] == "map"]
-    lines = ["| scene | area | pixels predicted | jax px/s | torch px/s | jax/torch | "
-             "jax peak MB | torch peak MB |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| scene | area | pixels predicted | rounds | jax px/s | torch px/s | jax/torch "
+             "(median of the rounds' ratios) | jax peak MB | torch peak MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for h, w in AREAS:
         j, t = (next((r for r in rows if r["scene"] == [h, w] and r["framework"] == f), None)
                 for f in ("jax", "torch"))
         if j and t:
-            lines.append(f"| {h} × {w} | {j['area_x']:.0f}× | {j['pixels']:,} | "
+            ratios = j["jax_over_torch_rounds"]
+            lines.append(f"| {h} × {w} | {j['area_x']:.0f}× | {j['pixels']:,} | {j['rounds']} | "
                          f"{j['pixels_per_s']:.0f} | {t['pixels_per_s']:.0f} | "
-                         f"{j['pixels_per_s'] / t['pixels_per_s']:.2f}× | "
+                         f"{j['jax_over_torch']:.2f}× [{min(ratios):.2f}–{max(ratios):.2f}] | "
                          f"{j['peak_mem_mb']:.0f} | {t['peak_mem_mb']:.0f} |")
     return "\n".join(lines)
 

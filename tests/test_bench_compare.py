@@ -12,7 +12,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from compare import (CATEGORIES, ceiling_table, hlo_categories, load_baseline,  # noqa: E402
-                     profile_check, torch_category)
+                     map_records, map_table, profile_check, torch_category)
 from torch_spectralgpt import KronaLinear  # noqa: E402
 
 
@@ -41,6 +41,44 @@ def test_compare_runs_both_frameworks_and_writes_the_schema(tmp_path):
     assert "| krona_plus |" in doc["table"]
     assert "minor page faults per step (keep_freed_memory" in doc["table"]
     assert out.with_suffix(".md").read_text().strip() == doc["table"]
+
+
+def test_map_mode_runs_rounds_of_both_frameworks(tmp_path):
+    out = tmp_path / "map.json"
+    proc = subprocess.run(
+        [sys.executable, "bench/compare.py", "--preset", "cpu-small", "--depth", "1", "--width",
+         "32", "--rounds", "2", "--map-pixels", "300", "--what", "map", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    maps = {(tuple(r["scene"]), r["framework"]): r for r in doc["records"] if r["kind"] == "map"}
+    assert len(maps) == 6 and {f for _, f in maps} == {"jax", "torch"}
+    for (scene, framework), r in maps.items():
+        assert r["rounds"] == 2 and len(r["pixels_per_s_rounds"]) == 2 and r["pixels"] >= 300
+        assert r["peak_mem_mb"] > 0 and ("jax_over_torch" in r) == (framework == "jax")
+    assert "| 1100 × 800 | 4× |" in doc["table"]
+
+
+def _map_sample(framework, rnd, pixels_per_s, scene=(550, 400), peak=100.0):
+    return {"kind": "map", "framework": framework, "scene": list(scene), "area_x": 1.0,
+            "round": rnd, "pixels": 2400, "seconds": 2400 / pixels_per_s,
+            "pixels_per_s": pixels_per_s, "peak_mem_mb": peak}
+
+
+def test_map_records_take_the_median_of_each_rounds_ratio():
+    # Round 1 ran while the machine was loaded: both frameworks slowed, the ratio did not.
+    jax_speeds, torch_speeds = [300.0, 150.0, 320.0], [250.0, 120.0, 200.0]
+    samples = [_map_sample("jax", r, v, peak=100 + r) for r, v in enumerate(jax_speeds)]
+    samples += [_map_sample("torch", r, v) for r, v in enumerate(torch_speeds)]
+    records = {r["framework"]: r for r in map_records(samples)}
+    jax_rec, torch_rec = records["jax"], records["torch"]
+    assert jax_rec["pixels_per_s"] == 300.0 and torch_rec["pixels_per_s"] == 200.0
+    assert jax_rec["jax_over_torch_rounds"] == [1.2, 1.25, 1.6]
+    assert jax_rec["jax_over_torch"] == 1.25  # not 300 / 200 = 1.5, the medians' ratio
+    assert jax_rec["peak_mem_mb"] == 100 and jax_rec["rounds"] == 3  # the first round's peak
+    assert "jax_over_torch" not in torch_rec and "round" not in jax_rec
+    assert "| 550 × 400 | 1× | 2,400 | 3 | 300 | 200 | 1.25× [1.20–1.60] |" in map_table(
+        list(records.values()))
 
 
 def _profile(method, framework, wall_ms, sys_ms=0.0, categories=None):
