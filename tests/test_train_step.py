@@ -122,3 +122,65 @@ def test_a_frozen_backbone_compiles_each_dot_alone_on_cpu():
     assert compiler_options(trained) is None
     jax.jit(lambda x: x @ x, compiler_options=compiler_options(frozen)).lower(
         np.ones((4, 4), np.float32)).compile()  # an option this XLA knows
+
+
+def _small_spectralgpt(lora: bool = False):
+    """A LoRA-tuned 2-block SpectralGPT on 8 × 8 × 6 inputs (2 groups × 4 tokens, width 16)
+    with random adapters, and a padded random cube `(1, 20, 20, 6)`."""
+    from hsic_jax.models.spectralgpt import ADAPTABLE, SpectralGPT
+
+    module = SpectralGPT(num_classes=5, img_size=8, patch_size=4, tubelet=3, bands=6, width=16,
+                         depth=2, heads=2)
+    method = method_from_config(dict(name="lora", rank=2, targets=("q", "v")) if lora
+                                else dict(name="fft"))
+    tuned = TunedModel.create(module, method, ADAPTABLE)
+    params = tuned.init(jax.random.key(0), example_input(module))
+    params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(1), x.shape),
+                          params)  # LoRA's B starts at zero: make the adapters count
+    cube = jax.random.normal(jax.random.key(2), (20, 20, 6))
+    return tuned, params, cube
+
+
+@pytest.mark.parametrize("n, most, size", [(24, 8, 8), (23, 8, 8), (24, 5, 4), (7, 100, None)])
+def test_pixel_logits_in_micro_batches_are_the_whole_batchs(n, most, size):
+    """`pixel_logits` cut into slices of at most `most` pixels (a divisor of n, or near-equal
+    slices with the last padded) gives the logits of the whole batch at once, and of
+    `TunedModel.apply` (adapters beside their kernels) on the same inputs."""
+    from hsic_jax.train.step import Geometry, _slice_size, inputs, pixel_logits
+
+    tuned, params, cube = _small_spectralgpt(lora=True)
+    geo = Geometry(5, 8)
+    coords = jax.random.randint(jax.random.key(3), (n, 2), 0, 16)
+    padded = np.pad(np.asarray(cube), ((2, 2), (2, 2), (0, 0)))
+    whole = pixel_logits(params, {}, padded, coords, tuned=tuned, geo=geo)
+    sliced = jax.jit(functools.partial(pixel_logits, tuned=tuned, geo=geo, micro_batch=most))(
+        params, {}, padded, coords)
+    if size is not None:
+        assert _slice_size(n, most) == size
+        assert "while" in jax.jit(functools.partial(
+            pixel_logits, tuned=tuned, geo=geo, micro_batch=most)).lower(
+                params, {}, padded, coords).as_text()
+    assert sliced.shape == (n, 5)
+    np.testing.assert_allclose(sliced, whole, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(whole, tuned.apply(params, inputs(padded, coords, geo)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_micro_batch_keeps_the_residual_stream_within_its_budget():
+    """SpectralGPT's `activation_size` is the floats of one input's residual stream, as its
+    blocks see it; `micro_batch` fits `_MICRO_BATCH_FLOATS` of it on a CPU, None for a family
+    that does not give its size and on other backends."""
+    from hsic_jax.models.spectralgpt import SpectralGPT
+    from hsic_jax.train.step import _MICRO_BATCH_FLOATS, micro_batch
+
+    tuned, params, _ = _small_spectralgpt()
+    _, state = jax.eval_shape(lambda p, x: tuned.module.apply(
+        {"params": p}, x, capture_intermediates=lambda m, _: m.name == "block_0",
+        mutable=["intermediates"]), params, example_input(tuned.module))
+    (stream,) = jax.tree.leaves(state["intermediates"])
+    assert stream.shape[1:] == (8, 16)  # (N, tokens, width)
+    assert tuned.module.activation_size == 8 * 16
+    cpu_small = SpectralGPT(num_classes=16, img_size=32, patch_size=8, bands=12, width=192)
+    expected = _MICRO_BATCH_FLOATS // (64 * 192) if jax.default_backend() == "cpu" else None
+    assert micro_batch(cpu_small) == expected
+    assert micro_batch(nn.Dense(3)) is None

@@ -264,6 +264,12 @@ class SpectralGPT(nn.Module):
         """`(H, W, B)` of one input."""
         return self.img_size, self.img_size, self.bands
 
+    @property
+    def activation_size(self) -> int:
+        """Floats of one input's residual stream: tokens × width."""
+        tokens = (self.img_size // self.patch_size) ** 2 * (self.bands // self.tubelet)
+        return tokens * self.width
+
     @nn.compact
     def __call__(self, x, train: bool = False):
         feats = Encoder(self.img_size, self.patch_size, self.tubelet, self.bands, self.width,

@@ -211,10 +211,48 @@ def _update(state: dict, loss_fn, tx: optax.GradientTransformation):
 
 
 def pixel_logits(params: dict, frozen: dict, padded: jax.Array, coords: jax.Array, *,
-                 tuned: TunedModel, geo: Geometry) -> jax.Array:
+                 tuned: TunedModel, geo: Geometry, micro_batch: int | None = None) -> jax.Array:
     """Logits `(N, C)` at pixel coordinates `(N, 2)` of the padded cube, in eval mode
-    (adapters merged into their kernels: `TunedModel.apply_merged`)."""
-    return tuned.apply_merged(combine(params, frozen), inputs(padded, coords, geo))
+    (adapters merged into their kernels first: `TunedModel.merge`), `micro_batch` pixels a
+    forward at the most (`lax.map` over slices of the batch, `_slice_size`; None: all at
+    once). Each pixel's logits depend neither on the others nor on how the batch is cut."""
+    merged = tuned.merge(combine(params, frozen))
+
+    def logits(c):  # (M, 2) -> (M, C)
+        return tuned.module.apply({"params": merged}, inputs(padded, c, geo), train=False)
+
+    n = coords.shape[0]
+    if micro_batch is None or n <= micro_batch:
+        return logits(coords)
+    size = _slice_size(n, micro_batch)
+    slices = -(-n // size)
+    padding = jnp.broadcast_to(coords[:1], (slices * size - n, 2))  # the first pixel again
+    out = jax.lax.map(logits, jnp.concatenate([coords, padding]).reshape(slices, size, 2))
+    return out.reshape(slices * size, -1)[:n]
+
+
+def _slice_size(n: int, most: int) -> int:
+    """Pixels a slice when `n` are cut into slices of at most `most`: the largest divisor of
+    `n` up to `most` if it is at least half of it, else near-equal slices (the last padded)."""
+    divisor = max(d for d in range(1, most + 1) if n % d == 0)
+    return divisor if 2 * divisor >= most else -(-n // -(-n // most))
+
+
+# XLA:CPU runs a forward faster in micro-batches whose residual stream stays in the caches.
+# Batches of 256 pixels (AMD EPYC, 2 cores): cpu-small (6 × 192, 64 tokens) 1.18× in slices of
+# 32 pixels, the demo encoder 1.31× in slices of 64, ViT-B (2 blocks, batch 64) 1.09× in slices
+# of 8; slices of half or twice the size were no faster, a quarter slower.
+_MICRO_BATCH_FLOATS = 2**19
+
+
+def micro_batch(module) -> int | None:
+    """Pixels a forward of `module` in prediction: on a CPU as many as keep their residual
+    stream (`module.activation_size` floats each, where the family gives it) within
+    `_MICRO_BATCH_FLOATS`; otherwise None (the whole batch at once)."""
+    size = getattr(module, "activation_size", None)
+    if jax.default_backend() != "cpu" or size is None:
+        return None
+    return max(1, _MICRO_BATCH_FLOATS // size)
 
 
 def scene_logits(params: dict, frozen: dict, scene: jax.Array, coords: jax.Array, *,

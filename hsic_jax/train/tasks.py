@@ -83,7 +83,8 @@ class Task:
 
     def logits_function(self, tuned, geo: step.Geometry):
         """`logits(params, frozen, cube, coords) -> (N, C)` of one seed."""
-        return functools.partial(step.pixel_logits, tuned=tuned, geo=geo)
+        return functools.partial(step.pixel_logits, tuned=tuned, geo=geo,
+                                 micro_batch=step.micro_batch(tuned.module))
 
     def predict_function(self, tuned, geo: step.Geometry):
         """`predict(params, frozen, cube, coords) -> (classes (N,), confidence (N,))` of one
