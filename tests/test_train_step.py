@@ -166,21 +166,26 @@ def test_pixel_logits_in_micro_batches_are_the_whole_batchs(n, most, size):
                                rtol=1e-5, atol=1e-5)
 
 
-def test_micro_batch_keeps_the_residual_stream_within_its_budget():
-    """SpectralGPT's `activation_size` is the floats of one input's residual stream, as its
-    blocks see it; `micro_batch` fits `_MICRO_BATCH_FLOATS` of it on a CPU, None for a family
-    that does not give its size and on other backends."""
+def test_micro_batch_keeps_the_largest_activation_within_its_budget():
+    """SpectralGPT's `activation_size` is the floats of one input's largest activation, here
+    its MLP's hidden layer as the block computes it (tokens × 4 · width); SpectralFormer's the
+    official Indian Pines model's attention scores (4 heads × 201²). `micro_batch` fits
+    `_MICRO_BATCH_FLOATS` of it on a CPU; None for a family that does not give its size and
+    on other backends."""
+    from hsic_jax.models.spectralformer import SpectralFormer
     from hsic_jax.models.spectralgpt import SpectralGPT
     from hsic_jax.train.step import _MICRO_BATCH_FLOATS, micro_batch
 
     tuned, params, _ = _small_spectralgpt()
     _, state = jax.eval_shape(lambda p, x: tuned.module.apply(
-        {"params": p}, x, capture_intermediates=lambda m, _: m.name == "block_0",
+        {"params": p}, x, capture_intermediates=lambda m, _: m.name == "fc1",
         mutable=["intermediates"]), params, example_input(tuned.module))
-    (stream,) = jax.tree.leaves(state["intermediates"])
-    assert stream.shape[1:] == (8, 16)  # (N, tokens, width)
-    assert tuned.module.activation_size == 8 * 16
-    cpu_small = SpectralGPT(num_classes=16, img_size=32, patch_size=8, bands=12, width=192)
-    expected = _MICRO_BATCH_FLOATS // (64 * 192) if jax.default_backend() == "cpu" else None
-    assert micro_batch(cpu_small) == expected
+    hidden = jax.tree.leaves(state["intermediates"])[0]
+    assert hidden.shape[1:] == (8, 64)  # (N, tokens, 4 · width)
+    assert tuned.module.activation_size == 8 * 64
+    assert SpectralFormer(num_classes=16, bands=200).activation_size == 4 * 201**2
+    cpu_small = SpectralGPT(num_classes=16, img_size=32, patch_size=8, bands=12, width=192,
+                            heads=3)
+    on_cpu = jax.default_backend() == "cpu"
+    assert micro_batch(cpu_small) == (_MICRO_BATCH_FLOATS // (64 * 768) if on_cpu else None)
     assert micro_batch(nn.Dense(3)) is None

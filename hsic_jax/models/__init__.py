@@ -6,7 +6,7 @@ A family's module `hsic_jax/models/<name>.py` exports:
       the classifier: `(N, *module.input_shape)` float32 → logits `(N, C)` (`train=` for
       dropout), its params a plain dict `{'backbone', 'head'}`, with attributes `input_shape`
       (the `(H, W, B)` of one input) and `num_classes`, and optionally `activation_size`
-      (the floats of one input's residual stream: prediction on a CPU then runs in
+      (the floats of one input's largest activation: prediction on a CPU then runs in
       micro-batches that keep it in the caches, `hsic_jax.train.step.micro_batch`);
   model_from_config(fields) -> nn.Module
       the module from the `model` fields a converted checkpoint's manifest records;

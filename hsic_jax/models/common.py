@@ -70,6 +70,13 @@ def pre_norm_block(x: jax.Array, attn: nn.Module, mlp: nn.Module,
     return x + drop(mlp(norm("norm2")(x)))
 
 
+def transformer_activation_size(tokens: int, width: int, heads: int, hidden: int) -> int:
+    """Floats of one input's largest activation in a transformer: its attention scores
+    (`heads × tokens²`) or its widest per-token layer (`tokens ×` the widest of `width` and
+    `hidden`, the MLP's or fused projection's)."""
+    return max(heads * tokens**2, tokens * max(width, hidden))
+
+
 def gelu(x: jax.Array) -> jax.Array:
     """Exact GELU as torch computes it, `x · Φ(x)` through erf: on XLA's CPU backend about 8 %
     of SpectralGPT's demo step faster than `nn.gelu(approximate=False)`, which goes through

@@ -49,7 +49,8 @@ import numpy as np
 
 from hsic_jax.adapters.tuned import Target
 from hsic_jax.models.common import (architecture_mismatch, check_input, config_fix,
-                                    dense_dot_general, gelu, module_fields)
+                                    dense_dot_general, gelu, module_fields,
+                                    transformer_activation_size)
 
 MODES = ("CAF", "ViT")
 
@@ -244,6 +245,13 @@ class SpectralFormer(nn.Module):
     def input_shape(self) -> tuple[int, int, int]:
         """`(patches, patches, bands)` of one input."""
         return self.patches, self.patches, self.bands
+
+    @property
+    def activation_size(self) -> int:
+        """Floats of one input's largest activation (`transformer_activation_size`): a token
+        per band and the class token, the fused `to_qkv`'s output its widest layer."""
+        return transformer_activation_size(self.bands + 1, self.dim, self.heads,
+                                           max(self.mlp_dim, 3 * self.heads * self.dim_head))
 
     @nn.compact
     def __call__(self, x, train: bool = False):

@@ -39,7 +39,8 @@ import numpy as np
 
 from hsic_jax.adapters.tuned import Target
 from hsic_jax.models.common import (architecture_mismatch, check_input, dense_dot_general, gelu,
-                                    matmul, module_fields, pre_norm_block)
+                                    matmul, module_fields, pre_norm_block,
+                                    transformer_activation_size)
 from hsic_jax.models.mae import random_masking
 
 # Width, depth, heads and tubelet of the official factory functions
@@ -266,9 +267,10 @@ class SpectralGPT(nn.Module):
 
     @property
     def activation_size(self) -> int:
-        """Floats of one input's residual stream: tokens × width."""
+        """Floats of one input's largest activation (`transformer_activation_size`)."""
         tokens = (self.img_size // self.patch_size) ** 2 * (self.bands // self.tubelet)
-        return tokens * self.width
+        return transformer_activation_size(tokens, self.width, self.heads,
+                                           int(self.mlp_ratio * self.width))
 
     @nn.compact
     def __call__(self, x, train: bool = False):

@@ -238,16 +238,17 @@ def _slice_size(n: int, most: int) -> int:
     return divisor if 2 * divisor >= most else -(-n // -(-n // most))
 
 
-# XLA:CPU runs a forward faster in micro-batches whose residual stream stays in the caches.
-# Batches of 256 pixels (AMD EPYC, 2 cores): cpu-small (6 × 192, 64 tokens) 1.18× in slices of
-# 32 pixels, the demo encoder 1.31× in slices of 64, ViT-B (2 blocks, batch 64) 1.09× in slices
-# of 8; slices of half or twice the size were no faster, a quarter slower.
-_MICRO_BATCH_FLOATS = 2**19
+# XLA:CPU runs a forward faster in micro-batches whose activations stay in the caches.
+# Batches of 256 pixels (AMD EPYC, 2 cores), with the budget's slices: SpectralGPT cpu-small
+# (6 × 192, 64 tokens) 1.18× in slices of 32 pixels, the demo encoder 1.31× in slices of 64,
+# ViT-B (2 blocks, batch 64) 1.09× in slices of 8; SpectralFormer (Indian Pines, 201 tokens)
+# 1.50× in slices of 8. Slices of half or twice the size were no faster, a quarter slower.
+_MICRO_BATCH_FLOATS = 2**21
 
 
 def micro_batch(module) -> int | None:
-    """Pixels a forward of `module` in prediction: on a CPU as many as keep their residual
-    stream (`module.activation_size` floats each, where the family gives it) within
+    """Pixels a forward of `module` in prediction: on a CPU as many as keep their largest
+    activation (`module.activation_size` floats each, where the family gives it) within
     `_MICRO_BATCH_FLOATS`; otherwise None (the whole batch at once)."""
     size = getattr(module, "activation_size", None)
     if jax.default_backend() != "cpu" or size is None:
