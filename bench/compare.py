@@ -61,8 +61,9 @@ against the same loop in PyTorch eager (gather, bilinear resize, forward, softma
 and peak memory after each area (one worker per framework). Each of `--rounds` rounds
 predicts every area in increasing order in both frameworks, which goes first alternating;
 the table gives each framework's median pixels/s and the median of the rounds' JAX/PyTorch
-ratios with their range (`map_records`), the peak memory that after the first round's call. On a CPU the presets predict only the first rows of each scene (`--map-pixels`,
-about 2,048 pixels; the whole scene is on the device); `full` says which.
+ratios with their range (`map_records`), and the peak memory after the first round's call.
+On a CPU the presets predict only the first rows of each scene (`--map-pixels`, about 2,048
+pixels; the whole scene is on the device); `full` says which.
 
 `--what profile`: where a step's time goes, per category (`CATEGORIES`: matmuls by library,
 copies and transposes, elementwise and reductions, convolutions, the rest, and the time in no
