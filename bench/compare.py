@@ -701,6 +701,9 @@ def main(argv=None):
         p.error("--against checks a profile: add profile to --what")
     if args.tolerance < 0:
         p.error(f"--tolerance {args.tolerance}: a share of PyTorch's step, ≥ 0")
+    for name in ("rounds", "steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} {getattr(args, name)}: at least 1")
     baseline = load_baseline(args.against, args.methods) if args.against else None
     preset = dict(PRESETS[args.preset])
     for k in preset:

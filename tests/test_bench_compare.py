@@ -12,7 +12,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from compare import (CATEGORIES, ceiling_table, hlo_categories, load_baseline,  # noqa: E402
-                     map_records, map_table, profile_check, torch_category)
+                     main, map_records, map_table, profile_check, torch_category)
 from torch_spectralgpt import KronaLinear  # noqa: E402
 
 
@@ -117,6 +117,20 @@ def test_profile_check_refuses_a_baseline_it_cannot_use(tmp_path):
     bad.write_text(json.dumps({"records": [_profile("lora", "jax", 1.0)]}))
     with pytest.raises(SystemExit, match=r"records of \['lora'\]; this run profiles \['fft'\]"):
         load_baseline(str(bad), ["fft"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--what", "map", "--rounds", "0"], "--rounds 0: at least 1"),
+    (["--steps", "-2"], "--steps -2: at least 1"),
+    (["--what", "profile", "--tolerance", "-0.1"], "--tolerance -0.1: a share of PyTorch's step, ≥ 0"),
+    (["--what", "step", "--against", "old.json"], "--against checks a profile: add profile to --what"),
+])
+def test_arguments_that_measure_nothing_are_refused_in_one_line(tmp_path, capsys, flags, message):
+    out = tmp_path / "c.json"
+    with pytest.raises(SystemExit) as e:
+        main(["--preset", "cpu-small", "--out", str(out), *flags])
+    assert e.value.code == 2 and not out.exists()
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f": error: {message}")
 
 
 def test_profile_mode_splits_each_step_into_categories(tmp_path):
