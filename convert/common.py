@@ -1,8 +1,8 @@
 """What every family's converter shares: its refusals, its output rules and its main flow.
 
-A family's converter (`convert/<family>.py`) parses its own flags over `io_arguments`, reads
-and maps the official state_dict, and hands `run` a function that returns the Flax params
-and a report `{'model': fields, 'key_map', 'dropped', 'reinitialised'}`; `run` checks
+A family's converter (`convert/<family>.py`) adds its own flags to `parser`'s, reads
+and maps the official state_dict, and hands `run` a function of the parsed flags that returns the
+Flax params and a report `{'model': fields, 'key_map', 'dropped', 'reinitialised'}`; `run` checks
 `--out` first, writes the orbax params and `manifest.json` (family, source sha256, report)
 through `save_converted`, logs what it wrote, and turns a refusal into one line and exit
 status 2. A converter of several input files (HyperSIGMA's spatial and spectral checkpoints)
@@ -27,19 +27,32 @@ class ConversionError(ValueError):
     """A checkpoint that cannot be converted; the message names the file or key at fault."""
 
 
-def io_arguments(parser: argparse.ArgumentParser, checkpoint_help: str,
-                 metavar: str = "FILE.pth", checkpoint_required: bool = True) -> None:
-    """`--checkpoint`, `--out` and `--replace`, as every converter takes them (`--checkpoint`
-    optional for a converter that also takes other input files)."""
-    parser.add_argument("--checkpoint", required=checkpoint_required, metavar=metavar,
-                        help=checkpoint_help)
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder (orbax params/ + manifest.json): a new or empty "
-                             "folder, or an earlier conversion with --replace; anything else "
-                             "is refused")
-    parser.add_argument("--replace", action="store_true",
-                        help="replace the earlier conversion in --out, once the new one is "
-                             "complete")
+def parser(family: str, description: str, checkpoint_help: str, metavar: str = "FILE.pth",
+           checkpoint_required: bool = True) -> argparse.ArgumentParser:
+    """The command line of `python -m convert FAMILY`, with `--checkpoint`, `--out` and
+    `--replace` as every converter takes them (`--checkpoint` optional for a converter that
+    also takes other input files); the family adds its own flags."""
+    p = argparse.ArgumentParser(prog=f"python -m convert {family}", description=description)
+    p.add_argument("--checkpoint", required=checkpoint_required, metavar=metavar,
+                   help=checkpoint_help)
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (orbax params/ + manifest.json): a new or empty folder, or "
+                        "an earlier conversion with --replace; anything else is refused")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the earlier conversion in --out, once the new one is complete")
+    return p
+
+
+def heads_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    """`--heads`, which no checkpoint stores (the weights give only the attention's width);
+    `default` says what it defaults to."""
+    parser.add_argument("--heads", type=int, default=None,
+                        help=f"attention heads, not stored in the weights (default: {default})")
+
+
+def heads_by_width(variants: Mapping[str, Mapping[str, int]]) -> str:
+    """The official variants' heads by width, for `heads_argument`: '768 -> 12, 1024 -> 16'."""
+    return ", ".join(f"{v['width']} -> {v['heads']}" for v in variants.values())
 
 
 def head_arguments(parser: argparse.ArgumentParser, head: str) -> None:
@@ -79,19 +92,20 @@ def check_out(out: str, checkpoint: str | Sequence[str], replace: bool) -> None:
     check_out_dir(out, replace)
 
 
-def run(args: argparse.Namespace, family: str, convert: Callable[[], tuple[dict, dict]],
-        log: logging.Logger, notes: Callable[[dict], list[str]] = lambda report: [],
-        sources: Mapping[str, str] | None = None) -> int:
+def run(args: argparse.Namespace, family: str,
+        convert: Callable[[argparse.Namespace], tuple[dict, dict]], log: logging.Logger,
+        io: str = "", sources: Mapping[str, str] | None = None) -> int:
     """Convert `args.checkpoint` (or the files `sources`, `{role: path}`) into `args.out` with
-    `convert()`; 0, or 2 after one line on a refusal. `notes(report)` adds family-specific
-    log lines."""
+    `convert(args)`; 0, or 2 after one line on a refusal. `io` says what the converted model
+    takes and gives, a format string over the report's `model` fields, logged after it (as is
+    the MAE decoder a report's `decoder` entry describes)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for logger in (log, logging.getLogger(__name__)):  # the family's, and read_checkpoint's
         logger.setLevel(logging.INFO)  # basicConfig does nothing once orbax's import set up logging
     inputs = [args.checkpoint] if sources is None else list(sources.values())
     try:
         check_out(args.out, inputs, args.replace)
-        params, report = convert()
+        params, report = convert(args)
         log.info("computing the sha256 of %s", ", ".join(inputs))
         if sources is None:
             origin = dict(source=os.path.abspath(args.checkpoint),
@@ -109,8 +123,11 @@ def run(args: argparse.Namespace, family: str, convert: Callable[[], tuple[dict,
     log.info("wrote %s: %d tensors, %d of them converted from %s; model %s", args.out,
              len(report["key_map"]) + len(report["reinitialised"]), len(report["key_map"]),
              " and ".join(inputs), ", ".join(f"{k}={v}" for k, v in report["model"].items()))
-    for line in notes(report):
-        log.info("%s", line)
+    if io:
+        log.info("input: %s", io.format(**report["model"]))
+    if "decoder" in report:
+        log.info("kept the MAE decoder (decoder/): %s",
+                 ", ".join(f"{k} {v}" for k, v in report["decoder"].items()))
     if report["dropped"]:
         log.info("dropped %d tensors: %s", len(report["dropped"]), summary(report["dropped"]))
     if report["reinitialised"]:

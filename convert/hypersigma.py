@@ -58,8 +58,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from convert.common import (ConversionError, fresh, io_arguments, load_state_dict, mapped,
-                            param_shapes, run, unflatten)
+from convert.common import (ConversionError, fresh, heads_argument, heads_by_width,
+                            load_state_dict, mapped, param_shapes, parser, run, unflatten)
 from hsic_jax.models.hypersigma import FPN, VARIANTS, check_geometry, model_from_config
 
 # Where a checkpoint keeps its state_dict: the official pretraining saves {'model': ..., ...};
@@ -67,6 +67,10 @@ from hsic_jax.models.hypersigma import FPN, VARIANTS, check_geometry, model_from
 WRAPPERS = ("model", "state_dict")
 
 log = logging.getLogger("convert.hypersigma")
+
+# What the converted model takes and gives, over the fields of its config (logged by `run`).
+IO = ("(N, {img_size}, {img_size}, {bands}) patches -> (N, {num_classes}) logits "
+      "(official output c + 1 is our class c)")
 
 OFFICIAL = dict(img_size=33, bands=30, patch_size=2, num_tokens=100, n_points=8,
                 drop_path=0.1, dropout=0.4)
@@ -434,15 +438,14 @@ def _indices(text: str) -> tuple[int, ...]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m convert hypersigma",
-        description="Convert HyperSIGMA checkpoints into a Flax checkpoint folder for hsic-jax: "
-                    "the pretrained spatial and spectral encoders (--spatial, --spectral), "
-                    "transferred as the official classification notebook does, or a fine-tuned "
-                    "SSFusionFramework state_dict (--checkpoint).")
-    io_arguments(p, "a fine-tuned SSFusionFramework state_dict (bare, as the official notebook "
-                    "saves it, or under 'model' / 'state_dict'); or give --spatial and --spectral",
-                 checkpoint_required=False)
+    p = parser("hypersigma",
+               "Convert HyperSIGMA checkpoints into a Flax checkpoint folder for hsic-jax: "
+               "the pretrained spatial and spectral encoders (--spatial, --spectral), "
+               "transferred as the official classification notebook does, or a fine-tuned "
+               "SSFusionFramework state_dict (--checkpoint).",
+               "a fine-tuned SSFusionFramework state_dict (bare, as the official notebook "
+               "saves it, or under 'model' / 'state_dict'); or give --spatial and --spectral",
+               checkpoint_required=False)
     p.add_argument("--spatial", metavar="FILE.pth",
                    help="pretrained spatial ViT, e.g. spat-vit-base-ultra-checkpoint-1599.pth")
     p.add_argument("--spectral", metavar="FILE.pth",
@@ -464,9 +467,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n-points", type=int, default=None,
                    help="sampling points per head (default: the checkpoint's sampling_offsets, "
                         "else 8, the official)")
-    p.add_argument("--heads", type=int, default=None,
-                   help="attention heads (default: the official model size's for the width: "
-                        "768 -> 12, 1024 -> 16, 1280 -> 16)")
+    heads_argument(p, f"the official model size's for the width: {heads_by_width(VARIANTS)}")
     p.add_argument("--interval", type=int, default=None,
                    help="block i has full attention when (i + 1) %% interval == 0, sampling "
                         "attention otherwise (default: the official 3 / 6 / 8)")
@@ -478,6 +479,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def convert_args(args: argparse.Namespace) -> tuple[dict, dict]:
+    """`convert_pretrained` of `--spatial` and `--spectral`, or `convert_full` of `--checkpoint`,
+    with the options the command line names."""
+    flags = dict(heads=args.heads, interval=args.interval, out_indices=args.out_indices,
+                 n_points=args.n_points, seed=args.seed)
+    if args.checkpoint is not None:
+        return convert_full(load_state_dict(args.checkpoint, WRAPPERS), args.checkpoint,
+                            num_classes=args.num_classes, **flags)
+    if args.num_classes is None:
+        raise ConversionError("pretrained encoders have no classifier: pass "
+                              "--num-classes C (the scene's classes, without background)")
+    spatial = load_state_dict(args.spatial, WRAPPERS)
+    spectral = load_state_dict(args.spectral, WRAPPERS)
+    return convert_pretrained(spatial, spectral, _sources(args), num_classes=args.num_classes,
+                              img_size=args.img_size, bands=args.bands,
+                              patch_size=args.patch_size, num_tokens=args.num_tokens, **flags)
+
+
+def _sources(args: argparse.Namespace) -> dict[str, str] | None:
+    """`{role: path}` of the pretrained encoders, or None for a fine-tuned `--checkpoint`."""
+    if args.checkpoint is not None:
+        return None
+    return {"spatial": args.spatial, "spectral": args.spectral}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     pretrained = args.spatial is not None or args.spectral is not None
@@ -486,35 +512,7 @@ def main(argv=None) -> int:
         print("error: give either --checkpoint (a fine-tuned SSFusionFramework) or both "
               "--spatial and --spectral (the pretrained encoders)", file=sys.stderr)
         return 2
-    flags = dict(heads=args.heads, interval=args.interval, out_indices=args.out_indices,
-                 n_points=args.n_points, seed=args.seed)
-
-    if pretrained:
-        sources = {"spatial": args.spatial, "spectral": args.spectral}
-
-        def make():
-            if args.num_classes is None:
-                raise ConversionError("pretrained encoders have no classifier: pass "
-                                      "--num-classes C (the scene's classes, without background)")
-            spatial = load_state_dict(args.spatial, WRAPPERS)
-            spectral = load_state_dict(args.spectral, WRAPPERS)
-            return convert_pretrained(spatial, spectral, sources, num_classes=args.num_classes,
-                                      img_size=args.img_size, bands=args.bands,
-                                      patch_size=args.patch_size, num_tokens=args.num_tokens,
-                                      **flags)
-    else:
-        sources = None
-
-        def make():
-            return convert_full(load_state_dict(args.checkpoint, WRAPPERS), args.checkpoint,
-                                num_classes=args.num_classes, **flags)
-
-    def notes(report):
-        cfg = report["model"]
-        return [f"input: (N, {cfg['img_size']}, {cfg['img_size']}, {cfg['bands']}) patches "
-                f"-> (N, {cfg['num_classes']}) logits (official output c + 1 is our class c)"]
-
-    return run(args, "hypersigma", make, log, notes, sources=sources)
+    return run(args, "hypersigma", convert_args, log, sources=_sources(args), io=IO)
 
 
 if __name__ == "__main__":

@@ -42,12 +42,16 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from convert.common import (ConversionError, head_arguments, head_classes, io_arguments,
-                            load_state_dict, map_one_to_one, run)
+from convert.common import (ConversionError, head_arguments, head_classes, load_state_dict,
+                            map_one_to_one, parser, run)
 from hsic_jax.models.mambahsi import (MAMBA_TYPES, NUM_BLOCKS, check_geometry,
                                       model_from_config)
 
 log = logging.getLogger("convert.mambahsi")
+
+# What the converted model takes and gives, over the fields of its config (logged by `run`).
+IO = ("a whole scene (1, H, W, {bands}) of per-band 2-98 % stretched, 8-bit quantised "
+      "bands / 255 -> per-pixel logits (1, H, W, {num_classes})")
 
 OFFICIAL_GROUP_NUM = 4
 OFFICIAL_TOKEN_NUM = 4  # recorded for 'spa' models, which have no spectral branch to show it
@@ -210,12 +214,11 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, group_num: int = OFFICIA
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m convert mambahsi",
-        description="Convert an official MambaHSI checkpoint (the state_dict that "
-                    "train_MambaHSI.py saves, best_tr30_val10.pth) into a Flax checkpoint "
-                    "folder for hsic-jax.")
-    io_arguments(p, "the official state_dict (bare, or under 'state_dict' / 'model')", "FILE.pth")
+    p = parser("mambahsi",
+               "Convert an official MambaHSI checkpoint (the state_dict that "
+               "train_MambaHSI.py saves, best_tr30_val10.pth) into a Flax checkpoint "
+               "folder for hsic-jax.",
+               "the official state_dict (bare, or under 'state_dict' / 'model')")
     p.add_argument("--group-num", type=int, default=OFFICIAL_GROUP_NUM,
                    help=f"GroupNorm groups, not stored in the weights (default: "
                         f"{OFFICIAL_GROUP_NUM}, the official)")
@@ -229,22 +232,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def convert_args(args: argparse.Namespace) -> tuple[dict, dict]:
+    """`convert` of the checkpoint and options the command line names."""
+    return convert(load_state_dict(args.checkpoint), args.checkpoint,
+                   group_num=args.group_num, use_residual=not args.no_residual,
+                   mamba_type=args.mamba_type, num_classes=args.num_classes, seed=args.seed)
+
+
 def main(argv=None) -> int:
-    args = parse_args(argv)
-
-    def make():
-        return convert(load_state_dict(args.checkpoint), args.checkpoint,
-                       group_num=args.group_num, use_residual=not args.no_residual,
-                       mamba_type=args.mamba_type, num_classes=args.num_classes, seed=args.seed)
-
-    return run(args, "mambahsi", make, log, _notes)
-
-
-def _notes(report: dict) -> list[str]:
-    """What the converted model takes and gives, for the log."""
-    cfg = report["model"]
-    return [f"input: a whole scene (1, H, W, {cfg['bands']}) of per-band 2-98 % stretched, "
-            f"8-bit quantised bands / 255 -> per-pixel logits (1, H, W, {cfg['num_classes']})"]
+    return run(parse_args(argv), "mambahsi", convert_args, log, io=IO)
 
 
 if __name__ == "__main__":

@@ -43,11 +43,15 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from convert.common import (ConversionError, head_arguments, head_classes, io_arguments,
-                            load_state_dict, map_one_to_one, run)
+from convert.common import (ConversionError, head_arguments, head_classes, heads_argument,
+                            load_state_dict, map_one_to_one, parser, run)
 from hsic_jax.models.spectralformer import MODES, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralformer")
+
+# What the converted model takes and gives, over the fields of its config (logged by `run`).
+IO = ("(N, {patches}, {patches}, {bands}) per-band min-max normalised neighbourhoods "
+      "-> (N, {num_classes}) logits")
 
 # The official demo's model (`demo.py`: ViT(dim=64, depth=5, heads=4, mlp_dim=8, dropout=0.1,
 # emb_dropout=0.1)); dim_head follows from the weights and the heads.
@@ -212,12 +216,11 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, mode: str, patches: int 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m convert spectralformer",
-        description="Convert an official SpectralFormer checkpoint (the state_dict of "
-                    "vit_pytorch.ViT, e.g. log/SpectralFormer_patch_*.pt) into a Flax checkpoint "
-                    "folder for hsic-jax.")
-    io_arguments(p, "the official state_dict (bare, or under 'state_dict' / 'model')", "FILE.pt")
+    p = parser("spectralformer",
+               "Convert an official SpectralFormer checkpoint (the state_dict of "
+               "vit_pytorch.ViT, e.g. log/SpectralFormer_patch_*.pt) into a Flax checkpoint "
+               "folder for hsic-jax.",
+               "the official state_dict (bare, or under 'state_dict' / 'model')", "FILE.pt")
     p.add_argument("--mode", required=True, choices=MODES,
                    help="the official --mode the checkpoint was trained with: CAF (SpectralFormer, "
                         "cross-layer adaptive fusion) or ViT (its skipcat tensors are dropped); "
@@ -229,29 +232,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--band-patches", type=int, default=None,
                    help="the official --band_patches (odd), bands per token; needed only "
                         "without --patches")
-    p.add_argument("--heads", type=int, default=None,
-                   help=f"attention heads, not stored in the weights (default: {OFFICIAL_HEADS}, "
-                        "the official demo's; dim_head = q width / heads)")
+    heads_argument(p, f"{OFFICIAL_HEADS}, the official demo's; dim_head = q width / heads")
     head_arguments(p, "mlp_head")
     return p.parse_args(argv)
 
 
+def convert_args(args: argparse.Namespace) -> tuple[dict, dict]:
+    """`convert` of the checkpoint and options the command line names."""
+    return convert(load_state_dict(args.checkpoint), args.checkpoint, mode=args.mode,
+                   patches=args.patches, band_patches=args.band_patches, heads=args.heads,
+                   num_classes=args.num_classes, seed=args.seed)
+
+
 def main(argv=None) -> int:
-    args = parse_args(argv)
-
-    def make():
-        return convert(load_state_dict(args.checkpoint), args.checkpoint, mode=args.mode,
-                       patches=args.patches, band_patches=args.band_patches, heads=args.heads,
-                       num_classes=args.num_classes, seed=args.seed)
-
-    return run(args, "spectralformer", make, log, _notes)
-
-
-def _notes(report: dict) -> list[str]:
-    """What the converted model takes and gives, for the log."""
-    cfg = report["model"]
-    return [f"input: (N, {cfg['patches']}, {cfg['patches']}, {cfg['bands']}) per-band min-max "
-            f"normalised neighbourhoods -> (N, {cfg['num_classes']}) logits"]
+    return run(parse_args(argv), "spectralformer", convert_args, log, io=IO)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from convert.common import (ConversionError, head_classes, import_torch, io_arguments,
-                            read_checkpoint, run, unflatten)
+from convert.common import (ConversionError, head_classes, heads_argument, heads_by_width,
+                            import_torch, parser, read_checkpoint, run, unflatten)
 from hsic_jax.models.posemb import resample_grid, resample_joint
 from hsic_jax.models.spectralgpt import VARIANTS, SpectralMAE, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralgpt")
+
+# What the converted model takes and gives, over the fields of its config (logged by `run`).
+IO = ("(N, {img_size}, {img_size}, {bands}) patches of normalised bands (PCA "
+      "components) -> (N, {num_classes}) logits")
 
 # Keys of the MAE pre-training decoder (present in SpectralGPT(+).pth): mapped onto `decoder/`.
 DECODER = re.compile(r"^(decoder_|mask_token$)")
@@ -315,11 +319,10 @@ def torch_key(target: str) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m convert.spectralgpt",
-        description="Convert a PyTorch SpectralGPT checkpoint (SpectralGPT.pth, SpectralGPT+.pth "
-                    "or an official fine-tuned one) into a Flax checkpoint folder for hsic-jax.")
-    io_arguments(p, "PyTorch checkpoint {'model': state_dict, ...} as the official scripts save it")
+    p = parser("spectralgpt",
+               "Convert a PyTorch SpectralGPT checkpoint (SpectralGPT.pth, SpectralGPT+.pth "
+               "or an official fine-tuned one) into a Flax checkpoint folder for hsic-jax.",
+               "PyTorch checkpoint {'model': state_dict, ...} as the official scripts save it")
     p.add_argument("--img-size", type=int, default=32,
                    help="input size in pixels (square); position grids are resampled to "
                         "img-size / patch with PyTorch bicubic (default: 32, the paper's)")
@@ -335,9 +338,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "default and the paper's setting (pre-trained tables are dropped); "
                         "separable: spatial + spectral tables, loaded from a pre-training "
                         "checkpoint (default: joint)")
-    p.add_argument("--heads", type=int, default=None,
-                   help="attention heads (not stored in the weights; default: the official "
-                        "variant's for the checkpoint's width: 768 -> 12, 1024 -> 16, 1280 -> 16)")
+    heads_argument(p, f"the official variant's for the checkpoint's width: {heads_by_width(VARIANTS)}")
     p.add_argument("--decoder-heads", type=int, default=DECODER_HEADS,
                    help="attention heads of the MAE decoder of a pre-training checkpoint (not "
                         "stored in the weights; its width and depth are read off the tensors; "
@@ -347,25 +348,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def convert_args(args: argparse.Namespace) -> tuple[dict, dict]:
+    """`convert` of the checkpoint and options the command line names."""
+    sd, ckpt_args = load_state_dict(args.checkpoint)
+    return convert(sd, args.checkpoint, img_size=args.img_size, bands=args.bands,
+                   num_classes=args.num_classes, pos_embed=args.pos_embed, heads=args.heads,
+                   source_img_size=ckpt_args.get("input_size"), seed=args.seed,
+                   decoder_heads=args.decoder_heads)
+
+
 def main(argv=None) -> int:
-    args = parse_args(argv)
-
-    def make():
-        sd, ckpt_args = load_state_dict(args.checkpoint)
-        return convert(sd, args.checkpoint, img_size=args.img_size, bands=args.bands,
-                       num_classes=args.num_classes, pos_embed=args.pos_embed, heads=args.heads,
-                       source_img_size=ckpt_args.get("input_size"), seed=args.seed,
-                       decoder_heads=args.decoder_heads)
-
-    return run(args, "spectralgpt", make, log, notes=_notes)
-
-
-def _notes(report: dict) -> list[str]:
-    decoder = report.get("decoder")
-    if decoder is None:
-        return []
-    return [f"kept the MAE decoder (decoder/): width {decoder['width']}, depth {decoder['depth']}, "
-            f"heads {decoder['heads']}"]
+    return run(parse_args(argv), "spectralgpt", convert_args, log, io=IO)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Every checkpoint the converter cannot take is refused with one line naming the key or file."""
 
+import argparse
 import json
+import logging
 import os
 import pickle
 import stat
@@ -12,6 +14,7 @@ import pytest
 import torch
 
 import torch_reference as ref
+from convert import common
 from convert.spectralgpt import main as convert_main
 from hsic_jax.models.converted import read_manifest
 
@@ -146,6 +149,25 @@ def test_reinitialised_keys_are_listed(tmp_path, capsys, state_dict, caplog):
     assert manifest["dropped"] == ["head.bias", "head.weight", "pos_embed"]
     assert manifest["model"]["num_classes"] == 7 and len(manifest["source_sha256"]) == 64
     assert "initialised fresh: backbone/pos_embed_spatial" in caplog.text
+    assert ("input: (N, 16, 16, 12) patches of normalised bands (PCA components) -> (N, 7) logits"
+            in caplog.messages)
+    assert not any("decoder" in m for m in caplog.messages)  # a fine-tune checkpoint has none
+
+
+def test_run_logs_the_io_and_a_kept_decoder(tmp_path, caplog):
+    """`common.run` formats `io` over the report's model fields and describes a kept decoder."""
+    caplog.set_level("INFO")
+    src = tmp_path / "in.pth"
+    src.write_bytes(b"weights")
+    report = dict(model=dict(img_size=8, bands=6, num_classes=3),
+                  decoder=dict(width=32, depth=2, heads=4),
+                  key_map={"w": "head/kernel"}, dropped=[], reinitialised=[])
+    args = argparse.Namespace(checkpoint=str(src), out=str(tmp_path / "out"), replace=False)
+    code = common.run(args, "spectralgpt", lambda a: ({"head": {"kernel": np.ones((2, 3))}}, report),
+                      logging.getLogger("test"), io="({img_size}, {bands}) -> {num_classes}")
+    assert code == 0 and read_manifest(args.out)["decoder"] == report["decoder"]
+    assert "input: (8, 6) -> 3" in caplog.messages
+    assert "kept the MAE decoder (decoder/): width 32, depth 2, heads 4" in caplog.messages
 
 
 def test_existing_output_survives_a_failed_conversion(tmp_path, capsys, state_dict):

@@ -339,7 +339,10 @@ def test_cli_lists_the_family(capsys):
     assert "hypersigma" in convert_cli.FAMILIES
     with pytest.raises(SystemExit) as exit_:
         convert_cli.main(["hypersigma", "--help"])
-    assert exit_.value.code == 0 and "--spectral" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
+    assert exit_.value.code == 0 and "--spectral" in out
+    # --heads's default, from the official sizes: the weights give the width, not the heads
+    assert "the official model size's for the width: 768 -> 12, 1024 -> 16, 1280 -> 16)" in out
 
 
 # ---------------------------------------------------------------- counts and configs
