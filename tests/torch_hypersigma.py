@@ -19,21 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_reference import Mlp  # timm's Mlp, which both official codes use
+
 
 def centre_points(height, width):
     """(1, H·W, 2) normalised (x, y) cell centres of a row-major grid."""
     ys, xs = torch.meshgrid(torch.linspace(0.5, height - 0.5, height),
                             torch.linspace(0.5, width - 0.5, width), indexing="ij")
     return torch.stack([xs.reshape(-1) / width, ys.reshape(-1) / height], dim=-1)[None]
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim, hidden):
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class FullAttention(nn.Module):
