@@ -1,5 +1,6 @@
 """The train steps: a patch step's epoch visits every training pixel once, in a seeded order;
-a whole-scene step's loss is over the training pixels only."""
+a whole-scene step's loss is over the training pixels only; prediction in micro-batches gives the
+whole batch's logits, and no patch family's logits depend on an input's batch-mates."""
 
 import functools
 
@@ -9,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 
+from hsic_jax import models
 from hsic_jax.adapters.methods import method_from_config
 from hsic_jax.adapters.tuned import Target, TunedModel, example_input
 from hsic_jax.train.optimizer import make_optimizer
@@ -164,6 +166,27 @@ def test_pixel_logits_in_micro_batches_are_the_whole_batchs(n, most, size):
     np.testing.assert_allclose(sliced, whole, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(whole, tuned.apply(params, inputs(padded, coords, geo)),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family, fields", [
+    ("spectralgpt", dict(img_size=8, patch_size=4, bands=6, width=16, depth=2, heads=2)),
+    ("spectralformer", dict(patches=3, bands=6, band_patches=3, dim=16, depth=2, heads=2,
+                            dim_head=8, mlp_dim=8)),
+    ("hypersigma", dict(img_size=9, bands=6, patch_size=1, width=16, depth=4, heads=2,
+                        interval=2, out_indices=(0, 1, 2, 3), n_points=2, num_tokens=4,
+                        spat_classifier_in=32, spat_classifier1_in=32)),
+])
+def test_an_inputs_logits_do_not_depend_on_its_batch_mates(family, fields):
+    """In evaluation, every patch family gives input 0 the same logits, to the bit, whatever
+    the other inputs of its batch are (no batch statistics): what lets prediction pad its last
+    batch and cut batches into micro-batches without moving a pixel's class."""
+    module = models.family(family).model_from_config(dict(num_classes=5, **fields))
+    x = jax.random.normal(jax.random.key(0), (6, *module.input_shape))
+    params = module.init(jax.random.key(1), x[:1])
+    apply = jax.jit(module.apply)
+    first = apply(params, x)[0]
+    np.testing.assert_array_equal(apply(params, x.at[1:].set(3 * x[1:] + 1))[0], first)
+    assert not np.array_equal(apply(params, x)[1], first)  # the inputs do matter
 
 
 def test_micro_batch_keeps_the_largest_activation_within_its_budget():
