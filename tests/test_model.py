@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hsic_jax import models
 from hsic_jax.models import VARIANTS, model_from_config
 
 TINY = dict(width=48, depth=3, heads=3, patch_size=4, img_size=16, bands=12, num_classes=5)
@@ -37,6 +38,16 @@ def test_variant_parameter_counts(variant, expected):
     assert n_params(shapes) == total
     if expected is not None:
         assert total == expected
+
+
+@pytest.mark.parametrize("family", ["spectralgpt", "hypersigma"])
+def test_a_variant_fills_the_fields_not_given_and_an_unknown_one_is_refused(family):
+    fam = models.family(family)
+    model = fam.model_from_config(dict(name=family, variant="large", depth=2, num_classes=3))
+    assert (model.width, model.heads, model.depth) == (1024, 16, 2)  # the preset's, then ours
+    with pytest.raises(ValueError, match=r"model variant 'giant' is not one of "
+                                         r"\['base', 'huge', 'large'\]"):
+        fam.model_from_config(dict(variant="giant", num_classes=3))
 
 
 def test_pooling_flag_changes_the_features():

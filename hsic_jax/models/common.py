@@ -20,10 +20,17 @@ def check_input(family: str, x, expected: tuple[int, ...], axes: str) -> None:
                          f"(N, {', '.join(map(str, expected))}) = (N, {axes}) for this model")
 
 
-def module_fields(cfg: Mapping) -> dict:
+def module_fields(cfg: Mapping, variants: Mapping[str, Mapping] | None = None) -> dict:
     """`config.model` (or a manifest's model fields) as a module's keyword arguments: `name`,
-    the family's, dropped; a `dtype` given by name ('float32', 'bfloat16') resolved."""
+    the family's, dropped; a `dtype` given by name ('float32', 'bfloat16') resolved; with a
+    family's `variants` (its presets by name), a `variant` field replaced by its preset's
+    fields, under those `cfg` gives."""
     fields = {k: v for k, v in cfg.items() if k != "name"}
+    variant = fields.pop("variant", None) if variants is not None else None
+    if variant is not None:
+        if variant not in variants:
+            raise ValueError(f"model variant {variant!r} is not one of {sorted(variants)}")
+        fields = {**variants[variant], **fields}
     if isinstance(fields.get("dtype"), str):
         if fields["dtype"] not in DTYPES:
             raise ValueError(f"model dtype {fields['dtype']!r} is not one of {sorted(DTYPES)}")

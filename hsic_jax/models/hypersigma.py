@@ -614,12 +614,7 @@ def check_geometry(img_size, patch_size, width, heads, depth, interval, out_indi
 def model_kwargs(cfg: Mapping) -> dict:
     """Keyword arguments of `HyperSIGMA` from a config mapping (a `variant`, the official
     `model_size`, fills the preset; `name`, the family's, is dropped)."""
-    cfg = module_fields(cfg)
-    variant = cfg.pop("variant", None)
-    if variant is not None:
-        if variant not in VARIANTS:
-            raise ValueError(f"model variant {variant!r} is not one of {sorted(VARIANTS)}")
-        cfg = {**VARIANTS[variant], **cfg}
+    cfg = module_fields(cfg, VARIANTS)
     if "out_indices" in cfg:
         cfg["out_indices"] = tuple(int(i) for i in cfg["out_indices"])
     return cfg

@@ -303,13 +303,7 @@ def check_geometry(img_size, patch_size, bands, tubelet, width, heads, pos_embed
 def model_kwargs(cfg: Mapping) -> dict:
     """Keyword arguments of `SpectralGPT` from a config mapping (a `variant` fills the preset;
     `name`, the family's, is dropped)."""
-    cfg = module_fields(cfg)
-    variant = cfg.pop("variant", None)
-    if variant is not None:
-        if variant not in VARIANTS:
-            raise ValueError(f"model variant {variant!r} is not one of {sorted(VARIANTS)}")
-        cfg = {**VARIANTS[variant], **cfg}
-    return cfg
+    return module_fields(cfg, VARIANTS)
 
 
 def model_from_config(cfg: Mapping) -> SpectralGPT:
