@@ -27,6 +27,19 @@ class ConversionError(ValueError):
     """A checkpoint that cannot be converted; the message names the file or key at fault."""
 
 
+def same(w) -> np.ndarray:
+    """A tensor whose torch and Flax layouts agree (a bias, a norm's scale, a table)."""
+    return np.asarray(w)
+
+
+def linear(w) -> np.ndarray:
+    """A torch Linear weight `(out, in)` as a Flax Dense kernel `(in, out)`."""
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise ValueError("expected a 2-D Linear weight (out, in)")
+    return w.T
+
+
 def parser(family: str, description: str, checkpoint_help: str, metavar: str = "FILE.pth",
            checkpoint_required: bool = True) -> argparse.ArgumentParser:
     """The command line of `python -m convert FAMILY`, with `--checkpoint`, `--out` and

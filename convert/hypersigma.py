@@ -58,8 +58,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from convert.common import (ConversionError, fresh, heads_argument, heads_by_width,
-                            load_state_dict, mapped, param_shapes, parser, run, unflatten)
+from convert.common import (ConversionError, fresh, heads_argument, heads_by_width, linear,
+                            load_state_dict, mapped, param_shapes, parser, run, same,
+                            unflatten)
 from hsic_jax.models.hypersigma import FPN, VARIANTS, check_geometry, model_from_config
 
 # Where a checkpoint keeps its state_dict: the official pretraining saves {'model': ..., ...};
@@ -87,17 +88,6 @@ BLOCK_CORE = ("norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias",
 
 
 # ---------------------------------------------------------------- transforms (torch → Flax)
-
-def _same(w):
-    return np.asarray(w)
-
-
-def _linear(w):  # (out, in) -> (in, out)
-    w = np.asarray(w)
-    if w.ndim != 2:
-        raise ValueError("expected a 2-D Linear weight (out, in)")
-    return w.T
-
 
 def _pointwise(w):  # Conv2d (out, in, 1, 1) or Conv1d (out, in, 1) -> (in, out)
     w = np.asarray(w)
@@ -129,22 +119,22 @@ def _rows(start, stop, transform):  # a slice of the output rows of a Linear wei
 def _block_keys(torch_prefix: str, flax_prefix: str, sample: bool) -> dict:
     m = {}
     for norm in ("norm1", "norm2"):
-        m[f"{torch_prefix}{norm}.weight"] = [(f"{flax_prefix}/{norm}/scale", _same)]
-        m[f"{torch_prefix}{norm}.bias"] = [(f"{flax_prefix}/{norm}/bias", _same)]
+        m[f"{torch_prefix}{norm}.weight"] = [(f"{flax_prefix}/{norm}/scale", same)]
+        m[f"{torch_prefix}{norm}.bias"] = [(f"{flax_prefix}/{norm}/bias", same)]
     layers = ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]
     if sample:
         layers.append("attn.sampling_offsets")
     for layer in layers:
         path = f"{flax_prefix}/{layer.replace('.', '/')}"
-        m[f"{torch_prefix}{layer}.weight"] = [(f"{path}/kernel", _linear)]
-        m[f"{torch_prefix}{layer}.bias"] = [(f"{path}/bias", _same)]
+        m[f"{torch_prefix}{layer}.weight"] = [(f"{path}/kernel", linear)]
+        m[f"{torch_prefix}{layer}.bias"] = [(f"{path}/bias", same)]
     return m
 
 
-def _dense_keys(torch_name: str, flax_path: str, transform=_linear, bias=True) -> dict:
+def _dense_keys(torch_name: str, flax_path: str, transform=linear, bias=True) -> dict:
     m = {f"{torch_name}.weight": [(f"{flax_path}/kernel", transform)]}
     if bias:
-        m[f"{torch_name}.bias"] = [(f"{flax_path}/bias", _same)]
+        m[f"{torch_name}.bias"] = [(f"{flax_path}/bias", same)]
     return m
 
 
@@ -156,12 +146,12 @@ def key_map(arch: Mapping) -> dict[str, list[tuple[str, Callable]]]:
     m: dict = {}
     # spatial ViT
     m.update(_dense_keys("spat_encoder.patch_embed.proj", "backbone/spat_patch_embed", _conv))
-    m["spat_encoder.pos_embed"] = [("backbone/spat_pos_embed", _same)]
+    m["spat_encoder.pos_embed"] = [("backbone/spat_pos_embed", same)]
     for i in range(depth):
         m.update(_block_keys(f"spat_encoder.blocks.{i}.", f"backbone/spat_block_{i}",
                              (i + 1) % interval != 0))
-    m["spat_encoder.norm.weight"] = [("backbone/unused/spat_norm/scale", _same)]
-    m["spat_encoder.norm.bias"] = [("backbone/unused/spat_norm/bias", _same)]
+    m["spat_encoder.norm.weight"] = [("backbone/unused/spat_norm/scale", same)]
+    m["spat_encoder.norm.bias"] = [("backbone/unused/spat_norm/bias", same)]
     for j, op in enumerate(FPN[arch["patch_size"]]):
         if op == "up":
             m.update(_dense_keys(f"spat_encoder.fpn{j + 1}.0", f"backbone/spat_fpn{j + 1}",
@@ -172,12 +162,12 @@ def key_map(arch: Mapping) -> dict[str, list[tuple[str, Callable]]]:
     m.update(_dense_keys("spat_encoder.cls", "backbone/unused/spat_cls", _pointwise))
     # spectral ViT
     m.update(_dense_keys("spec_encoder.spat_map", "backbone/spec_spat_map"))
-    m["spec_encoder.pos_embed"] = [("backbone/spec_pos_embed", _same)]
+    m["spec_encoder.pos_embed"] = [("backbone/spec_pos_embed", same)]
     for i in range(depth):
         where = f"backbone/spec_block_{i}" if i <= last else f"backbone/unused/spec_block_{i}"
         m.update(_block_keys(f"spec_encoder.blocks.{i}.", where, (i + 1) % interval != 0))
-    m["spec_encoder.norm.weight"] = [("backbone/unused/spec_norm/scale", _same)]
-    m["spec_encoder.norm.bias"] = [("backbone/unused/spec_norm/bias", _same)]
+    m["spec_encoder.norm.weight"] = [("backbone/unused/spec_norm/scale", same)]
+    m["spec_encoder.norm.bias"] = [("backbone/unused/spec_norm/bias", same)]
     for j in range(4):
         for which in "qkv":
             m.update(_dense_keys(f"spec_encoder.conv_{which}.{j}",
@@ -192,10 +182,10 @@ def key_map(arch: Mapping) -> dict[str, list[tuple[str, Callable]]]:
         m.update(_dense_keys(f"fc_spec{k}.2", f"backbone/fc_spec{k}/excite", bias=False))
     m.update(_dense_keys("classifier.0", "head/fc_0"))
     m.update(_dense_keys("classifier.2", "head/fc_1"))
-    m["classifier.4.weight"] = [("head/background/kernel", _rows(0, 1, _linear)),
-                                ("head/kernel", _rows(1, classes, _linear))]
-    m["classifier.4.bias"] = [("head/background/bias", _rows(0, 1, _same)),
-                              ("head/bias", _rows(1, classes, _same))]
+    m["classifier.4.weight"] = [("head/background/kernel", _rows(0, 1, linear)),
+                                ("head/kernel", _rows(1, classes, linear))]
+    m["classifier.4.bias"] = [("head/background/bias", _rows(0, 1, same)),
+                              ("head/bias", _rows(1, classes, same))]
     return m
 
 

@@ -42,8 +42,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from convert.common import (ConversionError, head_arguments, head_classes, load_state_dict,
-                            map_one_to_one, parser, run)
+from convert.common import (ConversionError, head_arguments, head_classes, linear,
+                            load_state_dict, map_one_to_one, parser, run, same)
 from hsic_jax.models.mambahsi import (MAMBA_TYPES, NUM_BLOCKS, check_geometry,
                                       model_from_config)
 
@@ -66,13 +66,6 @@ def _conv1x1(w):  # Conv2d (out, in, 1, 1) -> Dense (in, out)
     return w[:, :, 0, 0].T
 
 
-def _linear(w):  # (out, in) -> (in, out)
-    w = np.asarray(w)
-    if w.ndim != 2:
-        raise ValueError("expected a 2-D Linear weight")
-    return w.T
-
-
 def _conv1d(w):  # depthwise Conv1d (d, 1, k) -> (k, 1, d)
     w = np.asarray(w)
     if w.ndim != 3 or w.shape[1] != 1:
@@ -80,47 +73,43 @@ def _conv1d(w):  # depthwise Conv1d (d, 1, k) -> (k, 1, d)
     return w.transpose(2, 1, 0)
 
 
-def _same(w):
-    return np.asarray(w)
-
-
 def _mamba_keys(official: str, flax: str) -> dict[str, tuple[str, Callable]]:
     """The keys of one mamba_ssm Mamba layer (`official` prefix) and of its branch's GroupNorm."""
     m, f = f"{official}mamba.", f"{flax}mamba/"
-    return {m + "in_proj.weight": (f + "in_proj/kernel", _linear),
+    return {m + "in_proj.weight": (f + "in_proj/kernel", linear),
             m + "conv1d.weight": (f + "conv1d/kernel", _conv1d),
-            m + "conv1d.bias": (f + "conv1d/bias", _same),
-            m + "x_proj.weight": (f + "x_proj/kernel", _linear),
-            m + "dt_proj.weight": (f + "dt_proj/kernel", _linear),
-            m + "dt_proj.bias": (f + "dt_proj/bias", _same),
-            m + "A_log": (f + "A_log", _same),
-            m + "D": (f + "D", _same),
-            m + "out_proj.weight": (f + "out_proj/kernel", _linear),
-            official + "proj.0.weight": (flax + "norm/scale", _same),
-            official + "proj.0.bias": (flax + "norm/bias", _same)}
+            m + "conv1d.bias": (f + "conv1d/bias", same),
+            m + "x_proj.weight": (f + "x_proj/kernel", linear),
+            m + "dt_proj.weight": (f + "dt_proj/kernel", linear),
+            m + "dt_proj.bias": (f + "dt_proj/bias", same),
+            m + "A_log": (f + "A_log", same),
+            m + "D": (f + "D", same),
+            m + "out_proj.weight": (f + "out_proj/kernel", linear),
+            official + "proj.0.weight": (flax + "norm/scale", same),
+            official + "proj.0.bias": (flax + "norm/bias", same)}
 
 
 def key_map(mamba_type: str, use_att: bool) -> dict[str, tuple[str, Callable]]:
     """Every official key of a model of `mamba_type` → (Flax path, transform)."""
     m = {STEM: ("backbone/embed/kernel", _conv1x1),
-         "patch_embedding.0.bias": ("backbone/embed/bias", _same),
-         "patch_embedding.1.weight": ("backbone/embed_norm/scale", _same),
-         "patch_embedding.1.bias": ("backbone/embed_norm/bias", _same)}
+         "patch_embedding.0.bias": ("backbone/embed/bias", same),
+         "patch_embedding.1.weight": ("backbone/embed_norm/scale", same),
+         "patch_embedding.1.bias": ("backbone/embed_norm/bias", same)}
     for i in range(NUM_BLOCKS):
         j, flax = 2 * i, f"backbone/block_{i}/"  # mamba.{1,3} are the poolings
         if mamba_type == "both":
             m.update(_mamba_keys(f"mamba.{j}.spa_mamba.", flax + "spa/"))
             m.update(_mamba_keys(f"mamba.{j}.spe_mamba.", flax + "spe/"))
             if use_att:
-                m[f"mamba.{j}.weights"] = (flax + "weights", _same)
+                m[f"mamba.{j}.weights"] = (flax + "weights", same)
         else:
             m.update(_mamba_keys(f"mamba.{j}.", flax + mamba_type + "/"))
     m.update({"cls_head.0.weight": ("backbone/cls_proj/kernel", _conv1x1),
-              "cls_head.0.bias": ("backbone/cls_proj/bias", _same),
-              "cls_head.1.weight": ("backbone/cls_norm/scale", _same),
-              "cls_head.1.bias": ("backbone/cls_norm/bias", _same),
+              "cls_head.0.bias": ("backbone/cls_proj/bias", same),
+              "cls_head.1.weight": ("backbone/cls_norm/scale", same),
+              "cls_head.1.bias": ("backbone/cls_norm/bias", same),
               HEAD: ("head/kernel", _conv1x1),
-              "cls_head.3.bias": ("head/bias", _same)})
+              "cls_head.3.bias": ("head/bias", same)})
     return m
 
 

@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from convert.common import (ConversionError, head_arguments, head_classes, heads_argument,
-                            load_state_dict, map_one_to_one, parser, run)
+                            linear, load_state_dict, map_one_to_one, parser, run, same)
 from hsic_jax.models.spectralformer import MODES, check_geometry, model_from_config
 
 log = logging.getLogger("convert.spectralformer")
@@ -70,17 +70,6 @@ SKIPCAT = re.compile(r"transformer\.skipcat\.\d+\.(weight|bias)")
 LAYER = re.compile(r"transformer\.layers\.(\d+)\.")
 
 
-def _linear(w):  # (out, in) -> (in, out)
-    w = np.asarray(w)
-    if w.ndim != 2:
-        raise ValueError("expected a 2-D Linear weight")
-    return w.T
-
-
-def _same(w):
-    return np.asarray(w)
-
-
 def _skipcat(w):  # Conv2d (out, in, 1, 2) -> (column, in, out)
     w = np.asarray(w)
     if w.ndim != 4 or w.shape[2:] != (1, 2):
@@ -90,33 +79,33 @@ def _skipcat(w):  # Conv2d (out, in, 1, 2) -> (column, in, out)
 
 def key_map(depth: int, mode: str) -> dict[str, tuple[str, Callable]]:
     """Every official key of a model of `depth` layers in `mode` → (Flax path, transform)."""
-    m = {"patch_to_embedding.weight": ("backbone/patch_embed/kernel", _linear),
-         "patch_to_embedding.bias": ("backbone/patch_embed/bias", _same),
-         "cls_token": ("backbone/cls_token", _same),
-         "pos_embedding": ("backbone/pos_embed", _same)}
+    m = {"patch_to_embedding.weight": ("backbone/patch_embed/kernel", linear),
+         "patch_to_embedding.bias": ("backbone/patch_embed/bias", same),
+         "cls_token": ("backbone/cls_token", same),
+         "pos_embedding": ("backbone/pos_embed", same)}
     for i in range(depth):
         attn, ff, flax = f"transformer.layers.{i}.0.fn.", f"transformer.layers.{i}.1.fn.", f"backbone/layer_{i}/"
         m.update({
-            attn + "norm.weight": (flax + "attn_norm/scale", _same),
-            attn + "norm.bias": (flax + "attn_norm/bias", _same),
-            attn + "fn.to_qkv.weight": (flax + "attn/to_qkv/kernel", _linear),
-            attn + "fn.to_out.0.weight": (flax + "attn/to_out/kernel", _linear),
-            attn + "fn.to_out.0.bias": (flax + "attn/to_out/bias", _same),
-            ff + "norm.weight": (flax + "ff_norm/scale", _same),
-            ff + "norm.bias": (flax + "ff_norm/bias", _same),
-            ff + "fn.net.0.weight": (flax + "ff/fc1/kernel", _linear),
-            ff + "fn.net.0.bias": (flax + "ff/fc1/bias", _same),
-            ff + "fn.net.3.weight": (flax + "ff/fc2/kernel", _linear),
-            ff + "fn.net.3.bias": (flax + "ff/fc2/bias", _same),
+            attn + "norm.weight": (flax + "attn_norm/scale", same),
+            attn + "norm.bias": (flax + "attn_norm/bias", same),
+            attn + "fn.to_qkv.weight": (flax + "attn/to_qkv/kernel", linear),
+            attn + "fn.to_out.0.weight": (flax + "attn/to_out/kernel", linear),
+            attn + "fn.to_out.0.bias": (flax + "attn/to_out/bias", same),
+            ff + "norm.weight": (flax + "ff_norm/scale", same),
+            ff + "norm.bias": (flax + "ff_norm/bias", same),
+            ff + "fn.net.0.weight": (flax + "ff/fc1/kernel", linear),
+            ff + "fn.net.0.bias": (flax + "ff/fc1/bias", same),
+            ff + "fn.net.3.weight": (flax + "ff/fc2/kernel", linear),
+            ff + "fn.net.3.bias": (flax + "ff/fc2/bias", same),
         })
     if mode == "CAF":
         for j in range(depth - 2):
             m[f"transformer.skipcat.{j}.weight"] = (f"backbone/skipcat_{j}/kernel", _skipcat)
-            m[f"transformer.skipcat.{j}.bias"] = (f"backbone/skipcat_{j}/bias", _same)
-    m.update({"mlp_head.0.weight": ("backbone/norm/scale", _same),
-              "mlp_head.0.bias": ("backbone/norm/bias", _same),
-              "mlp_head.1.weight": ("head/kernel", _linear),
-              "mlp_head.1.bias": ("head/bias", _same)})
+            m[f"transformer.skipcat.{j}.bias"] = (f"backbone/skipcat_{j}/bias", same)
+    m.update({"mlp_head.0.weight": ("backbone/norm/scale", same),
+              "mlp_head.0.bias": ("backbone/norm/bias", same),
+              "mlp_head.1.weight": ("head/kernel", linear),
+              "mlp_head.1.bias": ("head/bias", same)})
     return m
 
 

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from convert.common import (ConversionError, head_classes, heads_argument, heads_by_width,
-                            import_torch, parser, read_checkpoint, run, unflatten)
+                            import_torch, linear, parser, read_checkpoint, run, same,
+                            unflatten)
 from hsic_jax.models.posemb import resample_grid, resample_joint
 from hsic_jax.models.spectralgpt import VARIANTS, SpectralMAE, check_geometry, model_from_config
 
@@ -47,29 +48,21 @@ DECODER_HEADS = 16  # the official decoder's (`decoder_num_heads`); not stored i
 POS_KEYS = ("pos_embed", "pos_embed_spatial", "pos_embed_temporal")
 
 
-def _linear(w):
-    return np.asarray(w).T
-
-
-def _same(w):
-    return np.asarray(w)
-
-
 def _conv3d(w):  # (D, 1, t, p, p) -> (t, p, p, 1, D)
     return np.asarray(w).transpose(2, 3, 4, 1, 0)
 
 
-def _weight_and_bias(torch_layer: str, flax_layer: str, weight: Callable = _linear,
+def _weight_and_bias(torch_layer: str, flax_layer: str, weight: Callable = linear,
                      flax_weight: str = "kernel") -> tuple[tuple[str, str, Callable], ...]:
     """The two entries of a torch layer with a weight and a bias (a `Linear` by default):
     `{torch_layer}.weight` / `.bias` onto `{flax_layer}/{flax_weight}` / `/bias`."""
     return ((torch_layer + r"\.weight", f"{flax_layer}/{flax_weight}", weight),
-            (torch_layer + r"\.bias", flax_layer + "/bias", _same))
+            (torch_layer + r"\.bias", flax_layer + "/bias", same))
 
 
 def _layer_norm(torch_layer: str, flax_layer: str) -> tuple[tuple[str, str, Callable], ...]:
     """A torch `LayerNorm`'s weight and bias onto the Flax `LayerNorm`'s scale and bias."""
-    return _weight_and_bias(torch_layer, flax_layer, _same, "scale")
+    return _weight_and_bias(torch_layer, flax_layer, same, "scale")
 
 
 def _blocks_and_norm(torch_prefix: str, flax_prefix: str) -> tuple[tuple[str, str, Callable], ...]:
@@ -86,16 +79,16 @@ def _blocks_and_norm(torch_prefix: str, flax_prefix: str) -> tuple[tuple[str, st
 # (torch key pattern, Flax path template, transform). Groups of the pattern fill the template.
 KEY_MAP: tuple[tuple[str, str, Callable], ...] = (
     *_weight_and_bias(r"patch_embed\.proj", "backbone/patch_embed", _conv3d),
-    (r"(pos_embed|pos_embed_spatial|pos_embed_temporal)", "backbone/{0}", _same),
+    (r"(pos_embed|pos_embed_spatial|pos_embed_temporal)", "backbone/{0}", same),
     *_blocks_and_norm("", "backbone"),
     *_weight_and_bias("head", "head"),
 )
 
 # The official MAE decoder (sep_pos_embed=True, cls_embed=False) onto `SpectralMAE`'s `decoder`.
 DECODER_MAP: tuple[tuple[str, str, Callable], ...] = (
-    (r"mask_token", "decoder/mask_token", _same),
+    (r"mask_token", "decoder/mask_token", same),
     *_weight_and_bias("decoder_embed", "decoder/embed"),
-    (r"decoder_(pos_embed_spatial|pos_embed_temporal)", "decoder/{0}", _same),
+    (r"decoder_(pos_embed_spatial|pos_embed_temporal)", "decoder/{0}", same),
     *_blocks_and_norm("decoder_", "decoder"),
     *_weight_and_bias("decoder_pred", "decoder/pred"),
 )
@@ -268,7 +261,11 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
             dropped.append(key)
             continue
         try:
-            value = _resample(key, transform(value), groups, grid)
+            value = transform(value)
+        except ValueError as e:
+            raise ConversionError(f"{path}: key {key} has shape {tuple(sd[key].shape)}: {e}") from e
+        try:
+            value = _resample(key, value, groups, grid)
         except ValueError as e:
             raise ConversionError(f"{path}: key {key} {tuple(sd[key].shape)}: {e} "
                                   f"(--bands {bands}, tubelet {arch['tubelet']})") from e

@@ -53,6 +53,15 @@ def test_missing_model_entry(tmp_path, capsys, state_dict):
     assert code == 2 and "no 'model' entry" in err and "state_dict" in err
 
 
+def test_a_linear_weight_of_another_rank_is_refused(tmp_path, capsys, state_dict):
+    """Named with its shape and what a Linear weight is, without the --bands hint that only
+    a position table's resampling warrants."""
+    state_dict["blocks.0.attn.q.weight"] = state_dict["blocks.0.attn.q.weight"][..., None]
+    code, err = run(tmp_path, capsys, state_dict)
+    assert code == 2 and err.endswith("key blocks.0.attn.q.weight has shape (48, 48, 1): "
+                                      "expected a 2-D Linear weight (out, in)")
+
+
 def test_fused_qkv_is_refused(tmp_path, capsys, state_dict):
     for i in range(2):
         q, k, v = (state_dict.pop(f"blocks.{i}.attn.{n}.weight") for n in "qkv")
