@@ -10,19 +10,14 @@ converted checkpoint: fine-tune it with any method through `run.py` with
 `configs/demo_pretrained_krona_plus.py`).
 """
 
-
 from absl import app, flags
-from ml_collections import config_flags
 
+from hsic_jax import cli
 from hsic_jax.cli import parse_flags, prepare, run_or_exit
 from hsic_jax.train.pretrain import pretrain
 
-config_flags.DEFINE_config_file("config", None, "Path to a pre-training config file "
-                                "(configs/pretrain_*.py).", lock_config=True)
-flags.DEFINE_string("workdir", None, "Output folder (overrides config.workdir).")
-flags.DEFINE_bool("restart", False, "Move a previous run of another experiment in the workdir "
-                  "aside (to WORKDIR.prev-N) and start fresh.")
-flags.mark_flags_as_required(["config"])
+cli.define_experiment_flags("Path to a pre-training config file (configs/pretrain_*.py).")
+flags.adopt_module_key_flags(cli)  # listed by --help with this script's own
 FLAGS = flags.FLAGS
 
 

@@ -22,17 +22,14 @@ import os
 
 import jax
 from absl import app, flags
-from ml_collections import config_flags
 
+from hsic_jax import cli
 from hsic_jax.cli import parse_flags, prepare, run_or_exit, summary
 from hsic_jax.train.loop import train_and_evaluate
 from hsic_jax.train.sweep import SWEEPABLE
 
-config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
-                                lock_config=True)
-flags.DEFINE_string("workdir", None, "Output folder (overrides config.workdir).")
-flags.DEFINE_bool("restart", False, "Move a previous run of another experiment in the workdir "
-                  "aside (to WORKDIR.prev-N) and start fresh.")
+cli.define_experiment_flags("Path to a config file (configs/*.py).")
+flags.adopt_module_key_flags(cli)  # listed by --help with this script's own
 flags.DEFINE_multi_string("sweep", [], "FIELD=V1,V2,…: train every value (the grid of all "
                           "--sweep flags × num_seeds) in one vmapped program; fields: "
                           f"{', '.join(SWEEPABLE)}.")
@@ -40,7 +37,6 @@ flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize (multi-
 flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0 (with --distributed).")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
 flags.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
-flags.mark_flags_as_required(["config"])
 FLAGS = flags.FLAGS
 
 

@@ -1,5 +1,5 @@
-"""What `run.py` and `pretrain.py` share: the process's memory setup, flag parsing with
-one-line errors, one-line errors for a failed run, logging, and the summary line of results."""
+"""What `run.py` and `pretrain.py` share: the process's memory setup, their common flags and
+flag parsing with one-line errors, one-line errors for a failed run, logging, and the summary line of results."""
 
 import ctypes
 import ctypes.util
@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 
 from absl import flags
+from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 
@@ -47,6 +48,17 @@ def keep_freed_memory() -> bool:
     mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
     return all(mallopt(param, value) == 1 for param, value in (
         (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)))
+
+
+def define_experiment_flags(config_help: str) -> None:
+    """`--config` (a config file, required; `--config.FIELD=VALUE` overrides its fields),
+    `--workdir` and `--restart`, as `run.py` and `pretrain.py` take them (each adopts them as
+    its key flags, which `--help` lists)."""
+    config_flags.DEFINE_config_file("config", None, config_help, lock_config=True)
+    flags.DEFINE_string("workdir", None, "Output folder (overrides config.workdir).")
+    flags.DEFINE_bool("restart", False, "Move a previous run of another experiment in the "
+                      "workdir aside (to WORKDIR.prev-N) and start fresh.")
+    flags.mark_flags_as_required(["config"])
 
 
 def prepare() -> None:

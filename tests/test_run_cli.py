@@ -82,3 +82,16 @@ def test_an_unwritable_workdir_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith(
         "error: cannot write /sys/hsic_jax_test: operation not permitted; free space or use "
         "another --workdir")
+
+
+@pytest.mark.parametrize("script, own", [("run.py", ["--sweep", "--distributed"]),
+                                         ("pretrain.py", [])])
+def test_help_lists_the_experiment_flags(script, own):
+    """`--config`, `--workdir` and `--restart` (defined once, in `hsic_jax.cli`) are listed by
+    each script's `--help` beside its own flags."""
+    proc = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    listed = {line.split(":")[0].replace("[no]", "") for line in proc.stdout.splitlines()
+              if line.startswith("  --")}
+    assert {"  --config", "  --workdir", "  --restart", *(f"  {f}" for f in own)} <= listed, (
+        proc.stdout[-2000:])  # (absl's --help exits with status 1)
