@@ -57,15 +57,20 @@ class DataError(ValueError):
     """Bad input data: the message names the file, key, shape or value at fault."""
 
 
+def existing_file(path: str | os.PathLike) -> tuple[str, str]:
+    """`(path, its lower-case extension)` of a file that exists; a DataError naming it if not."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    return path, os.path.splitext(path)[1].lower()
+
+
 def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Reads every numeric array of a file: {name: array}; one array named "" for .npy and TIFF.
 
     MATLAB v7.3 axes and band-first TIFF axes are fixed as the module docstring says.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
-    ext = os.path.splitext(path)[1].lower()
+    path, ext = existing_file(path)
     if ext == ".mat":
         return _read_mat(path)
     if ext == ".npz":

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 import h5py
 import numpy as np
 
-from hsic_jax.data.io import DataError, pick_array, read_arrays
+from hsic_jax.data.io import DataError, existing_file, pick_array, read_arrays
 
 RASTERIO_EXTENSIONS = (".tif", ".tiff", ".img", ".hdr", ".dat", ".bsq", ".bil", ".bip", ".vrt")
 BLOCK = 256  # the written maps' tile size, pixels
@@ -80,10 +80,7 @@ class Cube:
 
 def open_cube(path: str | os.PathLike, key: str | None = None) -> Cube:
     """The `Cube` of `path` (`key`: the array's name in a .mat / .npz file of several)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
-    ext = os.path.splitext(path)[1].lower()
+    path, ext = existing_file(path)
     if key is not None and ext not in (".mat", ".npz"):
         raise DataError(f"{path}: a {ext} file holds one cube; --cube-key {key!r} is for "
                         ".mat and .npz files")
