@@ -253,6 +253,18 @@ def fresh(model, x, seed: int, targets) -> dict:
     return {t: np.asarray(v) for t, v in zip(targets, values)}
 
 
+def params_and_report(params: Mapping[str, np.ndarray], expected: Mapping, model, x, seed: int,
+                      config: dict, key_map: dict, dropped: list[str]) -> tuple[dict, dict]:
+    """`(params, report)` of a conversion once the checkpoint's tensors are placed (`params`,
+    by '/'-joined path): the parameters of `expected` still missing drawn fresh from `seed`
+    (the report's `reinitialised`; a new head, tensors the checkpoint does not hold) and the
+    params nested, the report `{'model': config, 'key_map', 'dropped', 'reinitialised'}`."""
+    reinitialised = sorted(set(expected) - set(params))
+    params = {**params, **fresh(model, x, seed, reinitialised)}
+    return unflatten(params), dict(model=config, key_map=key_map, dropped=sorted(dropped),
+                                   reinitialised=reinitialised)
+
+
 def map_one_to_one(sd: Mapping[str, np.ndarray], mapping: Mapping, model, config: dict, *,
                    path: str, seed: int, new_head: bool, what: str,
                    drop: Callable[[str], bool] = lambda key: False) -> tuple[dict, dict]:
@@ -284,10 +296,7 @@ def map_one_to_one(sd: Mapping[str, np.ndarray], mapping: Mapping, model, config
     if missing:
         raise ConversionError(f"{path}: missing key {missing[0]} ({len(missing)} tensors of "
                               f"{what} missing in all)")
-    reinitialised = sorted(t for t in expected if t not in params)
-    params.update(fresh(model, x, seed, reinitialised))  # a fresh head, as the model draws it
-    return unflatten(params), dict(model=config, key_map=km, dropped=sorted(dropped),
-                                   reinitialised=reinitialised)
+    return params_and_report(params, expected, model, x, seed, config, km, dropped)
 
 
 def combined_sha256(hashes: Mapping[str, str]) -> str:

@@ -58,9 +58,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from convert.common import (ConversionError, fresh, heads_argument, heads_by_width, linear,
-                            load_state_dict, mapped, param_shapes, parser, run, same,
-                            unflatten)
+from convert.common import (ConversionError, heads_argument, heads_by_width, linear,
+                            load_state_dict, mapped, param_shapes, params_and_report, parser,
+                            run, same)
 from hsic_jax.models.hypersigma import FPN, VARIANTS, check_geometry, model_from_config
 
 # Where a checkpoint keeps its state_dict: the official pretraining saves {'model': ..., ...};
@@ -370,10 +370,7 @@ def convert_full(sd: Mapping[str, np.ndarray], path: str, *, num_classes: int | 
     if missing:
         raise ConversionError(f"{path}: missing key {missing[0]} ({len(missing)} tensors of the "
                               "official model missing in all)")
-    reinitialised = sorted(set(expected) - set(params))
-    params.update(fresh(model, x, seed, reinitialised))
-    return unflatten(params), dict(model=config, key_map=km, dropped=sorted(dropped),
-                                   reinitialised=reinitialised)
+    return params_and_report(params, expected, model, x, seed, config, km, dropped)
 
 
 def convert_pretrained(spatial: Mapping[str, np.ndarray], spectral: Mapping[str, np.ndarray],
@@ -412,10 +409,7 @@ def convert_pretrained(spatial: Mapping[str, np.ndarray], spectral: Mapping[str,
                                       f"({num_tokens} spectral tokens): pass --num-tokens "
                                       f"{value.shape[1] if value.ndim == 3 else '?'}")
             _place(params, km, full, value, mapping, expected, paths[role])
-    reinitialised = sorted(set(expected) - set(params))
-    params.update(fresh(model, x, seed, reinitialised))
-    return unflatten(params), dict(model=config, key_map=km, dropped=sorted(dropped),
-                                   reinitialised=reinitialised)
+    return params_and_report(params, expected, model, x, seed, config, km, dropped)
 
 
 # ---------------------------------------------------------------- command line
