@@ -1,5 +1,6 @@
 """What `run.py` and `pretrain.py` share: the process's memory setup, their common flags and
-flag parsing with one-line errors, one-line errors for a failed run, logging, and the summary line of results."""
+flag parsing with one-line errors, one-line errors for a failed run, logging, and the summary
+line of results."""
 
 import ctypes
 import ctypes.util
