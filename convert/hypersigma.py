@@ -373,6 +373,13 @@ def convert_full(sd: Mapping[str, np.ndarray], path: str, *, num_classes: int | 
     return params_and_report(params, expected, model, x, seed, config, km, dropped)
 
 
+def _check_classes(num_classes: int | None) -> None:
+    """Refuse a classifier on pretrained encoders without a class count of at least 1."""
+    if num_classes is None or num_classes < 1:
+        raise ConversionError("pretrained encoders have no classifier: pass --num-classes C "
+                              "(the scene's classes, without background)")
+
+
 def convert_pretrained(spatial: Mapping[str, np.ndarray], spectral: Mapping[str, np.ndarray],
                        paths: Mapping[str, str], *, num_classes: int,
                        img_size: int = OFFICIAL["img_size"], bands: int = OFFICIAL["bands"],
@@ -382,9 +389,7 @@ def convert_pretrained(spatial: Mapping[str, np.ndarray], spectral: Mapping[str,
     """The classifier on the pretrained spatial and spectral encoders, transferred as the
     official notebook does (module docstring); `(params, report)`. Keys in the report are the
     notebook's, prefixed `spat_encoder.` / `spec_encoder.`."""
-    if num_classes is None or num_classes < 1:
-        raise ConversionError("pretrained encoders have no classifier: pass --num-classes C "
-                              "(the scene's classes, without background)")
+    _check_classes(num_classes)
     arch = infer_pretrained(spatial, spectral, paths, num_classes=num_classes,
                             img_size=img_size, bands=bands, patch_size=patch_size,
                             num_tokens=num_tokens, heads=heads, interval=interval,
@@ -471,9 +476,7 @@ def convert_args(args: argparse.Namespace) -> tuple[dict, dict]:
     if args.checkpoint is not None:
         return convert_full(load_state_dict(args.checkpoint, WRAPPERS), args.checkpoint,
                             num_classes=args.num_classes, **flags)
-    if args.num_classes is None:
-        raise ConversionError("pretrained encoders have no classifier: pass "
-                              "--num-classes C (the scene's classes, without background)")
+    _check_classes(args.num_classes)  # before reading the encoders
     spatial = load_state_dict(args.spatial, WRAPPERS)
     spectral = load_state_dict(args.spectral, WRAPPERS)
     return convert_pretrained(spatial, spectral, _sources(args), num_classes=args.num_classes,

@@ -333,6 +333,12 @@ def test_refusals_of_the_pretrained_transfer(tmp_path, capsys):
     assert "spat_encoder.blocks.2.norm1.weight has shape (47,)" in err
     assert convert_cli.main(["hypersigma", "--spatial", "a.pth", "--out", str(tmp_path / "o")]) == 2
     assert "either --checkpoint" in capsys.readouterr().err
+    # no class count is refused before the encoders are read (these do not exist)
+    assert convert_cli.main(["hypersigma", "--spatial", "a.pth", "--spectral", "b.pth",
+                             "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: pretrained encoders have no classifier: pass --num-classes C (the scene's "
+        "classes, without background)")
 
 
 def test_cli_lists_the_family(capsys):
