@@ -215,9 +215,12 @@ def param_shapes(model, seed: int = 0) -> tuple:
 def mapped(key: str, value: np.ndarray, target: str, transform: Callable, expected: Mapping,
            where: str) -> np.ndarray:
     """The torch tensor `value` of `key` transformed for the Flax parameter `target`, refused
-    (naming the file `where`, the key and the shapes) when it does not fit the model."""
+    (naming the file `where`, the key and the shapes) when it does not fit the model; a
+    `ConversionError` of the transform (which names them itself) passes as it is."""
     try:
         out = transform(value)
+    except ConversionError:
+        raise
     except ValueError as e:
         raise ConversionError(f"{where}: key {key} has shape {tuple(np.shape(value))}: {e}") from e
     if out.shape != tuple(expected[target]):

@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from convert.common import (ConversionError, head_classes, heads_argument, heads_by_width,
-                            import_torch, linear, parser, read_checkpoint, run, same,
-                            unflatten)
+                            import_torch, linear, mapped, param_shapes, parser, read_checkpoint,
+                            run, same, unflatten)
 from hsic_jax.models.posemb import resample_grid, resample_joint
 from hsic_jax.models.spectralgpt import VARIANTS, SpectralMAE, check_geometry, model_from_config
 
@@ -209,6 +209,49 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
     re-initialised keys.
     """
     arch = infer_architecture(sd, path, heads)
+    groups, grid = _grid(sd, path, arch, img_size=img_size, bands=bands, pos_embed=pos_embed,
+                         source_img_size=source_img_size)
+    num_classes = head_classes(sd, "head.weight", path, num_classes)[1]
+    config = dict(num_classes=num_classes, img_size=img_size, bands=bands, pos_embed=pos_embed,
+                  **arch)
+    log.info("mapping %d tensors onto the model", len(sd))
+    model = model_from_config(config)
+    x, expected = param_shapes(model, seed)
+    flags = f"--bands {bands}, tubelet {arch['tubelet']}"  # what sets the spectral groups
+    decoder = infer_decoder(sd, path, decoder_heads)
+    if decoder is not None:
+        _check_decoder_groups(sd, path, groups, decoder["width"], flags)
+        expected.update(_decoder_shapes(arch, decoder, img_size, bands))
+
+    def resample(key: str, value: np.ndarray) -> np.ndarray:
+        try:
+            return _resample(key, value, groups, grid)
+        except ValueError as e:
+            raise ConversionError(f"{path}: key {key} {tuple(sd[key].shape)}: {e} ({flags})") from e
+
+    ckpt_classes = sd["head.weight"].shape[0] if "head.weight" in sd else None
+    params, key_map, dropped = {}, {}, []
+    for key, value in sd.items():
+        target, transform = _target(key, value, path, expected, decoder)
+        unused_pos = target not in expected  # a position table the chosen mode does not use
+        if unused_pos or (target.startswith("head/") and ckpt_classes != num_classes):
+            dropped.append(key)
+            continue
+        params[target] = mapped(key, value, target, lambda v: resample(key, transform(v)),
+                                expected, path)
+        key_map[key] = target
+    missing = sorted(set(expected) - set(params))
+    _check_missing(missing, path)
+    report = dict(model=config, **({} if decoder is None else dict(decoder=decoder)),
+                  key_map=key_map, dropped=sorted(dropped), reinitialised=missing)
+    return unflatten({**params, **_initial(model, x, seed, missing)}), report
+
+
+def _grid(sd: Mapping[str, np.ndarray], path: str, arch: Mapping, *, img_size: int, bands: int,
+          pos_embed: str, source_img_size: int | None) -> tuple[int, int]:
+    """`(groups, grid)` of the model `arch` at `img_size` on `bands`: its spectral groups and
+    the side of its token grid, refused when the geometry does not fit or the checkpoint was
+    trained on other spectral groups."""
     try:
         check_geometry(img_size, arch["patch_size"], bands, arch["tubelet"], arch["width"],
                        arch["heads"], pos_embed)
@@ -221,60 +264,51 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
             f"{path}: key {known[1]} has {known[0]} spectral groups "
             f"({known[0] * arch['tubelet']} bands in tubelets of {arch['tubelet']}); "
             f"--bands {bands} gives {groups}")
+    return groups, grid
 
-    num_classes = head_classes(sd, "head.weight", path, num_classes)[1]
-    config = dict(num_classes=num_classes, img_size=img_size, bands=bands, pos_embed=pos_embed,
-                  **arch)
-    log.info("mapping %d tensors onto the model", len(sd))
-    model = model_from_config(config)
-    x = jnp.zeros((1, img_size, img_size, bands), jnp.float32)
-    fresh = model.init(jax.random.key(seed), x)["params"]
-    expected = {"/".join(k.key for k in p): v for p, v in jax.tree_util.tree_leaves_with_path(fresh)}
 
-    decoder = infer_decoder(sd, path, decoder_heads)
-    if decoder is not None:
-        expected.update({k: np.empty(v, np.float32)  # shapes only: every tensor comes from sd
-                         for k, v in _decoder_shapes(arch, decoder, img_size, bands).items()})
-        temporal = sd.get("decoder_pos_embed_temporal")
-        if temporal is not None and temporal.ndim == 3 and temporal.shape[1] != groups:
-            raise ConversionError(
-                f"{path}: key decoder_pos_embed_temporal has shape {tuple(temporal.shape)}: "
-                f"{temporal.shape[1]} spectral groups; the encoder's are {groups} (--bands {bands}, "
-                f"tubelet {arch['tubelet']}), expected {(1, groups, decoder['width'])}")
+def _check_decoder_groups(sd: Mapping[str, np.ndarray], path: str, groups: int, width: int,
+                          flags: str) -> None:
+    """Refuse a decoder spectral table of other groups than the encoder's `groups` (which
+    `flags` give)."""
+    temporal = sd.get("decoder_pos_embed_temporal")
+    if temporal is not None and temporal.ndim == 3 and temporal.shape[1] != groups:
+        raise ConversionError(
+            f"{path}: key decoder_pos_embed_temporal has shape {tuple(temporal.shape)}: "
+            f"{temporal.shape[1]} spectral groups; the encoder's are {groups} ({flags}), "
+            f"expected {(1, groups, width)}")
 
-    ckpt_classes = sd["head.weight"].shape[0] if "head.weight" in sd else None
-    params, key_map, dropped = {}, {}, []
-    for key, value in sd.items():
-        mapped = flax_path(key)
-        if mapped is None:
-            part = ("MAE decoder (sep_pos_embed=True, cls_embed=False)" if DECODER.match(key)
-                    else "encoder")
-            raise ConversionError(f"{path}: key {key} {tuple(value.shape)} is not part of the "
-                                  f"SpectralGPT {part} (no Flax parameter to map it to)")
-        target, transform = mapped
-        if target.startswith("decoder/") and target not in expected:
-            raise ConversionError(f"{path}: key {key} {tuple(value.shape)} has no place in the "
-                                  f"MAE decoder of {decoder['depth']} blocks (no parameter {target})")
-        unused_pos = target not in expected  # a position table the chosen mode does not use
-        replaced_head = target.startswith("head/") and ckpt_classes != num_classes
-        if unused_pos or replaced_head:
-            dropped.append(key)
-            continue
-        try:
-            value = transform(value)
-        except ValueError as e:
-            raise ConversionError(f"{path}: key {key} has shape {tuple(sd[key].shape)}: {e}") from e
-        try:
-            value = _resample(key, value, groups, grid)
-        except ValueError as e:
-            raise ConversionError(f"{path}: key {key} {tuple(sd[key].shape)}: {e} "
-                                  f"(--bands {bands}, tubelet {arch['tubelet']})") from e
-        if value.shape != expected[target].shape:
-            raise ConversionError(f"{path}: key {key} has shape {tuple(sd[key].shape)}, which maps to "
-                                  f"{value.shape}; the model expects {expected[target].shape} at {target}")
-        params[target], key_map[key] = value, target
 
-    missing = sorted(set(expected) - set(params))
+def _target(key: str, value: np.ndarray, path: str, expected: Mapping,
+            decoder: Mapping | None) -> tuple[str, Callable]:
+    """The Flax path and transform of the torch `key`, refused when the model has no place
+    for it (`expected`: the model's parameter shapes, with the decoder's)."""
+    found = flax_path(key)
+    if found is None:
+        part = "MAE decoder (sep_pos_embed=True, cls_embed=False)" if DECODER.match(key) else "encoder"
+        raise ConversionError(f"{path}: key {key} {tuple(value.shape)} is not part of the "
+                              f"SpectralGPT {part} (no Flax parameter to map it to)")
+    if found[0].startswith("decoder/") and found[0] not in expected:
+        raise ConversionError(f"{path}: key {key} {tuple(value.shape)} has no place in the "
+                              f"MAE decoder of {decoder['depth']} blocks (no parameter {found[0]})")
+    return found
+
+
+def _initial(model, x: jax.Array, seed: int, targets: list[str]) -> dict[str, np.ndarray]:
+    """The values of the parameters `targets` ('/'-joined paths) in `model`'s initialisation
+    from `seed`, computed op by op as this converter always has: `common.fresh`'s one program
+    rounds the initialisers' floats otherwise in the last bits, and a re-conversion gives the
+    head it gave before."""
+    if not targets:
+        return {}
+    init = model.init(jax.random.key(seed), x)["params"]
+    flat = {"/".join(k.key for k in p): v for p, v in jax.tree_util.tree_leaves_with_path(init)}
+    return {t: np.asarray(flat[t]) for t in targets}
+
+
+def _check_missing(missing: list[str], path: str) -> None:
+    """Refuse a conversion that leaves model tensors other than the head and the position
+    tables (which are drawn fresh) without a value: `missing` ('/'-joined paths)."""
     missing_decoder = [t for t in missing if t.startswith("decoder/")]
     if missing_decoder:
         raise ConversionError(f"{path}: missing key {torch_key(missing_decoder[0])} "
@@ -284,11 +318,6 @@ def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: in
     if not_allowed:
         raise ConversionError(f"{path}: missing key {torch_key(not_allowed[0])} "
                               f"({len(not_allowed)} encoder tensors missing in all)")
-    for t in missing:
-        params[t] = np.asarray(expected[t])
-    report = dict(model=config, **({} if decoder is None else dict(decoder=decoder)),
-                  key_map=key_map, dropped=sorted(dropped), reinitialised=missing)
-    return unflatten(params), report
 
 
 def _resample(key: str, value: np.ndarray, groups: int, grid: int) -> np.ndarray:

@@ -138,3 +138,18 @@ def test_tiny_config(tmp_path, sep):
     clf = convert(tmp_path, model.state_dict(), "--img-size", "16",
                   "--pos-embed", "separable" if sep else "joint", "--heads", "3")
     assert relative_error(clf, model, inputs(8, 16)) <= TOL
+
+
+def test_a_replaced_head_is_the_models_own_initialisation_to_the_bit(tmp_path):
+    """A head of another size is drawn from `--seed` exactly as `model.init` draws it op by op,
+    so a re-conversion gives the head earlier conversions gave (one jitted program rounds the
+    initialisers' floats otherwise in the last bits)."""
+    cfg = dict(width=48, depth=2, heads=3, patch_size=4, bands=12, tubelet=3)
+    model = ref.randomized(ref.VisionTransformer(img_size=16, num_classes=5, **cfg), seed=7)
+    clf = convert(tmp_path, model.state_dict(), "--img-size", "16", "--heads", "3",
+                  "--num-classes", "7", "--seed", "3")
+    assert clf.manifest["reinitialised"] == ["head/bias", "head/kernel"]
+    x = np.zeros((1, 16, 16, 12), np.float32)
+    init = clf.module.init(jax.random.key(3), x)["params"]["head"]
+    for name in ("kernel", "bias"):
+        np.testing.assert_array_equal(np.asarray(clf.params["head"][name]), np.asarray(init[name]))
