@@ -116,3 +116,18 @@ def test_targets_the_model_does_not_have_are_refused():
     shapes = {"block": {"kernel": jax.ShapeDtypeStruct((2, 2), jnp.float32)}}
     with pytest.raises(ValueError, match=r"method targets \['q'\] match no layer of this model"):
         find_sites(shapes, ADAPTABLE, ("q",))
+
+
+@pytest.mark.parametrize("name", ["fft", "linear_probe"])
+def test_a_method_that_uses_no_targets_ignores_them(name):
+    """FFT and the linear probe run on a model whose layers the config's targets do not name
+    (a new family keeps the default ('q', 'v') for them); the methods that use targets
+    refuse those."""
+    model = tuned(dict(name=name, targets=("k",)))
+    assert model.sites == ()
+    params = model.init(jax.random.key(0), jnp.zeros((1, 1, 1, D)))
+    labels = jax.tree.leaves(model.labels(params))
+    assert set(labels) == ({"base"} if name == "fft" else {"base", "frozen"})
+    for other in ("bitfit", "lora"):
+        with pytest.raises(ValueError, match=r"method targets \['k'\]"):
+            tuned(dict(name=other, targets=("k",)))

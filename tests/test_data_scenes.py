@@ -86,8 +86,10 @@ def test_registry_matches_published_facts():
     assert sum(SCENES["houston2013"].class_counts) == 2832 + 12197
     assert sum(SCENES["botswana"].class_counts) == 420 + 2828
     assert sum(SCENES["whu_hi_longkou"].class_counts) == 9000 + 195542
-    assert [s.shape for s in SCENES.values()] == [
-        (145, 145, 200), (610, 340, 103), (349, 1905, 144), (1476, 256, 145), (550, 400, 270)]
+    shapes = dict(indian_pines=(145, 145, 200), pavia_university=(610, 340, 103),
+                  houston2013=(349, 1905, 144), botswana=(1476, 256, 145),
+                  whu_hi_longkou=(550, 400, 270))
+    assert {name: SCENES[name].shape for name in shapes} == shapes
 
 
 @pytest.mark.parametrize("fmt", list(EXT))
@@ -210,8 +212,8 @@ def test_registered_scene_missing_files_explains(tmp_path):
         load_scene("pavia_university", tmp_path)
     with pytest.raises(DataError, match="Register with the IEEE GRSS"):
         load_scene("houston2013", tmp_path)
-    with pytest.raises(DataError, match="unknown scene 'salinas'"):
-        load_scene("salinas", tmp_path)
+    with pytest.raises(DataError, match="unknown scene 'no_such_scene'"):
+        load_scene("no_such_scene", tmp_path)
     with pytest.raises(DataError, match="needs cube_path and gt_path"):
         load_scene("files", cube_path="c.npy")
     with pytest.raises(DataError, match="give gt_path or train_gt_path and test_gt_path, not both"):

@@ -33,8 +33,8 @@ def test_unknown_method_lists_the_valid_ones(tmp_path):
 
 
 def test_unknown_dataset_lists_the_valid_ones(tmp_path):
-    line = run_py(tmp_path, "demo.py", "--config.data.name=salinas")
-    assert "'salinas'" in line and "'whu_hi_longkou'" in line and "'files'" in line
+    line = run_py(tmp_path, "demo.py", "--config.data.name=no_such_scene")
+    assert "'no_such_scene'" in line and "'whu_hi_longkou'" in line and "'files'" in line
 
 
 def test_missing_data_names_the_file_and_the_download_command(tmp_path):

@@ -395,6 +395,17 @@ def test_configs_reproduce_the_paper_counts(dataset):
         None if dataset == "houston2013" else SCENES[dataset].paper_per_class())
 
 
+def test_a_scene_outside_the_epoch_tables_gets_the_default(monkeypatch):
+    """A scene added to the registry needs no entry here: the official patch-wise setting and
+    `OTHER_EPOCHS` (the README's Indian Pines command)."""
+    from configs import spectralformer
+    monkeypatch.setitem(spectralformer.EPOCHS, "paper", {
+        k: v for k, v in spectralformer.EPOCHS["paper"].items() if k != "botswana"})
+    config = spectralformer.get_config("botswana")
+    assert config.epochs == spectralformer.OTHER_EPOCHS == 300
+    assert config.optim.step_epochs == 30 and config.data.neighborhood == 7
+
+
 def test_count_cli_skips_the_family_base(capsys):
     from hsic_jax.count import main
     assert main(["configs/spectralformer.py", "configs/indian_pines_spectralformer.py", "--json"]) == 0

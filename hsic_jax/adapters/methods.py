@@ -98,6 +98,12 @@ class Method:
     lam: float = 1.0
 
     @property
+    def uses_targets(self) -> bool:
+        """Whether the method does something to its target layers (their biases or factors);
+        FFT and the linear probe do not, and run on a model without those layers."""
+        return SPECS[self.name].trains in ("biases", "factors")
+
+    @property
     def trains_biases(self) -> bool:
         """Whether the method trains the biases of its target layers (BitFit), which the
         targets must then have."""

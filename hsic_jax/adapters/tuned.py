@@ -139,12 +139,15 @@ class TunedModel:
     @classmethod
     def create(cls, module: nn.Module, method: Method,
                adaptable: Mapping[str, Target]) -> "TunedModel":
-        """Resolve `method`'s targets against `module`'s parameter shapes."""
+        """Resolve `method`'s targets against `module`'s parameter shapes (none for a
+        method that does not use them)."""
         shapes = jax.eval_shape(  # traced, not computed: nothing to compile
             lambda: module.init(jax.random.key(0), example_input(module)))["params"]
         if "backbone" not in shapes:
             raise ValueError(f"{type(module).__name__}'s params have no 'backbone' subtree; a "
                              "model family's classifier has 'backbone' and 'head'")
+        if not method.uses_targets:
+            return cls(module, method, ())
         sites = find_sites(shapes["backbone"], adaptable, method.targets)
         if method.trains_biases:
             _check_biases(shapes["backbone"], adaptable, sites)
