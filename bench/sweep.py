@@ -14,15 +14,14 @@ the same OA both ways (the seeds' random backbone is shared in the sweep, so see
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 
-import jax
 
 from configs import demo
 from hsic_jax.cli import keep_freed_memory
 from hsic_jax.data.io import atomic_write
+from hsic_jax.evaluation.results import machine
 from hsic_jax.train.loop import train_and_evaluate
 
 LAMS = (1.0, 2.0, 4.0, 8.0)
@@ -71,9 +70,7 @@ def main(argv=None) -> dict:
         "sweep_points": [{"lam": p["values"]["method.lam"], "oa": p["oa"],
                           "seed_oas": [s["oa"] for s in p["seeds"]]} for p in sweep["sweep"]],
         "runs": one_by_one,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "device": str(jax.devices()[0]),
-                    "jax": jax.__version__},
+        "machine": {**machine(), "load": os.getloadavg()[0]},
     }
     atomic_write(args.out, lambda f: f.write(json.dumps(record, indent=2).encode()))
     print(f"| {record['what']} | seconds |\n|---|---:|\n"
