@@ -26,7 +26,6 @@ import sys
 from collections.abc import Callable, Mapping
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from convert.common import (ConversionError, head_classes, heads_argument, heads_by_width,
@@ -191,10 +190,7 @@ def _decoder_shapes(arch: Mapping, decoder: Mapping, img_size: int, bands: int) 
                       bands=bands, width=arch["width"], depth=arch["depth"], heads=arch["heads"],
                       mlp_ratio=arch["mlp_ratio"], decoder_width=decoder["width"],
                       decoder_depth=decoder["depth"], decoder_heads=decoder["heads"])
-    x = jnp.zeros((1, img_size, img_size, bands), jnp.float32)
-    shapes = jax.eval_shape(mae.init, jax.random.key(0), x)["params"]["decoder"]
-    return {"decoder/" + "/".join(k.key for k in p): tuple(v.shape)
-            for p, v in jax.tree_util.tree_leaves_with_path(shapes)}
+    return {k: v for k, v in param_shapes(mae)[1].items() if k.startswith("decoder/")}
 
 
 def convert(sd: Mapping[str, np.ndarray], path: str, *, img_size: int, bands: int,
