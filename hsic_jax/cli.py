@@ -125,8 +125,9 @@ def one_line(error: BaseException, workdir: str) -> str:
 
 
 def parse_flags(argv):
-    """absl's flag parsing, with one-line errors for a config file that cannot be loaded, a
-    `--config.FIELD` that does not exist, and a value that does not parse."""
+    """absl's flag parsing, with one-line errors for a config file that cannot be loaded or
+    refuses its argument (`--config=FILE:ARG`), a `--config.FIELD` that does not exist, and a
+    value that does not parse."""
     try:
         remaining = FLAGS(argv)
         FLAGS.config.get("workdir")  # a config file that failed to load raises here
@@ -147,4 +148,8 @@ def parse_flags(argv):
                      "--config=configs/demo.py)")
         sys.exit(f"error: --config={path}: could not be loaded (run `python {path}` to see why)")
     except flags.Error as e:
-        sys.exit(f"error: {str(e).splitlines()[0]}")
+        # A config file's get_config that raised: absl appends the traceback, whose last line
+        # is the error itself (e.g. a config argument that is not one of those allowed).
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        cause = lines[-1] if "Traceback (most recent call last)" in str(e) else ""
+        sys.exit(f"error: {lines[0]} {cause}".rstrip())

@@ -27,6 +27,13 @@ def test_config_field_that_does_not_exist(tmp_path, override, expected):
     assert expected in run_py(tmp_path, "demo.py", override)
 
 
+def test_a_config_argument_not_allowed_is_named_with_those_that_are(tmp_path):
+    line = run_py(tmp_path, "indian_pines_spectralformer.py:bogus")
+    assert line.endswith("Error whilst parsing config file: ValueError: epochs 'bogus' is not "
+                         "one of ('paper', 'official')"), line
+    assert not tmp_path.joinpath("config.json").exists()
+
+
 def test_unknown_method_lists_the_valid_ones(tmp_path):
     line = run_py(tmp_path, "demo.py", "--config.method.name=lorax")
     assert "'lorax'" in line and "'krona_plus'" in line and "'linear_probe'" in line
